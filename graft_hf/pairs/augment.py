@@ -1,0 +1,208 @@
+"""Rotated, translated views of a satellite crop that never leave the crop, with the photo locations moved along.
+
+The pair shards store a ``448 x 448`` crop per tile; the student sees a ``224 x 224`` view of it at native
+resolution. For training the view is rotated by any angle about its own centre and translated anywhere the
+rotated square still lies completely inside the crop, so no pixel of the view is padding. For evaluation the
+view is the axis-aligned centre ``224 x 224``.
+
+Geometry. Points are written ``(row, col)`` in continuous pixel coordinates: ``(0, 0)`` is the top-left corner
+of the top-left pixel and pixel centres sit at ``+0.5`` (the shard convention). A view is a centre ``c`` in crop
+coordinates and an angle ``theta``; the view point ``v`` maps to the crop point
+
+    p = c + R(theta) (v - s / 2),        R(theta) = [[cos, -sin], [sin, cos]] acting on (row, col),
+
+where ``s`` is the view size. The rotated square's half extent along each crop axis is
+``s / 2 (|cos theta| + |sin theta|)``, so ``c`` may range over ``[h, S - h]`` on each axis (``S`` the crop size):
+the translation range follows from the angle. Keeping the square's corners inside the crop keeps every view
+pixel centre at least half a pixel inside it, so bilinear sampling only ever reads real crop pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "ViewParams",
+    "center_view",
+    "extract_view",
+    "random_view",
+    "view_corners",
+    "view_half_extent",
+    "view_points",
+]
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """One view of a crop.
+
+    Attributes:
+        center_row: Row of the view centre in crop coordinates.
+        center_col: Column of the view centre in crop coordinates.
+        angle: Rotation of the view about its centre, in degrees.
+        size: Side of the (square) view in pixels.
+    """
+
+    center_row: float
+    center_col: float
+    angle: float
+    size: int
+
+
+def view_half_extent(size: int, angle: float) -> float:
+    """Half the extent, along a crop axis, of a ``size`` square rotated by ``angle`` degrees.
+
+    Args:
+        size: Side of the view in pixels.
+        angle: Rotation in degrees.
+
+    Returns:
+        ``size / 2 * (|cos| + |sin|)``.
+    """
+    theta = math.radians(angle)
+    return size / 2 * (abs(math.cos(theta)) + abs(math.sin(theta)))
+
+
+def center_view(crop_height: int, crop_width: int, size: int = 224) -> ViewParams:
+    """The evaluation view: no rotation, centred in the crop.
+
+    Args:
+        crop_height: Crop height in pixels.
+        crop_width: Crop width in pixels.
+        size: View side in pixels.
+
+    Returns:
+        The view parameters.
+    """
+    if size > min(crop_height, crop_width):
+        raise ValueError(f"view size {size} does not fit in a {crop_height}x{crop_width} crop; lower the view size")
+    return ViewParams(crop_height / 2, crop_width / 2, 0.0, size)
+
+
+def random_view(
+    rng: np.random.Generator,
+    crop_height: int,
+    crop_width: int,
+    size: int = 224,
+    rotate: bool = True,
+    translate: bool = True,
+) -> ViewParams:
+    """Draw a view uniformly over angles and over every centre that keeps the rotated view inside the crop.
+
+    Args:
+        rng: Source of randomness (seed it for reproducible views).
+        crop_height: Crop height in pixels.
+        crop_width: Crop width in pixels.
+        size: View side in pixels.
+        rotate: Draw the angle uniformly in ``[0, 360)``; otherwise 0.
+        translate: Draw the centre uniformly over its valid range; otherwise the crop centre.
+
+    Returns:
+        The view parameters.
+
+    Raises:
+        ValueError: If even an unrotated view does not fit in the crop.
+    """
+    center_view(crop_height, crop_width, size)  # validates the size
+    angle = float(rng.uniform(0.0, 360.0)) if rotate else 0.0
+    half = view_half_extent(size, angle)
+    if half > min(crop_height, crop_width) / 2:
+        # A rotated view can need up to size * sqrt(2) of crop.
+        raise ValueError(
+            f"a {size} px view rotated by {angle:.1f} degrees needs a {2 * half:.0f} px crop, got "
+            f"{crop_height}x{crop_width}; build crops of at least {math.ceil(size * math.sqrt(2))} px or disable rotation"
+        )
+    # A hair of slack so float rounding never puts a corner outside the crop.
+    eps = 1e-6 * size
+    if translate:
+        row = float(rng.uniform(half + eps, crop_height - half - eps))
+        col = float(rng.uniform(half + eps, crop_width - half - eps))
+    else:
+        row, col = crop_height / 2, crop_width / 2
+    return ViewParams(row, col, angle, size)
+
+
+def _rotation(angle: float) -> tuple[float, float]:
+    theta = math.radians(angle)
+    return math.cos(theta), math.sin(theta)
+
+
+def view_corners(view: ViewParams) -> np.ndarray:
+    """Crop coordinates of the view's four corners.
+
+    Args:
+        view: The view.
+
+    Returns:
+        Array of shape ``(4, 2)`` with ``(row, col)`` per corner.
+    """
+    half = view.size / 2
+    local = np.array([[-half, -half], [-half, half], [half, half], [half, -half]])
+    cos, sin = _rotation(view.angle)
+    rot = np.array([[cos, -sin], [sin, cos]])
+    return local @ rot.T + np.array([view.center_row, view.center_col])
+
+
+def view_points(points: np.ndarray, view: ViewParams) -> tuple[np.ndarray, np.ndarray]:
+    """Map crop points into the view's pixel coordinates.
+
+    Args:
+        points: Array of shape ``(num_points, 2)``: ``(row, col)`` in crop coordinates.
+        view: The view.
+
+    Returns:
+        ``(view_points, in_view)``: array of shape ``(num_points, 2)`` with ``(row, col)`` in view coordinates,
+        and a bool array of shape ``(num_points,)`` that is true where the point lies inside the view
+        (``0 <= row, col < size``).
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    cos, sin = _rotation(view.angle)
+    rel = points - np.array([view.center_row, view.center_col])
+    # Inverse rotation R(-theta) = R(theta)^T.
+    rot_inv = np.array([[cos, sin], [-sin, cos]])
+    local = rel @ rot_inv.T + view.size / 2
+    in_view = np.all((local >= 0) & (local < view.size), axis=1)
+    return local, in_view
+
+
+def extract_view(image: torch.Tensor, view: ViewParams) -> torch.Tensor:
+    """Resample a view of ``image`` at native resolution with bilinear interpolation.
+
+    Args:
+        image: Tensor of shape ``(channels, height, width)``, floating point.
+        view: The view; it must lie inside the image (as :func:`random_view` guarantees).
+
+    Returns:
+        Tensor of shape ``(channels, size, size)``.
+    """
+    if not image.is_floating_point():
+        raise TypeError(f"extract_view needs a floating point image, got {image.dtype}; convert it first")
+    channels, height, width = image.shape
+    size = view.size
+    if (
+        view.angle == 0.0
+        and float(view.center_row - size / 2).is_integer()
+        and float(view.center_col - size / 2).is_integer()
+    ):
+        # Axis-aligned, pixel-aligned: an exact slice (the evaluation view).
+        top, left = int(view.center_row - size / 2), int(view.center_col - size / 2)
+        if top >= 0 and left >= 0 and top + size <= height and left + size <= width:
+            return image[:, top : top + size, left : left + size].clone()
+    centres = torch.arange(size, dtype=torch.float64) + 0.5
+    grid_r, grid_c = torch.meshgrid(centres, centres, indexing="ij")  # (size, size) view pixel centres
+    local = torch.stack([grid_r.reshape(-1), grid_c.reshape(-1)], dim=1).numpy()
+    cos, sin = _rotation(view.angle)
+    rel = local - size / 2
+    crop = rel @ np.array([[cos, -sin], [sin, cos]]).T + np.array([view.center_row, view.center_col])
+    # grid_sample with align_corners=False: -1 and +1 are the outer edges of the border pixels.
+    norm_r = crop[:, 0] / height * 2 - 1
+    norm_c = crop[:, 1] / width * 2 - 1
+    grid = torch.from_numpy(np.stack([norm_c, norm_r], axis=1)).to(image.dtype).reshape(1, size, size, 2)
+    # Zero padding on purpose: a view that strayed outside the crop would show up as dark pixels in tests.
+    out = F.grid_sample(image.unsqueeze(0), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out[0]
