@@ -1,0 +1,64 @@
+"""graft-hf: GRAFT vision-language models for satellite imagery, native to the Hugging Face ecosystem.
+
+Importing this package registers GRAFT with transformers' Auto classes, so `AutoConfig`, `AutoModel`,
+`AutoModelForZeroShotImageClassification`, `AutoImageProcessor`, `AutoProcessor` and
+`pipeline("zero-shot-image-classification", model=...)` load GRAFT directories without remote code.
+"""
+
+from __future__ import annotations
+
+from graft_hf.modeling import (
+    SENSOR_PRESETS,
+    GraftConfig,
+    GraftImageProcessor,
+    GraftModel,
+    GraftOutput,
+    GraftProcessor,
+)
+from graft_hf.tokenizer import load_clip_tokenizer
+
+__version__ = "0.1.0"
+
+
+def _register() -> None:
+    from transformers import (
+        AutoConfig,
+        AutoImageProcessor,
+        AutoModel,
+        AutoModelForZeroShotImageClassification,
+        AutoProcessor,
+    )
+
+    AutoConfig.register("graft", GraftConfig, exist_ok=True)
+    AutoModel.register(GraftConfig, GraftModel, exist_ok=True)
+    AutoModelForZeroShotImageClassification.register(GraftConfig, GraftModel, exist_ok=True)
+    AutoImageProcessor.register(GraftConfig, slow_image_processor_class=GraftImageProcessor, exist_ok=True)
+    AutoProcessor.register(GraftConfig, GraftProcessor, exist_ok=True)
+    # Saved directories carry the model files and an `auto_map`, so they also load with trust_remote_code=True
+    # where graft_hf is not installed.
+    GraftConfig.register_for_auto_class()
+    GraftModel.register_for_auto_class("AutoModel")
+    GraftImageProcessor.register_for_auto_class("AutoImageProcessor")
+    GraftProcessor.register_for_auto_class("AutoProcessor")
+
+
+_register()
+
+
+def build_processor(config: GraftConfig | None = None, tokenizer_name_or_path: str | None = None) -> GraftProcessor:
+    """A `GraftProcessor` for a config's sensor and input size, with the offline CLIP tokenizer by default."""
+    config = config or GraftConfig()
+    image_processor = GraftImageProcessor.from_graft_config(config)
+    return GraftProcessor(image_processor=image_processor, tokenizer=load_clip_tokenizer(tokenizer_name_or_path))
+
+
+__all__ = [
+    "SENSOR_PRESETS",
+    "GraftConfig",
+    "GraftImageProcessor",
+    "GraftModel",
+    "GraftOutput",
+    "GraftProcessor",
+    "build_processor",
+    "load_clip_tokenizer",
+]

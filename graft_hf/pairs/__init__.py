@@ -1,0 +1,1 @@
+"""graft_hf.pairs"""

@@ -1,0 +1,63 @@
+"""The ``graft`` command line.
+
+This package is deliberately separate from :mod:`graft_hf`: importing ``graft_hf`` registers the GRAFT classes
+with the transformers Auto classes, which imports torch (seconds). ``graft --help`` and argument errors must be
+instant, so every subcommand module here defines its arguments with the standard library only and imports
+``graft_hf`` inside its handler.
+
+A subcommand is a module in this package exposing ``add_parser(subparsers)``; the parser it adds sets
+``handler=`` to a function taking the parsed namespace and returning an exit code. Modules are discovered
+automatically, so adding a subcommand never touches this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graft",
+        description="GRAFT: train and use vision-language models for satellite images without text annotations.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("graft: interrupted; finished work is kept (rerun the same command to resume)", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
+        # Errors raised for users carry the fix in their message; a traceback would bury it.
+        if args.verbose:
+            raise
+        print(f"graft {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""GRAFT model files: configuration, model, image processor and processor.
+
+Installed as ``graft_hf.modeling`` and uploaded next to every saved model as Hub remote code, so these files
+import torch and transformers only.
+"""
+
+from .configuration_graft import SENSOR_PRESETS, GraftConfig
+from .image_processing_graft import GraftImageProcessor
+from .modeling_graft import GraftModel, GraftOutput, GraftPatchHead, GraftPreTrainedModel
+from .processing_graft import GraftProcessor
+
+__all__ = [
+    "SENSOR_PRESETS",
+    "GraftConfig",
+    "GraftImageProcessor",
+    "GraftModel",
+    "GraftOutput",
+    "GraftPatchHead",
+    "GraftPreTrainedModel",
+    "GraftProcessor",
+]
