@@ -90,7 +90,7 @@ class GraftLossOutput:
             f"{prefix}loss": self.loss.detach(),
             f"{prefix}accuracy": self.accuracy,
             f"{prefix}num_anchors": self.num_anchors.float(),
-            f"{prefix}num_ground": torch.tensor(float(self.num_ground)),
+            f"{prefix}num_ground": torch.tensor(float(self.num_ground), device=self.loss.device),
         }
 
 
@@ -149,6 +149,8 @@ def patch_embeds_at_pixels(
 
 class _GraftContrastiveLoss(nn.Module):
     """Shared machinery: temperature buffer, input checks and the (optionally distributed) ground bank."""
+
+    logit_scale: torch.Tensor  # buffer () = 1 / temperature
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -381,7 +382,16 @@ def _distributed_worker(rank: int, port: int, out_dir: str) -> None:
 def test_two_gloo_processes_match_single_process(tmp_path) -> None:
     import torch.multiprocessing as mp
 
-    mp.start_processes(_distributed_worker, args=(free_port(), str(tmp_path)), nprocs=2, start_method="fork")
+    # fork, not spawn: a spawned child re-imports graft_hf (transformers, ~7 s each on busy cores)
+    context = mp.start_processes(
+        _distributed_worker, args=(free_port(), str(tmp_path)), nprocs=2, join=False, start_method="fork"
+    )
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two gloo worker processes did not finish within 120 s")
     for gather_with_grad in (False, True):
         per_rank = [torch.load(tmp_path / f"rank{r}_grad{int(gather_with_grad)}.pt") for r in range(2)]
         # with gather_with_grad the teacher (ground side) gradients must match too
