@@ -1,0 +1,418 @@
+"""Streaming training loader over pair shards: shuffled, split by node and by worker, augmented, packed.
+
+Data flow::
+
+    load_dataset(folder_or_repo, streaming=True)       # parquet shards, README ``configs:`` block
+      -> .shuffle(seed, buffer_size)                   # shard order + example buffer (train only)
+      -> split_dataset_by_node(rank, world_size)       # whole shards per node when they divide evenly
+      -> PairsIterableDataset                          # DataLoader workers read distinct shards
+           decode crop -> random rotated/translated 224 view (or centre view) -> CLIP-normalise
+           photo (row, col) -> view coordinates, ground_in_view; targets per photo
+      -> collate_pairs                                 # ragged photo counts packed with masks
+
+The batch is the contract of ``/work/notes/COMMON.md``: ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
+(batch, max_photos, dim)``, ``ground_mask (batch, max_photos)``, ``ground_pixel_coords (batch, max_photos, 2)``,
+``ground_in_view (batch, max_photos)``, ``tile_id``; ``ground_pixel_values (batch, max_photos, 3, H, W)`` replaces
+``ground_embeds`` when targets are computed on the fly by a teacher.
+
+Augmentation randomness is drawn from ``(seed, epoch, tile_id)``, so a tile gets the same view for a given seed
+and epoch whichever node or worker reads it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from graft_hf.pairs.augment import center_view, extract_view, random_view, view_points
+
+__all__ = [
+    "LoaderConfig",
+    "PairsIterableDataset",
+    "build_pairs_dataloader",
+    "collate_pairs",
+    "open_pairs_stream",
+]
+
+logger = logging.getLogger(__name__)
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+TargetKind = Literal["auto", "embedding", "text_embedding", "pixels"]
+#: A teacher's preprocessing: one RGB photo to a tensor of shape ``(3, height, width)``.
+TeacherPreprocess = Callable[[Image.Image], torch.Tensor]
+
+
+@dataclass
+class LoaderConfig:
+    """How to stream, augment and batch pair shards.
+
+    Attributes:
+        data: Local folder of parquet shards (with a README ``configs:`` block or a ``data/`` layout) or a Hub
+            dataset repo id.
+        split: Split to read.
+        name: Dataset config name (``None``: the default config).
+        train: Training mode (shuffle, random rotation and translation); ``False`` gives the evaluation mode
+            (shard order, no rotation, centre view).
+        target: Per-photo target: ``"embedding"`` (precomputed teacher image embedding), ``"text_embedding"``
+            (precomputed text embedding, the alt-text ablation; returned as ``ground_embeds``), ``"pixels"``
+            (decode the photo and apply a teacher preprocess, giving ``ground_pixel_values``), or ``"auto"``
+            (``"embedding"`` when the first tile carries embeddings, else ``"pixels"``).
+        batch_size: Tiles per batch.
+        num_workers: DataLoader worker processes; each reads distinct shards.
+        shuffle_buffer: Examples held in the shuffle buffer (train only).
+        interleave_shards: Shards read at once to fill the shuffle buffer (``datasets``'
+            ``max_buffer_input_shards``; better mixing). Above 1, ``datasets`` waits a few seconds at the end of
+            each pass for its reader threads (an Arrow workaround): use 1 for short runs such as tests.
+        seed: Seed for the shard order, the buffer and the augmentation.
+        view_size: Side of the student's view in pixels (native resolution).
+        rotate: Rotate training views by a uniform angle in ``[0, 360)``.
+        translate: Translate training views anywhere inside the crop.
+        max_photos: Most photos kept per tile (a random subset in training, the first ones in evaluation).
+        rank: This node's rank; ``None`` reads ``torch.distributed`` or the ``RANK`` variable (default 0).
+        world_size: Number of nodes; ``None`` reads ``torch.distributed`` or ``WORLD_SIZE`` (default 1).
+        drop_last: Drop the last incomplete batch.
+        pin_memory: Pin batches (for GPU training).
+        image_mean: Per-channel mean for normalisation (CLIP's by default).
+        image_std: Per-channel std for normalisation (CLIP's by default).
+    """
+
+    data: str
+    split: str = "train"
+    name: str | None = None
+    train: bool = True
+    target: TargetKind = "auto"
+    batch_size: int = 32
+    num_workers: int = 2
+    shuffle_buffer: int = 1000
+    interleave_shards: int = 10
+    seed: int = 0
+    view_size: int = 224
+    rotate: bool = True
+    translate: bool = True
+    max_photos: int = 25
+    rank: int | None = None
+    world_size: int | None = None
+    drop_last: bool = False
+    pin_memory: bool = False
+    image_mean: tuple[float, float, float] = field(default=OPENAI_CLIP_MEAN)
+    image_std: tuple[float, float, float] = field(default=OPENAI_CLIP_STD)
+
+    def __post_init__(self) -> None:
+        if self.target not in ("auto", "embedding", "text_embedding", "pixels"):
+            raise ValueError(f"target must be 'auto', 'embedding', 'text_embedding' or 'pixels', got {self.target!r}")
+        if self.batch_size < 1 or self.max_photos < 1 or self.view_size < 1:
+            raise ValueError("batch_size, max_photos and view_size must be positive")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+
+    def resolved_rank_world(self) -> tuple[int, int]:
+        """The ``(rank, world_size)`` to split by: explicit values, else ``torch.distributed``, else env vars."""
+        if self.rank is not None or self.world_size is not None:
+            rank, world = self.rank or 0, self.world_size or 1
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world}")
+        return rank, world
+
+
+def _load_stream(config: LoaderConfig):
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(config.data, config.name, split=config.split, streaming=True)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"no pair shards found at {config.data!r} (split {config.split!r}): pass the folder written by "
+            f"`graft pairs build` or a Hub dataset repo id ({error})"
+        ) from error
+
+
+def open_pairs_stream(config: LoaderConfig):
+    """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
+
+    The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
+
+    Args:
+        config: Loader configuration.
+
+    Returns:
+        The node's ``datasets.IterableDataset`` of raw rows.
+    """
+    from datasets import Image as ImageFeature
+    from datasets.distributed import split_dataset_by_node
+
+    stream = _load_stream(config)
+    if "image" in (stream.features or {}):
+        stream = stream.cast_column("image", ImageFeature(decode=False))
+    if config.train:
+        stream = stream.shuffle(
+            seed=config.seed, buffer_size=config.shuffle_buffer, max_buffer_input_shards=config.interleave_shards
+        )
+    rank, world = config.resolved_rank_world()
+    num_shards = stream.num_shards
+    if world > 1:
+        if num_shards % world != 0:
+            logger.warning(
+                "%d shards do not divide among %d nodes: every node will read every shard and keep 1 tile in %d "
+                "(correct but %d times the I/O). Rebuild the pairs with a shard count that is a multiple of "
+                "world_size x num_workers (e.g. %d).",
+                num_shards,
+                world,
+                world,
+                world,
+                world * max(config.num_workers, 1),
+            )
+        stream = split_dataset_by_node(stream, rank=rank, world_size=world)
+    per_node = num_shards // world if num_shards % world == 0 else num_shards
+    if config.num_workers > 1 and per_node % config.num_workers != 0:
+        logger.warning(
+            "%d shards per node over %d DataLoader workers: %s. Use a shard count that is a multiple of "
+            "world_size x num_workers (%d).",
+            per_node,
+            config.num_workers,
+            "some workers will have nothing to read" if per_node < config.num_workers else "workers are unbalanced",
+            world * config.num_workers,
+        )
+    return stream
+
+
+def _tile_rng(seed: int, epoch: int, tile_id: str) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, zlib.crc32(tile_id.encode("utf-8"))])
+
+
+def _decode_rgb(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+class PairsIterableDataset(torch.utils.data.IterableDataset):
+    """Turns raw shard rows into training samples (one per tile with at least one valid target).
+
+    Each sample is a dict: ``pixel_values (3, view, view)``, ``ground_pixel_coords (n, 2)``, ``ground_in_view
+    (n,)``, ``tile_id``, and ``ground_embeds (n, dim)`` or ``ground_pixel_values (n, 3, H, W)``.
+
+    Inside DataLoader workers the wrapped ``datasets`` stream hands each worker distinct shards. Counters of
+    skipped tiles and dropped photos are kept in :attr:`stats` (per process) and logged when a pass ends.
+
+    Args:
+        stream: The node's ``datasets.IterableDataset`` (see :func:`open_pairs_stream`).
+        config: Loader configuration; ``target`` must be resolved (not ``"auto"``).
+        teacher_preprocess: Required for ``target="pixels"``: photo to ``(3, H, W)`` tensor.
+    """
+
+    def __init__(self, stream: Any, config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None):
+        super().__init__()
+        if config.target == "auto":
+            raise ValueError("resolve target='auto' before building the dataset (build_pairs_dataloader does)")
+        if config.target == "pixels" and teacher_preprocess is None:
+            raise ValueError(
+                "target='pixels' decodes ground photos on the fly and needs a teacher preprocess callable; pass "
+                "teacher_preprocess, or precompute embeddings with `graft pairs embed` and use target='embedding'"
+            )
+        self.stream = stream
+        self.config = config
+        self.teacher_preprocess = teacher_preprocess
+        self.epoch = 0
+        self.stats: Counter[str] = Counter()
+        self._mean = torch.tensor(config.image_mean, dtype=torch.float32).view(3, 1, 1)
+        self._std = torch.tensor(config.image_std, dtype=torch.float32).view(3, 1, 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle shards and buffer and redraw augmentations for ``epoch`` (call before iterating)."""
+        self.epoch = epoch
+        self.stream.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self.stats = Counter()
+        for row in self.stream:
+            sample = self.prepare(row)
+            if sample is not None:
+                yield sample
+        worker = torch.utils.data.get_worker_info()
+        where = f"worker {worker.id}" if worker is not None else "main process"
+        skipped = {key: value for key, value in self.stats.items() if key != "tiles_yielded"}
+        logger.info(
+            "pairs pass done (%s, epoch %d): %d tiles, %s", where, self.epoch, self.stats["tiles_yielded"], skipped
+        )
+
+    def _targets(self, photo: dict[str, Any]) -> torch.Tensor | None:
+        target = self.config.target
+        if target in ("embedding", "text_embedding"):
+            values = photo.get(target)
+            if not values:
+                self.stats[f"photos_without_{target}"] += 1
+                return None
+            return torch.tensor(values, dtype=torch.float32)
+        data = photo.get("image")
+        if not data:
+            self.stats["photos_without_image_bytes"] += 1
+            return None
+        try:
+            image = _decode_rgb(data)
+        except (UnidentifiedImageError, OSError, ValueError):
+            self.stats["photos_undecodable"] += 1
+            return None
+        assert self.teacher_preprocess is not None
+        return self.teacher_preprocess(image)
+
+    def prepare(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Build one sample from a raw shard row, or ``None`` (counted in :attr:`stats`) when it has no target.
+
+        Args:
+            row: A shard row; ``image`` as ``{"bytes": ..., "path": ...}`` or a ``PIL.Image``.
+
+        Returns:
+            The sample dict described in the class docstring, or ``None``.
+        """
+        config = self.config
+        tile_id = str(row["tile_id"])
+        photos = row.get("photos") or []
+        rng = _tile_rng(config.seed, self.epoch, tile_id)
+        kept: list[tuple[float, float, torch.Tensor]] = []
+        for photo in photos:
+            target = self._targets(photo)
+            if target is not None:
+                kept.append((float(photo["row"]), float(photo["col"]), target))
+        if len(kept) > config.max_photos:
+            self.stats["photos_over_max"] += len(kept) - config.max_photos
+            if config.train:
+                chosen = np.sort(rng.choice(len(kept), size=config.max_photos, replace=False))
+                kept = [kept[int(i)] for i in chosen]
+            else:
+                kept = kept[: config.max_photos]
+        if not kept:
+            self.stats["tiles_skipped_no_target"] += 1
+            return None
+        image = row["image"]
+        try:
+            pil = image.convert("RGB") if isinstance(image, Image.Image) else _decode_rgb(image["bytes"])
+        except (UnidentifiedImageError, OSError, ValueError, TypeError):
+            self.stats["tiles_skipped_bad_image"] += 1
+            return None
+        crop = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+        height, width = crop.shape[1:]
+        if config.train:
+            view = random_view(rng, height, width, config.view_size, rotate=config.rotate, translate=config.translate)
+        else:
+            view = center_view(height, width, config.view_size)
+        pixel_values = (extract_view(crop, view) - self._mean) / self._std
+        points = np.array([(r, c) for r, c, _ in kept], dtype=np.float64)
+        coords, in_view = view_points(points, view)
+        sample: dict[str, Any] = {
+            "tile_id": tile_id,
+            "pixel_values": pixel_values,
+            "ground_pixel_coords": torch.from_numpy(coords.astype(np.float32)),
+            "ground_in_view": torch.from_numpy(in_view),
+        }
+        targets = torch.stack([t for _, _, t in kept])
+        key = "ground_pixel_values" if config.target == "pixels" else "ground_embeds"
+        sample[key] = targets
+        self.stats["tiles_yielded"] += 1
+        return sample
+
+
+def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pack samples with ragged photo counts into one batch, padding to the batch's largest count.
+
+    Args:
+        samples: Samples from :class:`PairsIterableDataset`.
+
+    Returns:
+        ``pixel_values (batch, 3, view, view)``, ``ground_mask (batch, n)``, ``ground_pixel_coords (batch, n, 2)``,
+        ``ground_in_view (batch, n)`` (false on padding), ``tile_id`` list, and ``ground_embeds (batch, n, dim)``
+        and/or ``ground_pixel_values (batch, n, 3, H, W)`` (zeros on padding), with ``n`` the largest photo count.
+    """
+    if not samples:
+        raise ValueError("collate_pairs got an empty list of samples")
+    batch_size = len(samples)
+    counts = [len(s["ground_pixel_coords"]) for s in samples]
+    max_n = max(counts)
+    ground_mask = torch.zeros(batch_size, max_n, dtype=torch.bool)
+    coords = torch.zeros(batch_size, max_n, 2, dtype=torch.float32)
+    in_view = torch.zeros(batch_size, max_n, dtype=torch.bool)
+    batch: dict[str, Any] = {
+        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
+        "tile_id": [s["tile_id"] for s in samples],
+    }
+    for key in ("ground_embeds", "ground_pixel_values"):
+        if key in samples[0]:
+            first = samples[0][key]
+            padded = torch.zeros(batch_size, max_n, *first.shape[1:], dtype=first.dtype)
+            for i, s in enumerate(samples):
+                if s[key].shape[1:] != first.shape[1:]:
+                    raise ValueError(
+                        f"{key} of tile {s['tile_id']!r} has shape {tuple(s[key].shape)} but tile "
+                        f"{samples[0]['tile_id']!r} has {tuple(first.shape)}: the shards mix teachers; re-run "
+                        "`graft pairs embed` with one teacher"
+                    )
+                padded[i, : counts[i]] = s[key]
+            batch[key] = padded
+    for i, s in enumerate(samples):
+        ground_mask[i, : counts[i]] = True
+        coords[i, : counts[i]] = s["ground_pixel_coords"]
+        in_view[i, : counts[i]] = s["ground_in_view"]
+    batch["ground_mask"] = ground_mask
+    batch["ground_pixel_coords"] = coords
+    batch["ground_in_view"] = in_view
+    return batch
+
+
+def _resolve_target(config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None) -> str:
+    if config.target != "auto":
+        return config.target
+    # Peek at the unshuffled stream: a shuffled one would fill its whole buffer first.
+    for row in _load_stream(config).select_columns(["photos"]).take(1):
+        if any(photo.get("embedding") for photo in row.get("photos") or []):
+            return "embedding"
+    if teacher_preprocess is None:
+        raise ValueError(
+            f"the shards at {config.data!r} carry no precomputed photo embeddings and no teacher preprocess was "
+            "given: run `graft pairs embed` on them, or pass teacher_preprocess for on-the-fly targets"
+        )
+    return "pixels"
+
+
+def build_pairs_dataloader(
+    config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None
+) -> torch.utils.data.DataLoader:
+    """Build the streaming DataLoader; call ``loader.dataset.set_epoch(epoch)`` before each epoch.
+
+    Args:
+        config: Loader configuration.
+        teacher_preprocess: Photo to ``(3, H, W)`` tensor, for ``target="pixels"`` (or ``"auto"`` on shards
+            without embeddings).
+
+    Returns:
+        A DataLoader whose batches follow :func:`collate_pairs`; ``loader.dataset`` is the
+        :class:`PairsIterableDataset`.
+    """
+    target = _resolve_target(config, teacher_preprocess)
+    stream = open_pairs_stream(config)
+    if target != config.target:
+        logger.info("loader target resolved to %r", target)
+        config = LoaderConfig(**{**config.__dict__, "target": target})
+    dataset = PairsIterableDataset(stream, config, teacher_preprocess)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        collate_fn=collate_pairs,
+        drop_last=config.drop_last,
+        pin_memory=config.pin_memory,
+        persistent_workers=False,
+    )

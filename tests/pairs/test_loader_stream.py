@@ -1,0 +1,290 @@
+"""Streaming pairs loader: load_dataset round trip, node and worker splits, augmentation, collate, determinism."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from graft_hf.pairs.loader import (
+    OPENAI_CLIP_MEAN,
+    OPENAI_CLIP_STD,
+    LoaderConfig,
+    PairsIterableDataset,
+    build_pairs_dataloader,
+    collate_pairs,
+    open_pairs_stream,
+)
+from graft_hf.pairs.schema import pairs_arrow_schema
+
+CROP = 448
+DIM = 8
+README = """---
+configs:
+- config_name: default
+  data_files:
+  - split: train
+    path: data/train-*.parquet
+---
+# tiny pairs
+"""
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _photo(rng: np.random.Generator, index: int, row: float, col: float, embed: bool) -> dict:
+    return {
+        "photo_id": f"p{index}",
+        "lat": 47.0,
+        "lon": -99.0,
+        "row": row,
+        "col": col,
+        "time": None,
+        "license": "cc-by",
+        "owner": None,
+        "text": f"photo {index}",
+        "image": _png(rng.integers(0, 255, size=(16, 16, 3), dtype=np.uint8)),
+        "url": None,
+        "embedding": rng.normal(size=DIM).astype(np.float16).tolist() if embed else None,
+        "text_embedding": None,
+    }
+
+
+def write_tiny_pairs(root: Path, num_shards: int = 4, tiles_per_shard: int = 5, seed: int = 0) -> dict[str, dict]:
+    """Write parquet shards with a README configs block; every tile's photos sit on unique colour marks.
+
+    Returns:
+        tile_id -> {"photos": [...], "colours": (n, 3) uint8} for tiles that have at least one embedding.
+    """
+    rng = np.random.default_rng(seed)
+    (root / "data").mkdir(parents=True)
+    (root / "README.md").write_text(README)
+    expected: dict[str, dict] = {}
+    counter = 0
+    for shard in range(num_shards):
+        rows = []
+        for t in range(tiles_per_shard):
+            tile_id = f"naip-{shard}-{t}"
+            crop = np.full((CROP, CROP, 3), 128, dtype=np.uint8)
+            num_photos = int(rng.integers(1, 6))
+            # The last tile of shard 0 has no embedded photo at all: it must be skipped and counted.
+            no_target = shard == 0 and t == tiles_per_shard - 1
+            photos, colours = [], []
+            for k in range(num_photos):
+                row, col = 40.0 + 80 * k + rng.uniform(0, 40), float(rng.uniform(40, CROP - 40))
+                colour = np.array([20 + 40 * k, 255 - 40 * k, int(rng.integers(30, 255))], dtype=np.uint8)
+                crop[int(row) - 4 : int(row) + 5, int(col) - 4 : int(col) + 5] = colour
+                photos.append(_photo(rng, counter, row, col, embed=not no_target and k != 1))
+                colours.append(colour)
+                counter += 1
+            rows.append(
+                {
+                    "tile_id": tile_id,
+                    "image": {"bytes": _png(crop), "path": None},
+                    "bands": None,
+                    "band_names": [],
+                    "crs": "EPSG:26914",
+                    "transform": [5.0, 0.0, 0.0, 0.0, -5.0, 0.0],
+                    "gsd": 5.0,
+                    "sensor": "naip",
+                    "acquisition_date": "2020-08-31",
+                    "center_lat": 47.0,
+                    "center_lon": -99.0,
+                    "raster": "x.tif",
+                    "photos": photos,
+                }
+            )
+            if not no_target:
+                keep = [i for i, p in enumerate(photos) if p["embedding"] is not None]
+                expected[tile_id] = {
+                    "photos": [photos[i] for i in keep],
+                    "colours": np.stack([colours[i] for i in keep]),
+                }
+        table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
+        pq.write_table(table, root / "data" / f"train-{shard:05d}-of-{num_shards:05d}.parquet")
+    return expected
+
+
+@pytest.fixture(scope="module")
+def tiny_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
+    root = tmp_path_factory.mktemp("pairs")
+    return root, write_tiny_pairs(root)
+
+
+def _config(root: Path, **kwargs) -> LoaderConfig:
+    defaults = {"data": str(root), "batch_size": 3, "num_workers": 0, "shuffle_buffer": 8, "seed": 0}
+    # One input shard at a time: datasets sleeps 5 s after each pass that interleaves shards.
+    defaults["interleave_shards"] = 1
+    return LoaderConfig(**{**defaults, **kwargs})
+
+
+def _tile_ids(loader) -> list[str]:
+    return [tile for batch in loader for tile in batch["tile_id"]]
+
+
+def test_streaming_round_trip_eval_mode(tiny_pairs) -> None:
+    root, expected = tiny_pairs
+    loader = build_pairs_dataloader(_config(root, train=False, target="auto"))
+    assert loader.dataset.config.target == "embedding"
+    seen = {}
+    for batch in loader:
+        for i, tile in enumerate(batch["tile_id"]):
+            seen[tile] = {key: value[i] for key, value in batch.items() if key != "tile_id"}
+    assert set(seen) == set(expected)
+    assert loader.dataset.stats["tiles_skipped_no_target"] == 1
+    assert loader.dataset.stats["photos_without_embedding"] > 0
+    for tile, info in expected.items():
+        got = seen[tile]
+        n = len(info["photos"])
+        assert got["ground_mask"].sum() == n
+        want = torch.tensor([p["embedding"] for p in info["photos"]], dtype=torch.float32)
+        torch.testing.assert_close(got["ground_embeds"][:n], want)
+        # Evaluation: centre view, coordinates shifted by (112, 112), no rotation.
+        want_coords = torch.tensor([[p["row"] - 112, p["col"] - 112] for p in info["photos"]], dtype=torch.float32)
+        torch.testing.assert_close(got["ground_pixel_coords"][:n], want_coords)
+        inside = ((want_coords >= 0) & (want_coords < 224)).all(dim=1)
+        assert torch.equal(got["ground_in_view"][:n], inside)
+
+
+def test_train_views_keep_photos_on_their_marks(tiny_pairs) -> None:
+    root, expected = tiny_pairs
+    loader = build_pairs_dataloader(_config(root, target="embedding"))
+    mean = torch.tensor(OPENAI_CLIP_MEAN).view(3, 1, 1)
+    std = torch.tensor(OPENAI_CLIP_STD).view(3, 1, 1)
+    checked = 0
+    for batch in loader:
+        pixels = batch["pixel_values"] * std + mean  # back to [0, 1]
+        assert pixels.shape[1:] == (3, 224, 224)
+        # Every crop value is >= 20/255: zero padding from outside the crop would show up below that.
+        assert pixels.min() > 19 / 255, "a view sampled outside its crop (zero padding)"
+        for i, tile in enumerate(batch["tile_id"]):
+            info = expected[tile]
+            assert int(batch["ground_mask"][i].sum()) == len(info["photos"])
+            for k in range(len(info["photos"])):
+                # Photos keep shard order (fewer than max_photos here); marks are 80 px apart, so never overlap.
+                want = torch.tensor(info["photos"][k]["embedding"], dtype=torch.float32)
+                torch.testing.assert_close(batch["ground_embeds"][i, k], want)
+                if not batch["ground_in_view"][i, k]:
+                    continue
+                row, col = batch["ground_pixel_coords"][i, k].tolist()
+                r, c = int(row), int(col)
+                colour = torch.tensor(info["colours"][k], dtype=torch.float32) / 255
+                torch.testing.assert_close(pixels[i, :, r, c], colour, atol=2e-3, rtol=0)
+                checked += 1
+    assert checked >= 5
+
+
+def test_two_nodes_see_disjoint_tiles_covering_all(tiny_pairs) -> None:
+    root, expected = tiny_pairs
+    ranks = [set(_tile_ids(build_pairs_dataloader(_config(root, rank=r, world_size=2)))) for r in (0, 1)]
+    assert ranks[0] and ranks[1]
+    assert ranks[0].isdisjoint(ranks[1])
+    assert ranks[0] | ranks[1] == set(expected)
+
+
+def test_uneven_shards_warn_and_explain(tiny_pairs, caplog: pytest.LogCaptureFixture) -> None:
+    root, _ = tiny_pairs
+    with caplog.at_level(logging.WARNING, logger="graft_hf.pairs.loader"):
+        open_pairs_stream(_config(root, rank=0, world_size=3))
+    assert "do not divide among 3 nodes" in caplog.text and "multiple of" in caplog.text
+
+
+def test_two_workers_yield_each_tile_once_per_epoch(tiny_pairs) -> None:
+    root, expected = tiny_pairs
+    loader = build_pairs_dataloader(_config(root, num_workers=2))
+    for epoch in (0, 1):
+        loader.dataset.set_epoch(epoch)
+        tiles = _tile_ids(loader)
+        assert sorted(tiles) == sorted(expected), f"epoch {epoch}: duplicates or missing tiles"
+
+
+def test_deterministic_for_a_seed_and_epoch_aware(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+
+    def run(epoch: int, seed: int = 0) -> list[dict]:
+        loader = build_pairs_dataloader(_config(root, seed=seed))
+        loader.dataset.set_epoch(epoch)
+        return list(loader)
+
+    first, again, next_epoch = run(0), run(0), run(1)
+    assert [b["tile_id"] for b in first] == [b["tile_id"] for b in again]
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a["pixel_values"], b["pixel_values"])
+        torch.testing.assert_close(a["ground_pixel_coords"], b["ground_pixel_coords"])
+    order = lambda batches: [t for b in batches for t in b["tile_id"]]  # noqa: E731
+    assert order(first) != order(next_epoch)
+    # A tile's view changes with the epoch.
+    coords = lambda batches: {t: b["ground_pixel_coords"][i] for b in batches for i, t in enumerate(b["tile_id"])}  # noqa: E731
+    c0, c1 = coords(first), coords(next_epoch)
+    assert any(not torch.equal(c0[t], c1[t]) for t in c0)
+
+
+def test_collate_packs_ragged_photo_counts() -> None:
+    samples = []
+    for n, tile in ((1, "a"), (4, "b"), (2, "c")):
+        samples.append(
+            {
+                "tile_id": tile,
+                "pixel_values": torch.randn(3, 224, 224),
+                "ground_embeds": torch.randn(n, DIM),
+                "ground_pixel_coords": torch.rand(n, 2) * 224,
+                "ground_in_view": torch.tensor([True, False, True, True][:n]),
+            }
+        )
+    batch = collate_pairs(samples)
+    assert batch["pixel_values"].shape == (3, 3, 224, 224)
+    assert batch["ground_embeds"].shape == (3, 4, DIM) and batch["ground_embeds"].dtype == torch.float32
+    assert batch["ground_pixel_coords"].shape == (3, 4, 2)
+    assert batch["ground_mask"].tolist() == [[True, False, False, False], [True] * 4, [True, True, False, False]]
+    assert batch["ground_in_view"].tolist() == [
+        [True, False, False, False],
+        [True, False, True, True],
+        [True, False, False, False],
+    ]
+    assert batch["tile_id"] == ["a", "b", "c"]
+    torch.testing.assert_close(batch["ground_embeds"][1], samples[1]["ground_embeds"])
+    assert torch.count_nonzero(batch["ground_embeds"][0, 1:]) == 0
+    with pytest.raises(ValueError, match="mix teachers"):
+        samples[2]["ground_embeds"] = torch.randn(2, DIM + 1)
+        collate_pairs(samples)
+
+
+def test_on_the_fly_pixels_target_and_bad_photo_bytes(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+
+    def preprocess(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32)).permute(2, 0, 1) / 255
+
+    config = _config(root, target="pixels", train=False)
+    stream = open_pairs_stream(config)
+    dataset = PairsIterableDataset(stream, config, preprocess)
+    row = next(iter(stream))
+    row["photos"][0]["image"] = b"not an image"
+    sample = dataset.prepare(row)
+    assert dataset.stats["photos_undecodable"] == 1
+    assert sample["ground_pixel_values"].shape == (len(row["photos"]) - 1, 3, 8, 8)
+    batch = collate_pairs([sample, sample])
+    assert batch["ground_pixel_values"].shape == (2, len(row["photos"]) - 1, 3, 8, 8)
+    assert "ground_embeds" not in batch
+    with pytest.raises(ValueError, match="teacher preprocess"):
+        PairsIterableDataset(stream, config, None)
+
+
+def test_auto_target_without_embeddings_names_the_fix(tmp_path: Path) -> None:
+    root = tmp_path / "pairs"
+    write_tiny_pairs(root, num_shards=1, tiles_per_shard=1)  # its only tile has no embedding
+    with pytest.raises(ValueError, match="graft pairs embed"):
+        build_pairs_dataloader(_config(root))
+    with pytest.raises(FileNotFoundError, match="graft pairs build"):
+        build_pairs_dataloader(_config(tmp_path / "missing"))
