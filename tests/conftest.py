@@ -1,0 +1,50 @@
+"""Test-wide settings: offline Hugging Face stack, temporary caches, paths to the shared real data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_TMP_HOME = tempfile.mkdtemp(prefix="graft-hf-tests-")
+for key, value in {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_UPDATE_DOWNLOAD_COUNTS": "False",
+    "HF_HUB_DISABLE_XET": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HOME": os.path.join(_TMP_HOME, "hf"),
+    "HF_MODULES_CACHE": os.path.join(_TMP_HOME, "hf", "modules"),
+    "GRADIO_TEMP_DIR": os.path.join(_TMP_HOME, "gradio"),
+}.items():
+    os.environ.setdefault(key, value)
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
+
+
+def shared_data(*parts: str) -> Path:
+    """Path inside ../shared/data; skips the calling test with a reason when it is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not found at {path} (expected ../shared/data beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    from graft_hf.tokenizer import load_clip_tokenizer
+
+    return load_clip_tokenizer()
+
+
+@pytest.fixture
+def tiny_model():
+    from graft_hf.testing import tiny_graft_model
+
+    return tiny_graft_model(seed=0)
