@@ -24,6 +24,7 @@ import logging
 import math
 import multiprocessing
 import os
+import socket
 import time
 import urllib.request
 from collections import Counter
@@ -205,7 +206,8 @@ def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> 
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    # Host and pid in the name: jobs on several machines may share the output folder.
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 

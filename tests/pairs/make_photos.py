@@ -49,6 +49,7 @@ def make_photo_table(
     times: tuple[str, str] = ("2015-01-01", "2021-01-01"),
     bad_rows: bool = False,
     outside: int = 0,
+    extra: list[tuple[float, float]] | None = None,
     with_images: bool = True,
 ) -> PhotoSpec:
     """Write a CSV photo table.
@@ -64,6 +65,7 @@ def make_photo_table(
         bad_rows: Append one row per skip reason (duplicate id, duplicate coordinates, invalid coordinates,
             missing image file).
         outside: Photos placed far away from ``bounds`` (outside every raster).
+        extra: Extra photos at these ``(x, y)`` in ``crs`` (ids follow the uniform and cluster photos).
         with_images: Write a tiny JPEG per photo and reference it in the ``image`` column.
 
     Returns:
@@ -83,6 +85,9 @@ def make_photo_table(
         cx, cy, radius, count = cluster
         xs += list(rng.uniform(cx - radius, cx + radius, count))
         ys += list(rng.uniform(cy - radius, cy + radius, count))
+    for x, y in extra or []:
+        xs.append(x)
+        ys.append(y)
     lons, lats = transform(CRS.from_user_input(crs), CRS.from_epsg(4326), xs, ys)
     t0, t1 = (np.datetime64(t, "s").astype(np.int64) for t in times)
     rows = []
