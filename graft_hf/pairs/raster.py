@@ -10,7 +10,11 @@ import numpy as np
 
 from .catalog import Scene
 
-__all__ = ["RasterReader", "crop_window", "encode_png", "rgb_bands", "to_rgb"]
+__all__ = ["PNG_COMPRESS_LEVEL", "RasterReader", "crop_window", "encode_png", "rgb_bands", "to_rgb"]
+
+#: zlib level of the crop PNGs. Measured on a 448 px NAIP crop: level 3 is ~3x faster than PIL's default 6 for
+#: ~7% larger files (imagery is noisy, so higher levels gain little).
+PNG_COMPRESS_LEVEL = 3
 
 _RGB_ALIASES = {
     "naip": None,  # bands 1-3
@@ -85,7 +89,7 @@ def encode_png(rgb: np.ndarray) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG")
+    Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
 
 

@@ -51,6 +51,7 @@ def make_photo_table(
     outside: int = 0,
     extra: list[tuple[float, float]] | None = None,
     with_images: bool = True,
+    id_prefix: str = "p",
 ) -> PhotoSpec:
     """Write a CSV photo table.
 
@@ -67,6 +68,7 @@ def make_photo_table(
         outside: Photos placed far away from ``bounds`` (outside every raster).
         extra: Extra photos at these ``(x, y)`` in ``crs`` (ids follow the uniform and cluster photos).
         with_images: Write a tiny JPEG per photo and reference it in the ``image`` column.
+        id_prefix: Prefix of the photo ids.
 
     Returns:
         The spec of the table.
@@ -92,7 +94,7 @@ def make_photo_table(
     t0, t1 = (np.datetime64(t, "s").astype(np.int64) for t in times)
     rows = []
     for i, (lon, lat) in enumerate(zip(lons, lats, strict=True)):
-        photo_id = f"p{i:05d}"
+        photo_id = f"{id_prefix}{i:05d}"
         image = ""
         if with_images:
             (images / f"{photo_id}.jpg").write_bytes(_jpeg(rng))
