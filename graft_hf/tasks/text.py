@@ -1,0 +1,103 @@
+"""Text queries for the pixel-level tasks: prompts in, L2-normalised query embeddings out.
+
+Segmentation, detection, question answering and region maps all compare patch embeddings with the text embedding
+of a class or object name. This module is the one place that turns names into those embeddings, with optional
+prompt-template ensembling (CLIP's: average the L2-normalised embeddings of every template, then re-normalise).
+
+Example:
+    >>> from graft_hf.tokenizer import load_clip_tokenizer
+    >>> tokenizer = load_clip_tokenizer()
+    >>> queries = encode_queries(model, tokenizer, ["road", "building"], templates="satellite")  # (2, dim)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from graft_hf.evaluation.templates import format_prompts, get_templates
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["encode_queries", "make_text_encoder", "model_device"]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without parameters)."""
+    for parameter in model.parameters():
+        return parameter.device
+    return torch.device("cpu")
+
+
+def make_text_encoder(model: Any, tokenizer: Any) -> Callable[[list[str]], torch.Tensor]:
+    """A function mapping prompts to text embeddings, as `graft_hf.evaluation.zeroshot` expects.
+
+    Args:
+        model: A `GraftModel` (or any model with `get_text_features(input_ids, attention_mask)`).
+        tokenizer: A CLIP tokenizer, e.g. from `graft_hf.tokenizer.load_clip_tokenizer()`.
+
+    Returns:
+        `encode(prompts) -> (len(prompts), dim)` float32 embeddings (not normalised), computed without gradients
+        on the model's device.
+    """
+
+    @torch.no_grad()
+    def encode(prompts: list[str]) -> torch.Tensor:
+        device = model_device(model)
+        tokens = tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt")
+        input_ids = tokens["input_ids"].to(device)
+        attention_mask = tokens.get("attention_mask")
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device)
+        return model.get_text_features(input_ids=input_ids, attention_mask=attention_mask).float()
+
+    return encode
+
+
+@torch.no_grad()
+def encode_queries(
+    model: Any,
+    tokenizer: Any,
+    queries: Sequence[str],
+    templates: str | Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Embeds text queries (class or object names), optionally ensembling prompt templates.
+
+    Args:
+        model: A `GraftModel` (or any model with `get_text_features(input_ids, attention_mask)`).
+        tokenizer: A CLIP tokenizer (`graft_hf.tokenizer.load_clip_tokenizer()`).
+        queries: Names such as `["road", "building"]`.
+        templates: `None` embeds each query as written; otherwise a template-set name from
+            `graft_hf.evaluation.templates.TEMPLATE_SETS` (e.g. `"satellite"`) or templates with one `{}` each.
+            The embeddings of one query's prompts are L2-normalised, averaged and re-normalised.
+        batch_size: Prompts per text-tower forward.
+
+    Returns:
+        float32 `(num_queries, dim)` with unit-norm rows, on the model's device.
+    """
+    queries = list(queries)
+    if not queries:
+        raise ValueError("queries is empty; pass at least one text query such as ['road']")
+    bad = [q for q in queries if not isinstance(q, str) or not q.strip()]
+    if bad:
+        raise ValueError(f"every query must be a non-empty string, got {bad[:3]}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    resolved = ("{}",) if templates is None else get_templates(templates)
+    prompts = format_prompts(queries, resolved)
+    encode = make_text_encoder(model, tokenizer)
+    chunks = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        embeds = encode(batch)
+        if embeds.ndim != 2 or embeds.shape[0] != len(batch):
+            raise ValueError(f"get_text_features returned shape {tuple(embeds.shape)} for {len(batch)} prompts")
+        chunks.append(F.normalize(embeds, dim=-1))
+    embeds = torch.cat(chunks).view(len(queries), len(resolved), -1)  # (queries, templates, dim)
+    logger.debug("encoded %d queries x %d templates", len(queries), len(resolved))
+    return F.normalize(embeds.mean(dim=1), dim=-1)
