@@ -212,23 +212,36 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+_READERS: dict[str, RasterReader] = {}
+
+
+def _process_reader(read_mode: str) -> RasterReader:
+    """One reader per process, kept across shards (open datasets in window mode, whole rasters in full mode)."""
+    if read_mode not in _READERS:
+        _READERS[read_mode] = RasterReader(read_mode)
+    return _READERS[read_mode]
+
+
+def _close_readers() -> None:
+    for reader in _READERS.values():
+        reader.close()
+    _READERS.clear()
+
+
 def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> ShardResult:
     """Worker entry point: build the rows of one shard and write it atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    reader = RasterReader(config.read_mode)
+    reader = _process_reader(config.read_mode)
     rows, dropped, failed = [], [], 0
-    try:
-        for job in jobs:
-            row, fail = _tile_row(job, config, reader)
-            failed += fail
-            if row is None:
-                dropped.append(job.tile_id)
-            else:
-                rows.append(row)
-    finally:
-        reader.close()
+    for job in jobs:
+        row, fail = _tile_row(job, config, reader)
+        failed += fail
+        if row is None:
+            dropped.append(job.tile_id)
+        else:
+            rows.append(row)
     table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, row_group_size=config.row_group_size, compression="zstd")
@@ -253,8 +266,9 @@ def _finished(out: Path, name: str) -> ShardResult | None:
     shard = out / "data" / name
     if not entry.is_file() or not shard.is_file():
         return None
-    result = ShardResult(**json.loads(entry.read_text()))
-    return result if shard.stat().st_size == result.size else None
+    # Shards appear only by atomic rename, so existence means complete. Size and hash are a record, not checked:
+    # `graft pairs embed` rewrites shards in place and a rerun of the build must not undo that.
+    return ShardResult(**json.loads(entry.read_text()))
 
 
 def _check_plan(out: Path, config: PairsBuildConfig, num_tiles: int) -> None:
@@ -339,6 +353,7 @@ def build_pairs(config: PairsBuildConfig) -> dict:
 
     bar = tqdm(total=sum(tile_counts.values()), unit="tile", desc="pairs", disable=not config.progress)
     try:
+        _close_readers()
         if config.workers == 1:
             for k in todo:
                 _write_shard(shard_name(k, total), jobs_for(k), config)
@@ -354,6 +369,7 @@ def build_pairs(config: PairsBuildConfig) -> dict:
                     bar.update(tile_counts[futures[future]])
     finally:
         bar.close()
+        _close_readers()  # workers=1 wrote in this process; never fork with open GDAL datasets either
 
     results = [_finished(out, shard_name(k, total)) for k in range(total)]
     if any(r is None for r in results):

@@ -49,12 +49,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
     return config, report, _shards(root / "ref"), root
 
 
-def test_workers_give_byte_identical_shards(reference) -> None:
+@pytest.mark.parametrize("change", [{"workers": 2}, {"read_mode": "full"}], ids=["workers2", "full_read"])
+def test_workers_and_read_mode_give_byte_identical_shards(reference, change: dict) -> None:
     from graft_hf.pairs.builder import build_pairs
 
     config, _, expected, root = reference
-    build_pairs(dataclasses.replace(config, output_dir=str(root / "w2"), workers=2))
-    assert _shards(root / "w2") == expected
+    out = root / "-".join(f"{k}{v}" for k, v in change.items())
+    build_pairs(dataclasses.replace(config, output_dir=str(out), **change))
+    assert _shards(out) == expected
 
 
 def test_num_shards_partitions_are_disjoint_and_cover(reference) -> None:
