@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from graft_hf.pairs.augment import center_view, extract_view, random_view, view_points
+from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
 
 __all__ = [
     "LoaderConfig",
@@ -229,8 +229,10 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         self.teacher_preprocess = teacher_preprocess
         self.epoch = 0
         self.stats: Counter[str] = Counter()
-        self._mean = torch.tensor(config.image_mean, dtype=torch.float32).view(3, 1, 1)
-        self._std = torch.tensor(config.image_std, dtype=torch.float32).view(3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add per pixel.
+        std = np.asarray(config.image_std, dtype=np.float32)
+        self._scale = 1.0 / (255.0 * std)
+        self._shift = -np.asarray(config.image_mean, dtype=np.float32) / std
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle shards and buffer and redraw augmentations for ``epoch`` (call before iterating)."""
@@ -304,13 +306,16 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         except (UnidentifiedImageError, OSError, ValueError, TypeError):
             self.stats["tiles_skipped_bad_image"] += 1
             return None
-        crop = torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
-        height, width = crop.shape[1:]
         if config.train:
-            view = random_view(rng, height, width, config.view_size, rotate=config.rotate, translate=config.translate)
+            view = random_view(
+                rng, pil.height, pil.width, config.view_size, rotate=config.rotate, translate=config.translate
+            )
         else:
-            view = center_view(height, width, config.view_size)
-        pixel_values = (extract_view(crop, view) - self._mean) / self._std
+            view = center_view(pil.height, pil.width, config.view_size)
+        # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
+        pixels = np.asarray(extract_view_pil(pil, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
+        pixels = pixels * self._scale + self._shift
+        pixel_values = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         points = np.array([(r, c) for r, c, _ in kept], dtype=np.float64)
         coords, in_view = view_points(points, view)
         sample: dict[str, Any] = {
