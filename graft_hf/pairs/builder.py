@@ -40,7 +40,7 @@ from .raster import RasterReader, crop_window, encode_png, rgb_bands, to_rgb
 from .sampling import Plan, plan_tiles, project_lonlat
 from .schema import encode_bands, pairs_arrow_schema
 
-__all__ = ["ShardResult", "benchmark_tile_reads", "build_pairs", "prepare_build", "shard_name"]
+__all__ = ["ShardResult", "benchmark_tile_reads", "build_pairs", "plan_digest", "prepare_build", "shard_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -271,8 +271,32 @@ def _finished(out: Path, name: str) -> ShardResult | None:
     return ShardResult(**json.loads(entry.read_text()))
 
 
-def _check_plan(out: Path, config: PairsBuildConfig, num_tiles: int) -> None:
-    fingerprint = {"config": config.plan_fingerprint_fields(), "num_tiles": num_tiles}
+def plan_digest(photos: PhotoTable, scenes: list[Scene], plan: Plan) -> str:
+    """SHA-256 of everything that decides the shards' content: tiles, their photos' fields and their scenes.
+
+    Args:
+        photos: The photos.
+        scenes: The scenes.
+        plan: The sampled plan.
+
+    Returns:
+        Hex digest; equal on every machine for equal inputs and settings.
+    """
+    digest = hashlib.sha256()
+    for tile in plan.tiles:
+        digest.update(tile.tile_id.encode())
+        for m in tile.members:
+            fields = (photos.photo_id[m], photos.lat[m], photos.lon[m], photos.time[m], photos.license[m])
+            digest.update(
+                repr((*fields, photos.owner[m], photos.text[m], photos.image_path[m], photos.url[m])).encode()
+            )
+        for s in tile.candidates:
+            digest.update(repr((scenes[s].href, scenes[s].datetime, scenes[s].transform)).encode())
+    return digest.hexdigest()
+
+
+def _check_plan(out: Path, config: PairsBuildConfig, digest: str) -> None:
+    fingerprint = {"config": config.plan_fingerprint_fields(), "plan_sha256": digest}
     text = json.dumps(fingerprint, sort_keys=True, default=str)
     path = out / "_build" / "plan.json"
     if path.exists():
@@ -341,7 +365,7 @@ def build_pairs(config: PairsBuildConfig) -> dict:
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "_build" / "manifest").mkdir(parents=True, exist_ok=True)
     photos, scenes, plan = prepare_build(config)
-    _check_plan(out, config, len(plan.tiles))
+    _check_plan(out, config, plan_digest(photos, scenes, plan))
     total = max(1, math.ceil(len(plan.tiles) / config.tiles_per_shard)) if plan.tiles else 0
     mine = [k for k in range(total) if k % config.num_shards == config.shard_index]
     todo = [k for k in mine if _finished(out, shard_name(k, total)) is None]
@@ -363,10 +387,17 @@ def build_pairs(config: PairsBuildConfig) -> dict:
             with concurrent.futures.ProcessPoolExecutor(
                 config.workers, mp_context=multiprocessing.get_context(method)
             ) as pool:
-                futures = {pool.submit(_write_shard, shard_name(k, total), jobs_for(k), config): k for k in todo}
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-                    bar.update(tile_counts[futures[future]])
+                # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
+                pending: dict[concurrent.futures.Future, int] = {}
+                queue = list(todo)
+                while queue or pending:
+                    while queue and len(pending) < 2 * config.workers:
+                        k = queue.pop(0)
+                        pending[pool.submit(_write_shard, shard_name(k, total), jobs_for(k), config)] = k
+                    done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+                    for future in done:
+                        future.result()
+                        bar.update(tile_counts[pending.pop(future)])
     finally:
         bar.close()
         _close_readers()  # workers=1 wrote in this process; never fork with open GDAL datasets either

@@ -101,6 +101,8 @@ class PairsBuildConfig:
                 f"need 0 < footprint_size <= crop_size, got footprint_size={self.footprint_size}, "
                 f"crop_size={self.crop_size}"
             )
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
         if self.max_photos_per_tile < 1:
             raise ValueError(f"max_photos_per_tile must be >= 1, got {self.max_photos_per_tile}")
         if not 0 <= self.shard_index < self.num_shards:

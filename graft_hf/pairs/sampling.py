@@ -23,7 +23,7 @@ from .catalog import Scene, points_in_polygon
 from .config import PairsBuildConfig
 from .photos import PhotoTable
 
-__all__ = ["Plan", "TilePlan", "coverage", "greedy_centres", "plan_tiles", "project_lonlat", "rank_scenes"]
+__all__ = ["Coverage", "Plan", "TilePlan", "coverage", "greedy_centres", "plan_tiles", "project_lonlat", "rank_scenes"]
 
 
 @dataclass(frozen=True)
@@ -76,29 +76,59 @@ def project_lonlat(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarr
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
 
-def coverage(photos: PhotoTable, scenes: list[Scene]) -> np.ndarray:
-    """Which scene covers which photo.
+@dataclass(frozen=True)
+class Coverage:
+    """Sparse scene-photo coverage: pair ``k`` says scene ``scene[k]`` covers photo ``photo[k]``.
+
+    Attributes:
+        scene: Scene index per pair, shape ``(num_pairs,)``.
+        photo: Photo index per pair, sorted ascending (then by scene), shape ``(num_pairs,)``.
+    """
+
+    scene: np.ndarray
+    photo: np.ndarray
+
+    def scenes_of(self, photo: int) -> np.ndarray:
+        """Indices of the scenes covering ``photo``, ascending."""
+        lo, hi = np.searchsorted(self.photo, [photo, photo + 1])
+        return self.scene[lo:hi]
+
+
+def coverage(photos: PhotoTable, scenes: list[Scene]) -> Coverage:
+    """Which scene covers which photo: the geotag lies inside the raster (and its footprint polygon, if any).
+
+    Photos are projected once per CRS and sorted by x, so each scene only tests the photos in its x range
+    (``O(num_scenes log num_photos + pairs)``, no dense scene-by-photo matrix).
 
     Args:
         photos: The photos.
         scenes: The scenes.
 
     Returns:
-        Boolean matrix, shape ``(num_scenes, num_photos)``: the geotag lies inside the raster and its footprint.
+        The coverage pairs.
     """
-    covered = np.zeros((len(scenes), len(photos)), dtype=bool)
-    projected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    projected: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    pair_scene, pair_photo = [], []
     for s, scene in enumerate(scenes):
         if scene.crs not in projected:
-            projected[scene.crs] = project_lonlat(photos.lon, photos.lat, scene.crs)
-        x, y = projected[scene.crs]
+            x, y = project_lonlat(photos.lon, photos.lat, scene.crs)
+            order = np.argsort(x, kind="stable")
+            projected[scene.crs] = (x, y, order, x[order])
+        x, y, order, x_sorted = projected[scene.crs]
         a, _, c, _, e, f = scene.transform
-        col, row = (x - c) / a, (y - f) / e
+        x_edges = sorted((c, c + a * scene.width))
+        lo, hi = np.searchsorted(x_sorted, x_edges, side="left")
+        candidates = order[max(lo - 1, 0) : hi + 1]
+        col, row = (x[candidates] - c) / a, (y[candidates] - f) / e
         inside = (col >= 0) & (col < scene.width) & (row >= 0) & (row < scene.height)
         if scene.footprint is not None:
-            inside &= points_in_polygon(photos.lon, photos.lat, scene.footprint)
-        covered[s] = inside
-    return covered
+            inside &= points_in_polygon(photos.lon[candidates], photos.lat[candidates], scene.footprint)
+        pair_photo.append(candidates[inside])
+        pair_scene.append(np.full(int(inside.sum()), s, dtype=np.int64))
+    scene_index = np.concatenate(pair_scene) if pair_scene else np.empty(0, dtype=np.int64)
+    photo_index = np.concatenate(pair_photo) if pair_photo else np.empty(0, dtype=np.int64)
+    order = np.lexsort((scene_index, photo_index))
+    return Coverage(scene=scene_index[order], photo=photo_index[order])
 
 
 def greedy_centres(
@@ -190,16 +220,19 @@ def plan_tiles(photos: PhotoTable, scenes: list[Scene], config: PairsBuildConfig
         return plan
     covered = coverage(photos, scenes)
     clear = np.array([s.cloud_cover is None or s.cloud_cover < config.max_cloud_cover for s in scenes], dtype=bool)
-    any_cover = covered.any(axis=0)
-    clear_cover = covered[clear].any(axis=0)
+    any_cover = np.bincount(covered.photo, minlength=n) > 0
+    clear_pair = clear[covered.scene]
+    clear_cover = np.bincount(covered.photo[clear_pair], minlength=n) > 0
     plan.photo_dropped["outside_rasters"] = int((~any_cover).sum())
     plan.photo_dropped["only_cloudy_scenes"] = int((any_cover & ~clear_cover).sum())
 
     frames = sorted({(s.gsd, s.crs) for s, ok in zip(scenes, clear, strict=True) if ok})
-    frame_of_scene = np.array([frames.index((s.gsd, s.crs)) if ok else -1 for s, ok in zip(scenes, clear, strict=True)])
-    photo_frame = np.full(n, -1, dtype=np.int64)
-    for f in range(len(frames) - 1, -1, -1):  # the finest (first) frame wins
-        photo_frame[covered[frame_of_scene == f].any(axis=0)] = f
+    frame_index = {frame: i for i, frame in enumerate(frames)}
+    frame_of_scene = np.array([frame_index[(s.gsd, s.crs)] if ok else -1 for s, ok in zip(scenes, clear, strict=True)])
+    # The finest frame (lowest index) covering a photo wins.
+    photo_frame = np.full(n, len(frames), dtype=np.int64)
+    np.minimum.at(photo_frame, covered.photo[clear_pair], frame_of_scene[covered.scene[clear_pair]])
+    photo_frame[photo_frame == len(frames)] = -1
     plan.num_frames = len(frames)
 
     visit = np.random.default_rng(config.seed).permutation(n)
@@ -214,7 +247,6 @@ def plan_tiles(photos: PhotoTable, scenes: list[Scene], config: PairsBuildConfig
             continue
         x, y = project_lonlat(photos.lon[index], photos.lat[index], crs)
         local_visit = np.argsort(rank[index], kind="stable")
-        frame_scenes = np.flatnonzero(frame_of_scene == f)
         half = config.footprint_size / 2 * gsd
         for centre_local, members_local in greedy_centres(x, y, local_visit, half, config.exclusive_assignment):
             centre = int(index[centre_local])
@@ -229,7 +261,7 @@ def plan_tiles(photos: PhotoTable, scenes: list[Scene], config: PairsBuildConfig
             else:
                 members = np.concatenate([[centre], members[members != centre]])
             kept[members] = True
-            candidates = [int(s) for s in frame_scenes if covered[s, centre]]
+            candidates = [int(s) for s in covered.scenes_of(centre) if frame_of_scene[s] == f]
             ordered = rank_scenes(candidates, scenes, photos.time_epoch[members], rule)
             raw_tiles.append(
                 (

@@ -10,7 +10,7 @@ import pytest
 
 from graft_hf.pairs.catalog import Scene, points_in_polygon
 from graft_hf.pairs.config import PairsBuildConfig
-from graft_hf.pairs.sampling import greedy_centres, plan_tiles, project_lonlat, rank_scenes
+from graft_hf.pairs.sampling import coverage, greedy_centres, plan_tiles, project_lonlat, rank_scenes
 
 NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
 
@@ -121,3 +121,26 @@ def test_plan_cap_determinism_and_newest_scene(naip_photos) -> None:
     centres = np.array([t.centre for t in plan.tiles])
     d = np.maximum(np.abs(x[centres][:, None] - x[centres]), np.abs(y[centres][:, None] - y[centres]))
     assert (d + np.eye(len(centres)) * 1e9).min() >= 112 * 5.0
+
+
+def test_sparse_coverage_matches_dense_check(naip_photos) -> None:
+    import dataclasses
+
+    photos, scenes, _ = naip_photos
+    # A shifted copy of a scene with a footprint polygon covering only its western half.
+    a, b, c, d, e, f = scenes[0].transform
+    shifted = dataclasses.replace(scenes[0], href="shifted", transform=(a, b, c + 2000.0, d, e, f - 1000.0))
+    west = ((-99.3, 46.9), (-99.155, 46.9), (-99.155, 47.1), (-99.3, 47.1))
+    clipped = dataclasses.replace(scenes[1], href="clipped", footprint=west)
+    all_scenes = [*scenes, shifted, clipped]
+    result = coverage(photos, all_scenes)
+    x, y = project_lonlat(photos.lon, photos.lat, "EPSG:26914")
+    for s, scene in enumerate(all_scenes):
+        a, _, c, _, e, f = scene.transform
+        col, row = (x - c) / a, (y - f) / e
+        dense = (col >= 0) & (col < scene.width) & (row >= 0) & (row < scene.height)
+        if scene.footprint is not None:
+            dense &= photos.lon < -99.155
+        assert sorted(result.photo[result.scene == s].tolist()) == np.flatnonzero(dense).tolist(), scene.href
+    assert 0 < (result.scene == len(all_scenes) - 1).sum() < (result.scene == 1).sum()
+    assert np.all(np.diff(result.photo) >= 0)
