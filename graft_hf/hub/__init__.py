@@ -1,1 +1,40 @@
-"""graft_hf.hub"""
+"""Hub I/O of GRAFT: repo names, model cards, one-commit pushes of models and pairs datasets, checkpoint conversion.
+
+`graft_hf.hub.convert` (the authors' checkpoints) is imported on use: it is not re-exported here.
+"""
+
+from graft_hf.hub.cards import (
+    ModelCardInfo,
+    check_model_card,
+    eval_results_table,
+    load_eval_results,
+    model_card_template_path,
+    render_model_card,
+)
+from graft_hf.hub.naming import model_repo_name, validate_model_repo_id, validate_repo_id
+from graft_hf.hub.push import (
+    HubPushError,
+    PushResult,
+    check_dataset_card,
+    push_dataset,
+    push_model,
+    stage_model_files,
+)
+
+__all__ = [
+    "HubPushError",
+    "ModelCardInfo",
+    "PushResult",
+    "check_dataset_card",
+    "check_model_card",
+    "eval_results_table",
+    "load_eval_results",
+    "model_card_template_path",
+    "model_repo_name",
+    "push_dataset",
+    "push_model",
+    "render_model_card",
+    "stage_model_files",
+    "validate_model_repo_id",
+    "validate_repo_id",
+]

@@ -1,0 +1,340 @@
+"""Model cards of GRAFT models, rendered from `hub_cards/model_card.md` and an evaluation JSON.
+
+Evaluation JSON format (what `graft push --eval` and `load_eval_results` read): a list of result entries, or an
+object `{"results": [...]}` holding that list. Each entry is
+
+```json
+{
+  "task": "zero-shot-image-classification",          // Hub task id (task_type)
+  "task_name": "Zero-shot classification",            // optional, human readable
+  "dataset": {"name": "EuroSAT", "type": "eurosat",   // type: Hub dataset id or short name
+              "split": "test", "config": null, "revision": null},  // optional fields
+  "metrics": [{"type": "accuracy", "value": 0.62, "name": "top-1 accuracy"}]
+}
+```
+
+Every metric becomes one `huggingface_hub.EvalResult`, and the card's `model-index` is built from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from graft_hf.hub.naming import ARCH_NAMES, model_repo_name
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_TRAINING_TEMPERATURE",
+    "REQUIRED_MODEL_CARD_KEYS",
+    "REQUIRED_MODEL_CARD_SECTIONS",
+    "ModelCardInfo",
+    "base_model_for_config",
+    "check_model_card",
+    "eval_results_table",
+    "load_eval_results",
+    "model_card_template_path",
+    "render_model_card",
+]
+
+# GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
+DEFAULT_TRAINING_TEMPERATURE = 0.07
+REQUIRED_MODEL_CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
+REQUIRED_MODEL_CARD_SECTIONS = (
+    "## Model details",
+    "## Intended use",
+    "## How to load and query",
+    "## Training data",
+    "## Training recipe",
+    "## Evaluation",
+    "## Limitations",
+    "## Ethical considerations",
+    "## Citation",
+)
+_SENSOR_NAMES = {"naip": "NAIP", "sentinel2": "Sentinel-2 (L2A)", "sentinel2-l1c": "Sentinel-2 (L1C)", "rgb": "RGB"}
+_SENSOR_TAGS = {"naip": "naip", "sentinel2": "sentinel-2", "sentinel2-l1c": "sentinel-2"}
+_BASE_MODELS = {
+    ("vitb", 16): "openai/clip-vit-base-patch16",
+    ("vitb", 32): "openai/clip-vit-base-patch32",
+    ("vitl", 14): "openai/clip-vit-large-patch14",
+}
+_DEFAULT_TRAINING_DATA = (
+    "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the photos "
+    "whose geotags fall inside it (built with `graft pairs build`)."
+)
+_DEFAULT_RECIPE = (
+    "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the frozen "
+    "CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
+)
+
+
+@dataclass
+class ModelCardInfo:
+    """What the card says beyond the config: where the model lives, what it was trained on, how it was made.
+
+    Args:
+        repo_id: Hub id the card refers to (used in the code examples and as `model_name`); `None` uses
+            `model_repo_name(config)`.
+        license: SPDX-like Hub licence id of the weights.
+        base_model: Hub id of the CLIP model it starts from; `None` derives it from the architecture.
+        datasets: Hub ids of the training datasets (pairs datasets).
+        training_data: Free text describing the training data.
+        training_recipe: Free text describing the recipe.
+        training: Recipe hyper-parameters shown as a table (e.g. `{"epochs": 10, "batch size": 256}`).
+        training_temperature: Temperature of the GRAFT contrastive loss (logit scale 1 / temperature during
+            training); recorded for reference, zero-shot logits use CLIP's logit scale.
+        converted_from: Description of a converted source checkpoint.
+        tags: Extra Hub tags.
+        language: Languages of the text tower.
+    """
+
+    repo_id: str | None = None
+    license: str = "apache-2.0"
+    base_model: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    training_data: str = _DEFAULT_TRAINING_DATA
+    training_recipe: str = _DEFAULT_RECIPE
+    training: dict[str, Any] = field(default_factory=dict)
+    training_temperature: float | None = DEFAULT_TRAINING_TEMPERATURE
+    converted_from: str | None = None
+    tags: list[str] = field(default_factory=list)
+    language: list[str] = field(default_factory=lambda: ["en"])
+
+
+def model_card_template_path() -> Path:
+    """Location of the model card template (`hub_cards/` of the source checkout, or `$GRAFT_HUB_CARDS`)."""
+    override = os.environ.get("GRAFT_HUB_CARDS")
+    root = Path(override) if override else Path(__file__).resolve().parents[2] / "hub_cards"
+    path = root / "model_card.md"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model card template {path} not found; run from a graft-hf source checkout or set GRAFT_HUB_CARDS to "
+            "the folder holding model_card.md"
+        )
+    return path
+
+
+def base_model_for_config(config: Any) -> str | None:
+    """The OpenAI CLIP checkpoint with this config's vision tower shape, or `None` for other shapes."""
+    vision = config.vision_config
+    arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
+    return _BASE_MODELS.get((arch, vision.patch_size)) if arch else None
+
+
+def _require(entry: dict, key: str, where: str) -> Any:
+    if key not in entry or entry[key] in (None, ""):
+        raise ValueError(f"{where} has no {key!r}; see graft_hf.hub.cards for the evaluation JSON format")
+    return entry[key]
+
+
+def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResult]:
+    """Read evaluation results (see the module docstring for the format) into `EvalResult`s.
+
+    Args:
+        source: Path of a JSON file, or the already parsed list / `{"results": [...]}` object.
+
+    Returns:
+        One `EvalResult` per metric, in file order.
+
+    Raises:
+        ValueError: naming the entry and the missing or bad field.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"evaluation JSON {path} not found")
+        try:
+            data: Any = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"evaluation JSON {path} is not valid JSON: {err}") from err
+    else:
+        data = source
+    if isinstance(data, dict):
+        data = _require(data, "results", "evaluation JSON object")
+    if not isinstance(data, list):
+        raise ValueError(
+            f"evaluation JSON must be a list of results or {{'results': [...]}}, got {type(data).__name__}"
+        )
+    results = []
+    for i, entry in enumerate(data):
+        where = f"evaluation result #{i}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
+        task = _require(entry, "task", where)
+        dataset = _require(entry, "dataset", where)
+        if not isinstance(dataset, dict):
+            raise ValueError(f"{where}: 'dataset' must be an object with 'name' and 'type'")
+        metrics = _require(entry, "metrics", where)
+        if not isinstance(metrics, list):
+            raise ValueError(f"{where}: 'metrics' must be a list of {{'type', 'value', 'name'}} objects")
+        for j, metric in enumerate(metrics):
+            mwhere = f"{where} metric #{j}"
+            value = _require(metric, "value", mwhere)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{mwhere}: 'value' must be a finite number, got {value!r}")
+            results.append(
+                EvalResult(
+                    task_type=task,
+                    task_name=entry.get("task_name"),
+                    dataset_type=_require(dataset, "type", f"{where} dataset"),
+                    dataset_name=_require(dataset, "name", f"{where} dataset"),
+                    dataset_split=dataset.get("split"),
+                    dataset_config=dataset.get("config"),
+                    dataset_revision=dataset.get("revision"),
+                    metric_type=_require(metric, "type", mwhere),
+                    metric_value=float(value),
+                    metric_name=metric.get("name"),
+                )
+            )
+    return results
+
+
+def eval_results_table(results: list[EvalResult]) -> str:
+    """A markdown table of evaluation results (or a sentence saying there are none)."""
+    if not results:
+        return "No evaluation results were recorded for this model."
+    lines = ["| task | dataset | split | metric | value |", "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r.task_name or r.task_type} | {r.dataset_name} | {r.dataset_split or ''} | "
+            f"{r.metric_name or r.metric_type} | {r.metric_value:.4g} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt_number(value: float | None, unit: str = "") -> str:
+    return "unknown" if value is None else f"{value:g}{unit}"
+
+
+def render_model_card(
+    config: Any,
+    info: ModelCardInfo | None = None,
+    eval_results: list[EvalResult] | None = None,
+    logit_scale: float | None = None,
+) -> ModelCard:
+    """Render the card of a GRAFT model.
+
+    Args:
+        config: The model's `GraftConfig`.
+        info: Repository, licence, data and recipe details.
+        eval_results: Results for the evaluation table and the `model-index` metadata.
+        logit_scale: The model's zero-shot `logit_scale` parameter (log space, as CLIP stores it); `None` reports
+            `config.logit_scale_init_value`.
+
+    Returns:
+        A `huggingface_hub.ModelCard` (`str(card)` is the README text).
+    """
+    info = info or ModelCardInfo()
+    repo_id = info.repo_id or model_repo_name(config)
+    eval_results = list(eval_results or [])
+    log_scale = config.logit_scale_init_value if logit_scale is None else float(logit_scale)
+    vision = config.vision_config
+    base_model = info.base_model or base_model_for_config(config)
+    sensor_name = _SENSOR_NAMES.get(config.sensor, config.sensor)
+    tags = ["graft", "clip", "remote-sensing", "satellite-imagery", "geospatial", "zero-shot-image-classification"]
+    if config.sensor in _SENSOR_TAGS:
+        tags.append(_SENSOR_TAGS[config.sensor])
+    tags += [t for t in info.tags if t not in tags]
+    card_data = ModelCardData(
+        language=info.language or None,
+        license=info.license,
+        library_name="transformers",
+        pipeline_tag="zero-shot-image-classification",
+        tags=tags,
+        base_model=base_model,
+        datasets=info.datasets or None,
+        model_name=repo_id if eval_results else None,  # model-index needs a name
+        eval_results=eval_results or None,
+    )
+    arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
+    architecture = (
+        f"ViT-{arch[3:].upper()}/{vision.patch_size}"
+        if arch
+        else f"ViT (width {vision.hidden_size}, depth {vision.num_hidden_layers}, patch {vision.patch_size})"
+    )
+    grid_h, grid_w = config.patch_grid
+    temperature = info.training_temperature
+    training_table = ""
+    if info.training:
+        rows = ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.training.items()]
+        training_table = "\n".join(rows)
+    template_kwargs = {
+        "title": repo_id.rsplit("/", 1)[-1],
+        "repo_id": repo_id,
+        "sensor": config.sensor,
+        "sensor_name": sensor_name,
+        "use_patch_head": bool(config.use_patch_head),
+        "architecture": architecture,
+        "projection_dim": config.projection_dim,
+        "grid": f"{grid_h} x {grid_w}",
+        "image_size": vision.image_size,
+        "patch_size": vision.patch_size,
+        "patch_ground": _fmt_number(None if config.gsd is None else config.gsd * vision.patch_size, " m"),
+        "gsd": _fmt_number(config.gsd, " m/px"),
+        "band_names": ", ".join(config.band_names),
+        "rgb_band_names": ", ".join(config.band_names[i] for i in config.rgb_bands),
+        "value_scale": f"{config.value_scale:g}",
+        "value_offset": f"{config.value_offset or 0.0:g}",
+        "nodata_value": config.nodata_value,
+        "zero_shot_logit_scale": f"{math.exp(log_scale):.4g} (stored in log space: {log_scale:.4f})",
+        "training_temperature": (
+            "not recorded" if temperature is None else f"{temperature:g} (logit scale {1.0 / temperature:.4g})"
+        ),
+        "converted_from": info.converted_from,
+        "base_model": base_model,
+        "datasets": info.datasets,
+        "training_data": info.training_data,
+        "training_recipe": info.training_recipe,
+        "training_table": training_table,
+        "evaluation_table": eval_results_table(eval_results),
+    }
+    return ModelCard.from_template(card_data, template_path=str(model_card_template_path()), **template_kwargs)
+
+
+def check_model_card(text: str) -> dict[str, Any]:
+    """Check a rendered model card locally (no network): YAML parses, required keys and sections are present.
+
+    Args:
+        text: The README text.
+
+    Returns:
+        The parsed YAML metadata.
+
+    Raises:
+        ValueError: listing every problem found.
+    """
+    if not text.startswith("---\n"):
+        raise ValueError("model card must start with a '---' YAML metadata block")
+    header, sep, body = text[4:].partition("\n---\n")
+    if not sep:
+        raise ValueError("model card YAML metadata block is not closed with '---'")
+    try:
+        metadata = yaml.safe_load(header)
+    except yaml.YAMLError as err:
+        raise ValueError(f"model card YAML metadata does not parse: {err}") from err
+    if not isinstance(metadata, dict):
+        raise ValueError("model card YAML metadata must be a mapping")
+    problems = [f"missing metadata key {key!r}" for key in REQUIRED_MODEL_CARD_KEYS if not metadata.get(key)]
+    if metadata.get("pipeline_tag") not in (None, "zero-shot-image-classification"):
+        problems.append(f"pipeline_tag is {metadata['pipeline_tag']!r}, expected 'zero-shot-image-classification'")
+    if "model-index" in metadata:
+        try:
+            ModelCardData(**metadata)  # parses model-index into EvalResults; raises on malformed entries
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"model-index is malformed: {err}")
+    problems += [f"missing section {s!r}" for s in REQUIRED_MODEL_CARD_SECTIONS if s not in body]
+    leftovers = [marker for marker in ("{{", "}}", "{%", "%}") if marker in body]
+    if leftovers:
+        problems.append(f"unrendered template markers {leftovers}")
+    if problems:
+        raise ValueError("model card check failed: " + "; ".join(problems))
+    return metadata

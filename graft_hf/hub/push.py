@@ -1,0 +1,395 @@
+"""Publish GRAFT models and pairs datasets to the Hugging Face Hub, each in one commit.
+
+A model repository gets the safetensors weights, `config.json` with `auto_map`, the model files as remote code
+(`configuration_graft.py`, `modeling_graft.py`, ...), the processor (image processor + CLIP tokenizer) and the
+model card, all in a single `create_commit`. Files are staged in a temporary folder (existing files are uploaded
+from where they are), so a push never writes to the source folder and a failed push leaves it untouched.
+
+Failures are reported as `HubPushError` saying which step failed (create the repository, upload, commit) and
+what to do (`HF_TOKEN` / `hf auth login` for authentication, `--endpoint` / `HF_ENDPOINT` for the server,
+`HF_HUB_OFFLINE` for offline mode).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graft_hf.hub.cards import ModelCardInfo, check_model_card, load_eval_results, render_model_card
+from graft_hf.hub.naming import validate_model_repo_id, validate_repo_id
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DATASET_IGNORE_PATTERNS",
+    "REMOTE_CODE_FILES",
+    "HubPushError",
+    "PushResult",
+    "check_dataset_card",
+    "push_dataset",
+    "push_model",
+    "stage_model_files",
+]
+
+# Model files uploaded as remote code next to the weights (written by GraftModel/GraftProcessor.save_pretrained).
+REMOTE_CODE_FILES = ("configuration_graft.py", "modeling_graft.py", "image_processing_graft.py", "processing_graft.py")
+# Build bookkeeping of `graft pairs build` and editor/OS leftovers that never go to the Hub.
+DATASET_IGNORE_PATTERNS = ("_build/*", ".*", "*/.*", "*.tmp*", "__pycache__/*")
+_PROCESSOR_FILES = ("processor_config.json", "tokenizer_config.json")
+
+
+class HubPushError(RuntimeError):
+    """A push to the Hub failed; the message names the failed step and the fix."""
+
+
+@dataclass
+class PushResult:
+    """Outcome of a push.
+
+    Args:
+        repo_id: The full repository id (`namespace/name`).
+        repo_type: `model` or `dataset`.
+        commit_oid: Id of the commit holding every file.
+        commit_url: URL of that commit.
+        files: Paths uploaded, relative to the repository root.
+    """
+
+    repo_id: str
+    repo_type: str
+    commit_oid: str
+    commit_url: str
+    files: list[str]
+
+
+def _auth_hint(endpoint: str) -> str:
+    return (
+        f"authenticate with a token that has write access to {endpoint}: set HF_TOKEN, run `hf auth login`, or pass "
+        "--token; check --endpoint / HF_ENDPOINT if this is not the server you meant"
+    )
+
+
+def _explain(err: Exception, step: str, endpoint: str) -> HubPushError:
+    """Turn a huggingface_hub / HTTP error into a HubPushError naming the step and the fix."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+
+    if isinstance(err, OfflineModeIsEnabled):
+        return HubPushError(f"{step} failed: HF_HUB_OFFLINE=1 is set; unset it (HF_HUB_OFFLINE=0) to push")
+    if isinstance(err, (httpx2.ConnectError, httpx2.TimeoutException, ConnectionError)):
+        return HubPushError(
+            f"{step} failed: cannot reach the Hub at {endpoint} ({type(err).__name__}: {err}); check the network or "
+            "pass --endpoint / set HF_ENDPOINT to a reachable Hub"
+        )
+    if isinstance(err, HfHubHTTPError):
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403) or isinstance(err, RepositoryNotFoundError):
+            return HubPushError(f"{step} failed with HTTP {status}: {_auth_hint(endpoint)} ({err})")
+        return HubPushError(f"{step} failed with HTTP {status} from {endpoint}: {err}")
+    return HubPushError(f"{step} failed: {type(err).__name__}: {err}")
+
+
+def _api(endpoint: str | None, token: str | None) -> tuple[Any, str]:
+    from huggingface_hub import HfApi, constants, get_token
+
+    endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
+    if constants.HF_HUB_OFFLINE:
+        raise HubPushError("cannot push: HF_HUB_OFFLINE=1 is set; unset it (HF_HUB_OFFLINE=0) to push")
+    token = token or get_token()
+    if not token:
+        raise HubPushError(f"no Hugging Face token found: {_auth_hint(endpoint)}")
+    return HfApi(endpoint=endpoint, token=token), endpoint
+
+
+def _commit_folder(
+    files: dict[str, Path],
+    repo_id: str,
+    repo_type: str,
+    *,
+    endpoint: str | None,
+    token: str | None,
+    private: bool | None,
+    commit_message: str,
+    revision: str | None,
+    create_pr: bool,
+) -> PushResult:
+    """Create the repository if needed and commit every file in one commit."""
+    from huggingface_hub import CommitOperationAdd
+
+    api, endpoint = _api(endpoint, token)
+    try:
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    except Exception as err:  # translated for the user, original chained
+        raise _explain(err, f"creating {repo_type} repository {repo_id!r}", endpoint) from err
+    full_id = url.repo_id
+    operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(src)) for p, src in sorted(files.items())]
+    total = sum(src.stat().st_size for src in files.values())
+    logger.info("pushing %d files (%.1f MB) to %s %s in one commit", len(files), total / 1e6, repo_type, full_id)
+    try:
+        info = api.create_commit(
+            full_id,
+            operations,
+            commit_message=commit_message,
+            repo_type=repo_type,
+            revision=revision,
+            create_pr=create_pr,
+        )
+    except Exception as err:  # translated for the user, original chained
+        raise _explain(err, f"uploading {len(files)} files to {repo_type} {full_id!r}", endpoint) from err
+    logger.info("pushed %s", info.commit_url)
+    return PushResult(full_id, repo_type, info.oid, info.commit_url, sorted(files))
+
+
+def _walk(folder: Path, ignore: tuple[str, ...] = ()) -> dict[str, Path]:
+    out = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_file() and not any(fnmatch.fnmatch(rel, pattern) for pattern in ignore):
+            out[rel] = path
+    return out
+
+
+def _check_model_files(files: dict[str, Path]) -> None:
+    missing = [f for f in ("config.json", "configuration_graft.py", "modeling_graft.py", "README.md") if f not in files]
+    if "model.safetensors" not in files and "model.safetensors.index.json" not in files:
+        missing.append("model.safetensors")
+    missing += [f for f in _PROCESSOR_FILES if f not in files]
+    if missing:
+        raise HubPushError(f"model folder is incomplete, missing {missing}; save it with graft_hf (save_pretrained)")
+    if any(name.endswith((".bin", ".pt", ".ckpt", ".pth")) for name in files):
+        raise HubPushError("refusing to push pickle weights (.bin/.pt/.ckpt/.pth): GRAFT repos carry safetensors only")
+    config = json.loads(files["config.json"].read_text())
+    if config.get("model_type") != "graft" or "AutoModel" not in (config.get("auto_map") or {}):
+        raise HubPushError(
+            "config.json is not a GRAFT config with auto_map (model_type 'graft', auto_map.AutoModel); save the model "
+            "with GraftModel.save_pretrained"
+        )
+
+
+@contextmanager
+def stage_model_files(
+    model: Any,
+    *,
+    processor: Any = None,
+    card_info: ModelCardInfo | None = None,
+    eval_results: Any = None,
+    card: str | None = None,
+) -> Iterator[dict[str, Path]]:
+    """Stage every file of a model repository; yields `{path_in_repo: local path}` (temporary files removed after).
+
+    Args:
+        model: A `GraftModel` or the path of a folder saved with `save_pretrained`.
+        processor: A `GraftProcessor`; `None` keeps the folder's processor files or builds the default one for the
+            config (`graft_hf.build_processor`).
+        card_info: Details for the rendered model card.
+        eval_results: Evaluation results (a path or parsed JSON, see `graft_hf.hub.cards`) or `EvalResult`s.
+        card: A ready README text; `None` keeps the folder's README.md or renders one.
+    """
+    import graft_hf
+    from graft_hf.modeling import GraftConfig, GraftModel
+
+    with tempfile.TemporaryDirectory(prefix="graft-push-") as tmp:
+        staging = Path(tmp)
+        if isinstance(model, GraftModel):
+            model.save_pretrained(staging)
+            files = _walk(staging)
+            config, logit_scale = model.config, float(model.logit_scale.detach())
+        else:
+            folder = Path(model)
+            if not folder.is_dir():
+                raise FileNotFoundError(f"model folder {folder} does not exist; pass a folder saved by graft_hf")
+            files = _walk(folder, ignore=(".*", "*/.*", "__pycache__/*", "*.pyc"))
+            config, logit_scale = GraftConfig.from_pretrained(folder), _saved_logit_scale(folder)
+        if processor is not None or not all(f in files for f in _PROCESSOR_FILES):
+            processor = processor if processor is not None else graft_hf.build_processor(config)
+            proc_dir = staging / "_processor"
+            processor.save_pretrained(proc_dir)
+            files.update(_walk(proc_dir))
+        if card is None and "README.md" in files and card_info is None and eval_results is None:
+            card = files["README.md"].read_text()
+        if card is None:
+            results = eval_results
+            if results is not None and not (isinstance(results, list) and results and hasattr(results[0], "task_type")):
+                results = load_eval_results(results)
+            card = str(render_model_card(config, card_info, results, logit_scale=logit_scale))
+        check_model_card(card)
+        (staging / "README.md").write_text(card)
+        files["README.md"] = staging / "README.md"
+        _check_model_files(files)
+        yield files
+
+
+def _saved_logit_scale(folder: Path) -> float | None:
+    from safetensors import safe_open
+
+    path = folder / "model.safetensors"
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        return float(f.get_tensor("logit_scale")) if "logit_scale" in f.keys() else None
+
+
+def push_model(
+    model: Any,
+    repo_id: str,
+    *,
+    processor: Any = None,
+    card_info: ModelCardInfo | None = None,
+    eval_results: Any = None,
+    card: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+    allow_any_name: bool = False,
+) -> PushResult:
+    """Push a GRAFT model (weights, config, remote code, processor, card) to the Hub in one commit.
+
+    Args:
+        model: A `GraftModel` or a folder saved with `save_pretrained`.
+        repo_id: `namespace/name` or `name` (the token's user namespace). The name must be
+            `graft_hf.hub.model_repo_name(config)` (e.g. `graft-naip-vitb16`), optionally with `-<suffix>`.
+        processor: Processor to save with it (see `stage_model_files`).
+        card_info: Card details; its `repo_id` defaults to `repo_id`.
+        eval_results: Evaluation JSON path / parsed JSON / `EvalResult`s for the card and `model-index`.
+        card: README text to use instead of rendering one.
+        endpoint: Hub URL (default `HF_ENDPOINT` or https://huggingface.co).
+        token: Access token (default: `HF_TOKEN` or the `hf auth login` token).
+        private: Create the repository as private.
+        revision: Branch to commit to.
+        create_pr: Open a pull request instead of committing to the branch.
+        commit_message: Commit message.
+        allow_any_name: Skip the check that the name matches the config.
+
+    Returns:
+        The `PushResult`.
+
+    Raises:
+        HubPushError: naming the failed step and the fix; nothing local is modified.
+    """
+    from graft_hf.modeling import GraftConfig, GraftModel
+
+    validate_repo_id(repo_id)
+    config = model.config if isinstance(model, GraftModel) else GraftConfig.from_pretrained(model)
+    if not allow_any_name:
+        validate_model_repo_id(repo_id, config)
+    if card_info is not None and card_info.repo_id is None:
+        card_info.repo_id = repo_id
+    elif card_info is None and card is None:
+        card_info = ModelCardInfo(repo_id=repo_id)
+    with stage_model_files(
+        model, processor=processor, card_info=card_info, eval_results=eval_results, card=card
+    ) as files:
+        return _commit_folder(
+            files,
+            repo_id,
+            "model",
+            endpoint=endpoint,
+            token=token,
+            private=private,
+            commit_message=commit_message or f"Upload GRAFT model {repo_id.rsplit('/', 1)[-1]}",
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+
+def check_dataset_card(text: str) -> dict[str, Any]:
+    """Check a pairs dataset card locally: YAML parses and has `license`, `configs` with `data_files`.
+
+    Returns:
+        The parsed YAML metadata.
+
+    Raises:
+        ValueError: listing the problems.
+    """
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        raise ValueError("dataset card must start with a YAML metadata block between '---' lines")
+    try:
+        metadata = yaml.safe_load(text[4:].partition("\n---\n")[0])
+    except yaml.YAMLError as err:
+        raise ValueError(f"dataset card YAML metadata does not parse: {err}") from err
+    if not isinstance(metadata, dict):
+        raise ValueError("dataset card YAML metadata must be a mapping")
+    problems = [f"missing metadata key {k!r}" for k in ("license", "configs") if not metadata.get(k)]
+    for config in metadata.get("configs") or []:
+        if not isinstance(config, dict) or not config.get("data_files"):
+            problems.append(f"config {config!r} has no data_files")
+    if problems:
+        raise ValueError("dataset card check failed: " + "; ".join(problems))
+    return metadata
+
+
+def push_dataset(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    endpoint: str | None = None,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    commit_message: str | None = None,
+) -> PushResult:
+    """Push a pairs dataset folder (`graft pairs build` output) to a Hub dataset repository in one commit.
+
+    Uploads `README.md` (the dataset card with its `configs:` block), `build_report.json` and the parquet shards;
+    `_build/` bookkeeping and hidden files stay local. A folder without README.md but with `build_report.json`
+    gets its card rendered by `graft_hf.pairs.card.render_card`.
+
+    Args:
+        folder: The build folder.
+        repo_id: `namespace/name` or `name`.
+        endpoint, token, private, revision, create_pr, commit_message: As in `push_model`.
+
+    Returns:
+        The `PushResult`.
+
+    Raises:
+        FileNotFoundError: when the folder or its shards are missing.
+        HubPushError: naming the failed step and the fix; nothing local is modified.
+    """
+    validate_repo_id(repo_id)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"dataset folder {folder} does not exist")
+    files = _walk(folder, ignore=DATASET_IGNORE_PATTERNS)
+    if not any(name.endswith(".parquet") for name in files):
+        raise FileNotFoundError(
+            f"no parquet shards under {folder}; build the pairs first (graft pairs build) or point at the build folder"
+        )
+    with tempfile.TemporaryDirectory(prefix="graft-push-") as tmp:
+        if "README.md" not in files:
+            report_path = folder / "build_report.json"
+            if not report_path.is_file():
+                raise FileNotFoundError(
+                    f"{folder} has neither README.md nor build_report.json; rerun `graft pairs build` to finish the "
+                    "build (the card is written when every shard exists)"
+                )
+            from graft_hf.pairs.card import render_card
+
+            readme = Path(tmp) / "README.md"
+            readme.write_text(render_card(json.loads(report_path.read_text())))
+            files["README.md"] = readme
+        check_dataset_card(files["README.md"].read_text())
+        return _commit_folder(
+            files,
+            repo_id,
+            "dataset",
+            endpoint=endpoint,
+            token=token,
+            private=private,
+            commit_message=commit_message or f"Upload GRAFT pairs dataset {repo_id.rsplit('/', 1)[-1]}",
+            revision=revision,
+            create_pr=create_pr,
+        )

@@ -1,0 +1,109 @@
+"""``graft push FOLDER [REPO_ID]``: publish a GRAFT model (or, with ``--dataset``, a pairs dataset) to the Hub.
+
+A model folder (from ``graft train`` / ``graft convert`` / ``save_pretrained``) is pushed in one commit with its
+safetensors weights, ``config.json`` (with ``auto_map``), the model files as remote code, the processor and a model
+card (rendered from ``hub_cards/model_card.md`` unless the folder has a README.md and no card option is given).
+Without REPO_ID the name is derived from the config: ``graft-<sensor>-vitb16`` and so on (``--namespace``,
+``--suffix``). ``--dataset`` pushes a ``graft pairs build`` folder (card, build report, parquet shards).
+
+Authentication: ``HF_TOKEN`` or ``hf auth login`` (or ``--token``). ``--endpoint`` selects another Hub server.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "push",
+        help="publish a GRAFT model or pairs dataset to the Hugging Face Hub in one commit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("folder", help="model folder (save_pretrained output) or, with --dataset, a pairs build folder")
+    parser.add_argument("repo_id", nargs="?", help="namespace/name or name; default for models: derived from config")
+    parser.add_argument("--dataset", action="store_true", help="push a pairs dataset folder to a dataset repository")
+    parser.add_argument("--namespace", help="user or organisation for a derived model repo name")
+    parser.add_argument("--suffix", help="variant suffix for a derived model repo name, e.g. pixel")
+    parser.add_argument("--allow-any-name", action="store_true", help="skip the check that the name fits the config")
+    card = parser.add_argument_group("model card (models only)")
+    card.add_argument("--eval", dest="eval_json", metavar="JSON", help="evaluation results JSON (model-index)")
+    card.add_argument("--license", help="licence id of the weights (default apache-2.0)")
+    card.add_argument("--train-dataset", action="append", default=[], metavar="REPO_ID", help="training dataset id")
+    card.add_argument("--base-model", help="Hub id of the CLIP it starts from (default: from the architecture)")
+    card.add_argument("--card", metavar="README", help="use this README.md instead of rendering one")
+    hub = parser.add_argument_group("Hub")
+    hub.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+    hub.add_argument("--token", help="access token (default: HF_TOKEN or the `hf auth login` token)")
+    hub.add_argument("--private", action="store_true", help="create the repository as private")
+    hub.add_argument("--revision", help="branch to commit to (default main)")
+    hub.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
+    hub.add_argument("-m", "--message", help="commit message")
+    parser.add_argument("--dry-run", action="store_true", help="stage and check every file, list them, push nothing")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _card_requested(args: argparse.Namespace) -> bool:
+    return bool(args.eval_json or args.license or args.train_dataset or args.base_model)
+
+
+def run(args: argparse.Namespace) -> int:
+    hub = {
+        "endpoint": args.endpoint,
+        "token": args.token,
+        "private": args.private or None,
+        "revision": args.revision,
+        "create_pr": args.create_pr,
+        "commit_message": args.message,
+    }
+    if args.dataset:
+        from graft_hf.hub.push import push_dataset
+
+        if not args.repo_id:
+            raise ValueError("graft push --dataset needs a REPO_ID (e.g. my-name/graft-naip-pairs)")
+        if args.dry_run:
+            raise ValueError("--dry-run is available for models only")
+        result = push_dataset(args.folder, args.repo_id, **hub)
+    else:
+        from pathlib import Path
+
+        from graft_hf.modeling import GraftConfig
+
+        from graft_hf.hub.cards import ModelCardInfo
+        from graft_hf.hub.naming import model_repo_name
+        from graft_hf.hub.push import push_model, stage_model_files
+
+        folder = Path(args.folder)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder} has no config.json; pass a folder saved by graft_hf (save_pretrained)")
+        repo_id = args.repo_id
+        if repo_id is None:
+            repo_id = model_repo_name(GraftConfig.from_pretrained(folder), args.suffix)
+            repo_id = f"{args.namespace}/{repo_id}" if args.namespace else repo_id
+        card_text = Path(args.card).read_text() if args.card else None
+        info = None
+        if _card_requested(args):
+            info = ModelCardInfo(repo_id=repo_id, datasets=list(args.train_dataset), base_model=args.base_model)
+            if args.license:
+                info.license = args.license
+        if args.dry_run:
+            with stage_model_files(folder, card_info=info, eval_results=args.eval_json, card=card_text) as files:
+                for name, path in sorted(files.items()):
+                    print(f"{name}\t{path.stat().st_size}")
+            print(f"dry run: {len(files)} files would be pushed to {repo_id}")
+            return 0
+        result = push_model(
+            folder,
+            repo_id,
+            card_info=info,
+            eval_results=args.eval_json,
+            card=card_text,
+            allow_any_name=args.allow_any_name,
+            **hub,
+        )
+    print(f"pushed {len(result.files)} files to {result.repo_type} {result.repo_id}: {result.commit_url}")
+    return 0
