@@ -1,0 +1,336 @@
+"""Setting up a region map: its typed config, the model and the input checks that fail with the fix.
+
+`graft_hf.tasks.region_map` runs the map; this module turns a `RegionMapConfig` into an opened raster, the model
+with its processor and tokenizer, the band selection and the tile grid, raising user-facing errors for a missing
+CRS, an empty raster or query, a band count the model's sensor cannot use and an unwritable output folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RegionMapConfig",
+    "RegionMapResult",
+    "band_indexes",
+    "check_writable",
+    "load_map_model",
+    "open_raster",
+    "resolve_region",
+    "tile_grid",
+]
+
+
+@dataclass
+class RegionMapConfig:
+    """What `graft map` does.
+
+    Attributes:
+        raster: Input GeoTIFF/COG path (or any GDAL-readable path with a CRS).
+        queries: Text queries, one score map each.
+        model: GRAFT model directory (or Hub id, where the Hub is reachable).
+        output_dir: Folder for `<query>.tif`, `<query>.png`, `topk.geojson` and the progress file.
+        tile_size: Model input side in pixels (default: the model's `vision_config.image_size`).
+        stride: Distance between tiles in model-input pixels (default `tile_size`: no overlap). Image level only.
+        gsd: `"model"` (tiles at the model's training GSD), `"native"` (raster pixels as they are) or metres/pixel.
+        level: `"image"` (one score per tile) or `"patch"` (one per ViT patch; pixel-level models only).
+        score: `"cosine"` or `"softmax"` (across queries).
+        templates: Prompt-template set name or templates for the query text (`None`: the query as written).
+        batch_size: Tiles per forward pass.
+        top_k: Tiles per query in the GeoJSON.
+        bands: 1-based raster bands holding the sensor's bands in order (default: all, or the first 3 for RGB).
+        window: Pixel window `(col_off, row_off, width, height)` restricting the mapped region.
+        bounds: `(west, south, east, north)` in degrees (EPSG:4326) restricting the mapped region.
+        resume: Continue an interrupted run in `output_dir`.
+        overwrite: Start again even if `output_dir` holds a previous run.
+        png: Write PNG overlays.
+        preview_max_side: Longest side of the PNG overlays in pixels.
+        checkpoint_interval_s: Seconds between checkpoints (0: after every batch).
+        device: `"auto"`, `"cpu"`, `"cuda"`, ...
+        gdal_cache_mb: GDAL block cache (bounds memory on large rasters).
+        progress: Show a progress bar.
+    """
+
+    raster: str
+    queries: tuple[str, ...]
+    model: str
+    output_dir: str
+    tile_size: int | None = None
+    stride: int | None = None
+    gsd: str | float = "model"
+    level: Literal["image", "patch"] = "image"
+    score: Literal["cosine", "softmax"] = "cosine"
+    templates: str | tuple[str, ...] | None = None
+    batch_size: int = 16
+    top_k: int = 10
+    bands: tuple[int, ...] | None = None
+    window: tuple[int, int, int, int] | None = None
+    bounds: tuple[float, float, float, float] | None = None
+    resume: bool = False
+    overwrite: bool = False
+    png: bool = True
+    preview_max_side: int = 1024
+    checkpoint_interval_s: float = 30.0
+    device: str = "auto"
+    gdal_cache_mb: int = 64
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.queries = tuple(self.queries)
+        if not self.queries:
+            raise ValueError('no query given: pass at least one, e.g. --query "farmland"')
+        empty = [i for i, q in enumerate(self.queries) if not isinstance(q, str) or not q.strip()]
+        if empty:
+            raise ValueError(f"query number {empty[0] + 1} is empty; every --query needs some text")
+        if len(set(self.queries)) != len(self.queries):
+            raise ValueError(f"queries repeat: {list(self.queries)}; pass each query once")
+        if self.level not in ("image", "patch"):
+            raise ValueError(f"level must be 'image' or 'patch', got {self.level!r}")
+        if self.score not in ("cosine", "softmax"):
+            raise ValueError(f"score must be 'cosine' or 'softmax', got {self.score!r}")
+        if self.score == "softmax" and len(self.queries) < 2:
+            raise ValueError("score='softmax' normalises across queries: pass at least two --query, or use cosine")
+        if isinstance(self.gsd, str) and self.gsd not in ("model", "native"):
+            try:
+                self.gsd = float(self.gsd)
+            except ValueError:
+                raise ValueError(f"gsd must be 'model', 'native' or metres per pixel, got {self.gsd!r}") from None
+        if not isinstance(self.gsd, str) and not self.gsd > 0:
+            raise ValueError(f"gsd must be a positive number of metres per pixel, got {self.gsd}")
+        for name in ("batch_size", "top_k", "preview_max_side", "gdal_cache_mb"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("tile_size", "stride"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
+        if self.window is not None and self.bounds is not None:
+            raise ValueError("pass either a pixel --window or --bounds in degrees, not both")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume continues a run and --overwrite discards it: pass only one")
+
+
+@dataclass
+class RegionMapResult:
+    """What a region-map run produced.
+
+    Attributes:
+        score_paths: Score GeoTIFF per query.
+        png_paths: PNG overlay per query (empty without `png`).
+        topk_path: GeoJSON of the top-k tiles of every query.
+        num_windows: Windows covering the region.
+        windows_run: Windows embedded by this call (not counting resumed or nodata ones).
+        windows_nodata: Windows skipped as all-nodata (whole run).
+        area_km2: Area of the mapped region in square kilometres (`None` without a metric CRS).
+        seconds: Wall time of the tiling loop in this call.
+        tile_gsd: Metres per model-input pixel (`None` if unknown).
+        window_pixels: Window side in native raster pixels.
+    """
+
+    score_paths: dict[str, str]
+    png_paths: dict[str, str]
+    topk_path: str
+    num_windows: int
+    windows_run: int
+    windows_nodata: int
+    area_km2: float | None
+    seconds: float
+    tile_gsd: float | None
+    window_pixels: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------- loading
+def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
+    """Load a GRAFT model with its image processor and tokenizer.
+
+    Args:
+        model: A directory saved with `save_pretrained` or a Hub id.
+        device: `"auto"` (CUDA when available), `"cpu"`, ...
+
+    Returns:
+        `(model, image_processor, tokenizer)`; the model is in eval mode. A directory without processor files gets
+        `GraftImageProcessor.from_graft_config(model.config)` and the offline CLIP tokenizer.
+
+    Raises:
+        RuntimeError: If the model cannot be loaded, naming how to pass a local directory.
+    """
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    import graft_hf  # noqa: F401  (registers GRAFT with the Auto classes)
+    from graft_hf.modeling import GraftImageProcessor, GraftModel
+    from graft_hf.tokenizer import load_clip_tokenizer
+
+    try:
+        loaded = AutoModel.from_pretrained(model)
+    except (OSError, ValueError) as error:
+        raise RuntimeError(
+            f"could not load GRAFT model {model!r} ({type(error).__name__}: {str(error).splitlines()[0]}). "
+            "Without Hub access pass a local directory saved with GraftModel.save_pretrained, e.g. "
+            "--model /path/to/graft-naip-vitb16"
+        ) from error
+    if not isinstance(loaded, GraftModel):
+        raise ValueError(f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint")
+    image_processor = tokenizer = None
+    if Path(model).is_dir() and not (Path(model) / "preprocessor_config.json").exists():
+        processor = None  # a bare model directory: skip AutoProcessor's lookups
+    else:
+        try:
+            processor = AutoProcessor.from_pretrained(model)
+        except (OSError, ValueError, TypeError) as error:
+            logger.info("no processor saved with %s (%s); building one from the config", model, error)
+            processor = None
+    if processor is not None:
+        image_processor = getattr(processor, "image_processor", None)
+        tokenizer = getattr(processor, "tokenizer", None)
+    if not isinstance(image_processor, GraftImageProcessor):
+        image_processor = GraftImageProcessor.from_graft_config(loaded.config)
+    if tokenizer is None:
+        tokenizer = load_clip_tokenizer()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return loaded.to(device).eval(), image_processor, tokenizer
+
+
+# ------------------------------------------------------------------------------------------------- checks
+def open_raster(path: str) -> Any:
+    import rasterio
+
+    if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
+        raise FileNotFoundError(f"raster not found: {path}")
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as error:
+        raise ValueError(f"cannot open raster {path}: {error}; is it a GeoTIFF/COG readable by GDAL?") from error
+    if src.width == 0 or src.height == 0 or src.count == 0:
+        src.close()
+        raise ValueError(f"raster {path} is empty ({src.width} x {src.height} px, {src.count} bands)")
+    if src.crs is None:
+        src.close()
+        raise ValueError(
+            f"raster {path} has no CRS, so its scores cannot be georeferenced; assign one, e.g. "
+            f"`gdal_edit.py -a_srs EPSG:32614 {path}` (or gdalwarp -t_srs), then rerun"
+        )
+    return src
+
+
+def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[int]:
+    names = list(model_config.band_names)
+    if config.bands is not None:
+        bad = [b for b in config.bands if not 1 <= b <= src.count]
+        if bad:
+            raise ValueError(f"--bands {list(config.bands)}: raster {config.raster} has bands 1..{src.count} only")
+        indexes = list(config.bands)
+    elif src.count == len(names):
+        indexes = list(range(1, src.count + 1))
+    elif src.count == 3 or (src.count == 4 and len(names) == 3):
+        indexes = [1, 2, 3]  # an RGB(A) image
+    else:
+        indexes = list(range(1, src.count + 1))
+    if len(indexes) not in (len(names), 3):
+        raise ValueError(
+            f"raster {config.raster} gives {len(indexes)} bands, but the model's sensor {model_config.sensor!r} "
+            f"expects {len(names)} ({', '.join(names)}) or 3 RGB bands; pass a raster of that sensor or pick its "
+            "bands with --bands (1-based, in the sensor's order)"
+        )
+    return indexes
+
+
+def check_writable(output_dir: Path) -> None:
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        probe = output_dir / f".graft_write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(
+            f"output folder {output_dir} is not writable ({error.strerror}); pass a writable --output folder"
+        ) from error
+
+
+def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
+    full = PixelWindow(0, 0, src.width, src.height)
+    if config.window is not None:
+        col, row, width, height = (int(v) for v in config.window)
+        wanted = PixelWindow(col, row, width, height)
+    elif config.bounds is not None:
+        from rasterio.warp import transform_bounds
+        from rasterio.windows import from_bounds
+
+        west, south, east, north = config.bounds
+        if not (west < east and south < north):
+            raise ValueError(f"--bounds must be west,south,east,north with west < east, south < north: {config.bounds}")
+        box = transform_bounds("EPSG:4326", src.crs, west, south, east, north, densify_pts=21)
+        win = from_bounds(*box, transform=src.transform)
+        c0, r0 = math.floor(win.col_off), math.floor(win.row_off)
+        wanted = PixelWindow(c0, r0, math.ceil(win.col_off + win.width) - c0, math.ceil(win.row_off + win.height) - r0)
+    else:
+        return full
+    c0, r0 = max(wanted.col_off, 0), max(wanted.row_off, 0)
+    c1, r1 = min(wanted.col_off + wanted.width, src.width), min(wanted.row_off + wanted.height, src.height)
+    if c1 <= c0 or r1 <= r0:
+        raise ValueError(
+            f"the requested region {wanted} does not overlap raster {config.raster} ({src.width} x {src.height} px); "
+            "check --window/--bounds"
+        )
+    return PixelWindow(c0, r0, c1 - c0, r1 - r0)
+
+
+def tile_grid(src: Any, config: RegionMapConfig, model_config: Any, region: PixelWindow) -> tuple[TileGrid, int, float]:
+    """The tile grid, the model-input tile size and the tile's metres per pixel (NaN if unknown)."""
+    vision = model_config.vision_config
+    tile = config.tile_size or vision.image_size
+    raster_gsd = raster_gsd_metres(src)
+    target = model_config.gsd if config.gsd == "model" else config.gsd
+    scale = 1.0
+    if target != "native" and target is not None:
+        if raster_gsd is None:
+            if config.gsd != "model":
+                raise ValueError(
+                    f"raster {config.raster} has a geographic CRS ({src.crs}), so --gsd {config.gsd} metres cannot "
+                    "be converted to pixels; reproject it to a projected CRS (e.g. UTM) or pass --gsd native"
+                )
+            logger.warning("raster %s has a geographic CRS: tiling at its native resolution", config.raster)
+        else:
+            scale = float(target) / raster_gsd
+            if abs(scale - 1.0) < 0.01:
+                scale = 1.0
+    if config.level == "patch":
+        if model_config.use_patch_head is False:
+            raise ValueError(
+                "level='patch' needs a pixel-level GRAFT model (config.use_patch_head=True); use --level image"
+            )
+        if tile % vision.patch_size:
+            raise ValueError(f"tile size {tile} must be a multiple of the model's patch size {vision.patch_size}")
+        grid = tile // vision.patch_size
+        window = grid * max(1, round(tile * scale / grid))
+        stride = window
+        if config.stride not in (None, tile):
+            raise ValueError("patch-level maps use non-overlapping tiles: drop --stride or use --level image")
+    else:
+        grid = 1
+        window = max(1, round(tile * scale))
+        stride = max(1, round((config.stride or tile) * scale))
+        if (config.stride or tile) > tile:
+            raise ValueError(f"--stride {config.stride} is larger than the tile ({tile} px) and would leave gaps")
+    tile_gsd = raster_gsd * window / tile if raster_gsd is not None else float("nan")
+    tiling = TileGrid(
+        region=region,
+        raster_width=src.width,
+        raster_height=src.height,
+        window=window,
+        stride=stride,
+        level=config.level,
+        patches_per_side=grid,
+    )
+    return tiling, tile, tile_gsd

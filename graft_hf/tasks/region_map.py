@@ -1,0 +1,362 @@
+"""Region maps (GRAFT section 4.5): score every tile of a large raster against text queries.
+
+`run_region_map` tiles a GeoTIFF/COG into windows of the model's input footprint, reads them in batches with
+rasterio windowed reads (never the whole raster), embeds them with a `GraftModel` and writes, per query, a
+georeferenced float32 score GeoTIFF (the input's CRS; the input's transform moved to the region and scaled to
+the score grid), a PNG overlay and the top-k tiles as GeoJSON. Memory is O(batch), not O(raster): windows are
+read per batch, scores are written per batch with windowed writes and GDAL's block cache is capped.
+
+Scores are cosine similarities between L2-normalised tile (or patch) embeddings and query text embeddings
+(`score="cosine"`, the default, in [-1, 1]), or a softmax across the queries of the logit-scaled similarities
+(`score="softmax"`, CLIP's zero-shot probabilities, needs >= 2 queries). Tiles whose pixels are all nodata are
+not run and are nodata (NaN) in the outputs; partly-nodata tiles are scored with the missing pixels black.
+
+Ground sample distance: by default (`gsd="model"`) a tile covers the ground the model was trained on,
+`tile_size * config.gsd` metres: the window is read at native resolution and the image processor resizes it to
+`tile_size` pixels (antialiased bicubic, as in training). `gsd="native"` uses `tile_size` raster pixels as they
+are; a number sets the tile's metres per pixel explicitly.
+
+Resume: windows are processed in row-major order and committed at checkpoints (output GeoTIFFs closed, so GDAL
+has flushed them, then a small JSON progress file replaced atomically). A killed run restarted with
+`resume=True` continues after the last checkpoint; work before it is never rewritten.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graft_hf.tasks.map_setup import (
+    RegionMapConfig,
+    RegionMapResult,
+    band_indexes,
+    check_writable,
+    load_map_model,
+    open_raster,
+    resolve_region,
+    tile_grid,
+)
+from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres, read_window, valid_mask
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PROGRESS_FILE", "RegionMapConfig", "RegionMapResult", "load_map_model", "run_region_map"]
+
+PROGRESS_FILE = ".graft_map_progress.json"
+TOPK_FILE = "topk.geojson"
+_PROGRESS_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------------- outputs
+def _slugs(queries: tuple[str, ...]) -> list[str]:
+    slugs: list[str] = []
+    for query in queries:
+        slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")[:60] or "query"
+        base, n = slug, 2
+        while slug in slugs:
+            slug, n = f"{base}-{n}", n + 1
+        slugs.append(slug)
+    return slugs
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _create_score_raster(path: Path, src: Any, grid: TileGrid) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    height, width = grid.score_shape
+    block = 256
+    profile = {
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": 1,
+        "width": width,
+        "height": height,
+        "crs": src.crs,
+        "transform": grid.score_transform(src.transform),
+        "nodata": float("nan"),
+        "compress": "deflate",
+        "predictor": 3,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if width >= block and height >= block:
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    with rasterio.open(path, "w", **profile) as dst:
+        for row in range(0, height, block):  # initialise to nodata strip by strip: O(width * block) memory
+            rows = min(block, height - row)
+            dst.write(np.full((rows, width), np.nan, dtype=np.float32), 1, window=Window(0, row, width, rows))
+
+
+def _settings(config: RegionMapConfig, src: Any, grid: TileGrid, tile: int) -> dict[str, Any]:
+    """What the outputs depend on; a resumed run must match it."""
+    return {
+        "raster": os.path.abspath(config.raster) if os.path.exists(config.raster) else config.raster,
+        "raster_shape": [src.height, src.width],
+        "raster_transform": list(src.transform)[:6],
+        "model": os.path.abspath(config.model) if os.path.exists(config.model) else config.model,
+        "queries": list(config.queries),
+        "templates": config.templates if not isinstance(config.templates, tuple) else list(config.templates),
+        "score": config.score,
+        "level": config.level,
+        "tile_size": tile,
+        "grid": {k: v for k, v in asdict(grid).items() if k not in ("raster_width", "raster_height")},
+        "bands": list(config.bands) if config.bands else None,
+    }
+
+
+class _Top:
+    """Top-k (score, window index) per query, kept as min-heaps."""
+
+    def __init__(self, k: int, queries: tuple[str, ...], saved: dict[str, list] | None = None) -> None:
+        self.k = k
+        self.heaps: dict[str, list[tuple[float, int]]] = {q: [] for q in queries}
+        for query, items in (saved or {}).items():
+            self.heaps[query] = [(float(s), int(i)) for s, i in items]
+            heapq.heapify(self.heaps[query])
+
+    def push(self, query: str, score: float, index: int) -> None:
+        heap = self.heaps[query]
+        if len(heap) < self.k:
+            heapq.heappush(heap, (score, index))
+        elif score > heap[0][0]:
+            heapq.heapreplace(heap, (score, index))
+
+    def ranked(self, query: str) -> list[tuple[float, int]]:
+        return sorted(self.heaps[query], key=lambda item: (-item[0], item[1]))
+
+    def state(self) -> dict[str, list]:
+        return {q: [[s, i] for s, i in heap] for q, heap in self.heaps.items()}
+
+
+# ------------------------------------------------------------------------------------------------- the run
+def _score_batch(
+    model: Any,
+    image_processor: Any,
+    arrays: list[np.ndarray],
+    tile: int,
+    text_embeds: Any,
+    config: RegionMapConfig,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Image scores `(batch, queries)` and, at patch level, patch scores `(batch, grid, grid, queries)`."""
+    import torch
+
+    pixel_values = image_processor(arrays, size=tile, return_tensors="pt")["pixel_values"]
+    pixel_values = pixel_values.to(text_embeds.device)
+    with torch.inference_mode():
+        output = model(pixel_values=pixel_values, output_patch_embeds=config.level == "patch")
+        image_scores = output.image_embeds.float() @ text_embeds.T  # (batch, queries)
+        patch_scores = None
+        if config.level == "patch":
+            patch_scores = output.patch_embeds.float() @ text_embeds.T  # (batch, grid, grid, queries)
+        if config.score == "softmax":
+            scale = model.logit_scale.exp().float()
+            image_scores = (scale * image_scores).softmax(dim=-1)
+            if patch_scores is not None:
+                patch_scores = (scale * patch_scores).softmax(dim=-1)
+    return image_scores.cpu().numpy(), None if patch_scores is None else patch_scores.cpu().numpy()
+
+
+def run_region_map(config: RegionMapConfig) -> RegionMapResult:
+    """Map text queries over a raster; see the module docstring for the outputs and their guarantees.
+
+    Args:
+        config: What to map and where to write it.
+
+    Returns:
+        Paths of the outputs and run statistics.
+    """
+    import rasterio
+
+    from graft_hf.tasks.map_render import render_overlay, write_topk_geojson
+    from graft_hf.tasks.text import encode_queries
+
+    output_dir = Path(config.output_dir)
+    with open_raster(config.raster) as src:
+        region = resolve_region(src, config)
+        check_writable(output_dir)
+        progress_path = output_dir / PROGRESS_FILE
+        saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
+        if saved is not None and not (config.resume or config.overwrite):
+            state = "a finished" if saved.get("complete") else "an unfinished"
+            raise ValueError(
+                f"{output_dir} holds {state} region map; pass --resume to continue it or --overwrite to start again"
+            )
+        if config.resume and saved is None:
+            logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
+
+        model, image_processor, tokenizer = load_map_model(config.model, config.device)
+        indexes = band_indexes(src, config, model.config)
+        grid, tile, tile_gsd = tile_grid(src, config, model.config, region)
+        settings = _settings(config, src, grid, tile)
+        slugs = _slugs(config.queries)
+        score_paths = {q: output_dir / f"{s}.tif" for q, s in zip(config.queries, slugs, strict=True)}
+
+        start, nodata_count, top_state = 0, 0, None
+        if config.resume and saved is not None:
+            if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != settings:
+                raise ValueError(
+                    f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this "
+                    "command; repeat its exact arguments with --resume, or pass --overwrite to start again"
+                )
+            missing = [str(p) for p in score_paths.values() if not p.exists()]
+            if missing:
+                raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
+            start, nodata_count, top_state = saved["windows_done"], saved["windows_nodata"], saved["top"]
+            logger.info("resuming at window %d of %d", start, grid.num_windows)
+        else:
+            for path in score_paths.values():
+                _create_score_raster(path, src, grid)
+        top = _Top(config.top_k, config.queries, top_state)
+
+        def checkpoint(done: int, complete: bool = False) -> None:
+            payload = {
+                "version": _PROGRESS_VERSION,
+                "settings": settings,
+                "windows_done": done,
+                "num_windows": grid.num_windows,
+                "windows_nodata": nodata_count,
+                "top": top.state(),
+                "complete": complete,
+            }
+            _write_json_atomic(progress_path, payload)
+
+        if start == 0:
+            checkpoint(0)
+        text_embeds = encode_queries(model, tokenizer, config.queries, templates=config.templates)
+        nodata_values = [v for v in (src.nodata, model.config.nodata_value) if v is not None]
+        fill = src.nodata if src.nodata is not None and not math.isnan(src.nodata) else 0
+        k = grid.patches_per_side if config.level == "patch" else 1
+        windows_run, began = 0, time.perf_counter()
+        with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb * 1024 * 1024):
+            bar = _progress_bar(config.progress, grid.num_windows, start)
+            writers = [rasterio.open(score_paths[q], "r+") for q in config.queries]
+            last_checkpoint = time.monotonic()
+            try:
+                for batch_start in range(start, grid.num_windows, config.batch_size):
+                    batch = range(batch_start, min(batch_start + config.batch_size, grid.num_windows))
+                    # (queries, batch, k, k) score blocks; NaN for nodata windows and patches.
+                    blocks = np.full((len(config.queries), len(batch), k, k), np.nan, dtype=np.float32)
+                    arrays, slots, patch_valid = [], [], []
+                    for slot, index in enumerate(batch):
+                        window = grid.window_at(index)
+                        array = read_window(src, window, indexes, fill)
+                        valid = valid_mask(array, nodata_values) & _inside(window, src.width, src.height)
+                        if not valid.any():
+                            nodata_count += 1
+                            continue
+                        array[:, ~valid] = 0
+                        arrays.append(array)
+                        slots.append(slot)
+                        if config.level == "patch":
+                            side = grid.window // k
+                            patch_valid.append(valid.reshape(k, side, k, side).any(axis=(1, 3)))
+                    if arrays:
+                        image_scores, patch_scores = _score_batch(
+                            model, image_processor, arrays, tile, text_embeds, config
+                        )
+                        for n, slot in enumerate(slots):
+                            for q, query in enumerate(config.queries):
+                                top.push(query, float(image_scores[n, q]), batch[slot])
+                            if patch_scores is None:
+                                blocks[:, slot, 0, 0] = image_scores[n]
+                            else:
+                                values = np.moveaxis(patch_scores[n], -1, 0)  # (queries, k, k)
+                                blocks[:, slot] = np.where(patch_valid[n], values, np.nan)
+                        windows_run += len(arrays)
+                    _write_blocks(writers, grid, batch, blocks)
+                    bar.update(len(batch))
+                    done = batch.stop
+                    if done == grid.num_windows or time.monotonic() - last_checkpoint >= config.checkpoint_interval_s:
+                        for writer in writers:  # closing flushes GDAL's cache: the data is on disk before the JSON
+                            writer.close()
+                        checkpoint(done)
+                        last_checkpoint = time.monotonic()
+                        if done < grid.num_windows:
+                            writers = [rasterio.open(score_paths[q], "r+") for q in config.queries]
+            finally:
+                for writer in writers:
+                    writer.close()
+                bar.close()
+            seconds = time.perf_counter() - began
+
+            topk_path = output_dir / TOPK_FILE
+            write_topk_geojson(topk_path, src, grid, top.ranked, config.queries)
+            png_paths: dict[str, str] = {}
+            if config.png:
+                for query, slug in zip(config.queries, slugs, strict=True):
+                    png = output_dir / f"{slug}.png"
+                    render_overlay(
+                        src, region, score_paths[query], png, query, model.config, indexes, config.score,
+                        config.preview_max_side,
+                    )  # fmt: skip
+                    png_paths[query] = str(png)
+        checkpoint(grid.num_windows, complete=True)
+        raster_gsd = raster_gsd_metres(src)
+
+    area = None if raster_gsd is None else region.width * region.height * raster_gsd**2 / 1e6
+    logger.info(
+        "mapped %d windows (%d run here, %d nodata) in %.1f s; outputs in %s",
+        grid.num_windows, windows_run, nodata_count, seconds, output_dir,
+    )  # fmt: skip
+    return RegionMapResult(
+        score_paths={q: str(p) for q, p in score_paths.items()},
+        png_paths=png_paths,
+        topk_path=str(topk_path),
+        num_windows=grid.num_windows,
+        windows_run=windows_run,
+        windows_nodata=nodata_count,
+        area_km2=area,
+        seconds=seconds,
+        tile_gsd=None if math.isnan(tile_gsd) else tile_gsd,
+        window_pixels=grid.window,
+        extras={"raster_gsd": raster_gsd, "tile_size": tile},
+    )
+
+
+def _inside(window: PixelWindow, width: int, height: int) -> np.ndarray:
+    """`(window.height, window.width)` bool: pixels of the window inside the raster."""
+    rows = np.arange(window.row_off, window.row_off + window.height)
+    cols = np.arange(window.col_off, window.col_off + window.width)
+    return ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
+
+
+def _write_blocks(writers: list[Any], grid: TileGrid, batch: range, blocks: np.ndarray) -> None:
+    """Write a batch's score blocks, one windowed write per grid row touched and per query."""
+    from rasterio.windows import Window
+
+    k = blocks.shape[-1]
+    grid_cols = grid.grid_shape[1]
+    position = batch.start
+    while position < batch.stop:
+        row, col = divmod(position, grid_cols)
+        end = min(batch.stop, (row + 1) * grid_cols)
+        count = end - position
+        segment = blocks[:, position - batch.start : end - batch.start]  # (queries, count, k, k)
+        image = segment.transpose(0, 2, 1, 3).reshape(len(writers), k, count * k)  # (queries, k, count * k)
+        for writer, values in zip(writers, image, strict=True):
+            writer.write(values, 1, window=Window(col * k, row * k, count * k, k))
+        position = end
+
+
+def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="tile", desc="graft map", disable=not enabled)
