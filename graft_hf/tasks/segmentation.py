@@ -1,0 +1,382 @@
+"""Zero-shot semantic segmentation with a pixel-level GRAFT model (GRAFT, Sec. 3.3 and Table 3).
+
+Every ViT patch has an embedding in CLIP's joint space, so the cosine similarity between the patch embeddings and
+the text embeddings of class prompts is a coarse `(num_classes, grid_h, grid_w)` score map. It is upsampled
+bilinearly to the image's own resolution *before* the argmax (so class borders are smooth rather than
+patch-shaped) and turned into a label mask. The model input is the whole image resized without cropping, so the
+patch grid covers the full image and upsampling to `(height, width)` aligns it with the original pixels.
+
+Pixels that fit no class can go to a "background" label, by either or both of:
+
+* `background_prompt`: an extra text query (e.g. "background" or "other") competing with the classes;
+* `score_threshold`: a constant background score; a pixel whose best class score is below it is background.
+
+Example:
+    >>> segmenter = ZeroShotSegmenter(model, load_clip_tokenizer())
+    >>> result = segmenter.segment("tile.tif", ["water", "road", "trees", "buildings"])
+    >>> result.mask.shape, result.score_maps.shape                   # (H, W), (4, H, W)
+    >>> result.overlay().save("segmentation.png")                    # colour overlay with a legend
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from graft_hf.tasks.text import encode_queries, model_device
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PALETTE",
+    "SegmentationConfig",
+    "SegmentationResult",
+    "ZeroShotSegmenter",
+    "patch_similarity",
+    "prepare_image",
+    "render_overlay",
+    "segment_from_patch_scores",
+]
+
+#: Distinct colours (tab10 then tab20's light tones); the background label is drawn transparent.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+    (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207), (174, 199, 232), (255, 187, 120),
+    (152, 223, 138), (255, 152, 150), (197, 176, 213), (196, 156, 148), (247, 182, 210), (199, 199, 199),
+    (219, 219, 141), (158, 218, 229),
+)  # fmt: skip
+
+ScoreType = Literal["cosine", "softmax"]
+
+
+@dataclass
+class SegmentationConfig:
+    """Options of zero-shot segmentation.
+
+    Attributes:
+        templates: Prompt templates for the class names: a set name from
+            `graft_hf.evaluation.templates.TEMPLATE_SETS`, a list of templates with one `{}`, or `None` to embed the
+            names as written.
+        score: `"cosine"`: raw patch-text cosine similarity; `"softmax"`: probabilities over the classes (and the
+            background prompt) at `logit_scale`.
+        logit_scale: Temperature multiplier for `"softmax"` (CLIP's learned scale is 100).
+        background_prompt: Optional extra query whose winning pixels get the background label.
+        score_threshold: Optional background score in the units of `score`: a pixel whose best class score is
+            below it gets the background label.
+        background_name: Name of the background label.
+        upsample_mode: `"bilinear"` (default) or `"nearest"` (blocky, patch-shaped masks) upsampling of the scores.
+    """
+
+    templates: str | Sequence[str] | None = "satellite"
+    score: ScoreType = "softmax"
+    logit_scale: float = 100.0
+    background_prompt: str | None = None
+    score_threshold: float | None = None
+    background_name: str = "background"
+    upsample_mode: Literal["bilinear", "nearest"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.score not in ("cosine", "softmax"):
+            raise ValueError(f"score must be 'cosine' or 'softmax', got {self.score!r}")
+        if self.upsample_mode not in ("bilinear", "nearest"):
+            raise ValueError(f"upsample_mode must be 'bilinear' or 'nearest', got {self.upsample_mode!r}")
+        if self.logit_scale <= 0:
+            raise ValueError(f"logit_scale must be positive, got {self.logit_scale}")
+
+    @property
+    def has_background(self) -> bool:
+        return self.background_prompt is not None or self.score_threshold is not None
+
+
+@dataclass
+class SegmentationResult:
+    """A zero-shot segmentation of one image.
+
+    Attributes:
+        score_maps: float32 `(num_labels, height, width)` per-pixel scores of every label (the classes, then the
+            background label when enabled), at the original image resolution.
+        mask: int64 `(height, width)` label ids, the argmax of `score_maps`.
+        class_names: Names of the labels, in the order of `score_maps` (background last when enabled).
+        patch_scores: float32 `(num_classes, grid_h, grid_w)` cosine similarity of every patch with every named
+            class (no background), before upsampling.
+        background_index: Label id of the background, or `None`.
+        image: Optional uint8 `(height, width, 3)` RGB rendering of the input, for overlays.
+    """
+
+    score_maps: torch.Tensor
+    mask: torch.Tensor
+    class_names: tuple[str, ...]
+    patch_scores: torch.Tensor
+    background_index: int | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """`(height, width)` of the mask."""
+        return int(self.mask.shape[0]), int(self.mask.shape[1])
+
+    def label_fractions(self) -> dict[str, float]:
+        """Fraction of the image's pixels assigned to every label."""
+        counts = torch.bincount(self.mask.reshape(-1), minlength=len(self.class_names)).double()
+        return dict(zip(self.class_names, (counts / counts.sum()).tolist()))
+
+    def binary_mask(self, class_name: str) -> torch.Tensor:
+        """bool `(height, width)` mask of one label."""
+        if class_name not in self.class_names:
+            raise KeyError(f"no label {class_name!r}; labels are {list(self.class_names)}")
+        return self.mask == self.class_names.index(class_name)
+
+    def overlay(self, image: Any = None, alpha: float = 0.5, legend: bool = True):
+        """Colour overlay of the mask on the image with a legend (a PIL image); see :func:`render_overlay`."""
+        image = self.image if image is None else image
+        if image is None:
+            raise ValueError("this result carries no image; pass the RGB image to overlay(image)")
+        return render_overlay(image, self.mask, self.class_names, alpha, self.background_index, legend)
+
+
+def patch_similarity(patch_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every patch with every query.
+
+    Args:
+        patch_embeds: `(grid_h, grid_w, dim)` patch embeddings (normalised here).
+        text_embeds: `(num_queries, dim)` query embeddings (normalised here).
+
+    Returns:
+        float32 `(num_queries, grid_h, grid_w)`.
+    """
+    if patch_embeds.ndim != 3 or text_embeds.ndim != 2 or patch_embeds.shape[-1] != text_embeds.shape[-1]:
+        raise ValueError(
+            f"expected patch_embeds (grid_h, grid_w, dim) and text_embeds (num_queries, dim) with the same dim, "
+            f"got {tuple(patch_embeds.shape)} and {tuple(text_embeds.shape)}"
+        )
+    patches = F.normalize(patch_embeds.float(), dim=-1)
+    texts = F.normalize(text_embeds.float().to(patches.device), dim=-1)
+    return torch.einsum("hwd,qd->qhw", patches, texts)
+
+
+def upsample_scores(scores: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """Resizes `(num_maps, grid_h, grid_w)` score maps to `(num_maps, height, width)` (pixel-centre aligned)."""
+    kwargs = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(scores[None].float(), size=tuple(size), mode=mode, **kwargs)[0]
+
+
+def segment_from_patch_scores(
+    patch_scores: torch.Tensor,
+    output_size: tuple[int, int],
+    class_names: Sequence[str],
+    config: SegmentationConfig | None = None,
+    background_scores: torch.Tensor | None = None,
+) -> SegmentationResult:
+    """Turns patch-level class scores into a segmentation at image resolution.
+
+    Args:
+        patch_scores: `(num_classes, grid_h, grid_w)` cosine similarities of patches with class queries.
+        output_size: `(height, width)` of the original image.
+        class_names: One name per class.
+        config: Options (background handling, score type); defaults to `SegmentationConfig()`.
+        background_scores: `(grid_h, grid_w)` cosine similarity with `config.background_prompt`, required
+            exactly when a background prompt is configured.
+
+    Returns:
+        A :class:`SegmentationResult` (without an image).
+    """
+    config = config or SegmentationConfig()
+    class_names = tuple(class_names)
+    if patch_scores.ndim != 3 or patch_scores.shape[0] != len(class_names):
+        raise ValueError(
+            f"patch_scores must be (num_classes={len(class_names)}, grid_h, grid_w), got {tuple(patch_scores.shape)}"
+        )
+    if (background_scores is None) != (config.background_prompt is None):
+        raise ValueError("pass background_scores exactly when config.background_prompt is set")
+    if config.has_background and config.background_name in class_names:
+        raise ValueError(f"background_name {config.background_name!r} is also a class name; rename one of them")
+    height, width = (int(s) for s in output_size)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"output_size must be a positive (height, width), got {output_size}")
+    cosine = patch_scores.float()
+    if background_scores is not None:
+        cosine = torch.cat([cosine, background_scores.float()[None]])  # (classes + 1, grid_h, grid_w)
+    scores = upsample_scores(cosine, (height, width), config.upsample_mode)  # logits upsampled before any argmax
+    if config.score == "softmax":
+        scores = (config.logit_scale * scores).softmax(dim=0)
+    names = class_names
+    background_index = None
+    if config.has_background:
+        background_index = len(class_names)
+        names = class_names + (config.background_name,)
+        if config.background_prompt is None:
+            background = torch.full_like(scores[0], float(config.score_threshold))
+        else:
+            background = scores[-1]
+            scores = scores[:-1]
+            if config.score_threshold is not None:
+                background = background.clamp_min(float(config.score_threshold))
+        scores = torch.cat([scores, background[None]])
+    # argmax returns the first maximum, so a class scoring exactly the threshold keeps the pixel.
+    mask = scores.argmax(dim=0)
+    return SegmentationResult(scores, mask, names, patch_scores.float().cpu(), background_index)
+
+
+def _to_uint8_rgb(rgb_unit: torch.Tensor) -> np.ndarray:
+    """`(3, H, W)` float in [0, 1] -> uint8 `(H, W, 3)`."""
+    return (rgb_unit.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.ndarray]:
+    """Model input and a displayable RGB copy of one image, through the same sensor-aware processor.
+
+    Args:
+        image: Anything `GraftImageProcessor` accepts: a PIL image, an HWC/CHW array or tensor (raw sensor values
+            or RGB), or a path to a GeoTIFF or image file.
+        image_processor: A `GraftImageProcessor` (its sensor settings pick and scale the RGB bands).
+
+    Returns:
+        `pixel_values` `(1, 3, size, size)` and uint8 `(height, width, 3)` RGB at the original resolution.
+    """
+    unit = image_processor(image, do_resize=False, do_normalize=False)["pixel_values"]
+    if unit.shape[0] != 1:
+        raise ValueError(f"pass one image at a time, got a batch of {unit.shape[0]}")
+    pixel_values = image_processor(image)["pixel_values"]
+    return pixel_values, _to_uint8_rgb(unit[0])
+
+
+def _load_font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has no scalable default font
+        return ImageFont.load_default()
+
+
+def render_overlay(
+    image: Any,
+    mask: torch.Tensor | np.ndarray,
+    class_names: Sequence[str],
+    alpha: float = 0.5,
+    background_index: int | None = None,
+    legend: bool = True,
+    palette: Sequence[tuple[int, int, int]] = PALETTE,
+):
+    """Draws a label mask over an image in colour, with a legend of the labels and their pixel shares.
+
+    Args:
+        image: uint8 `(height, width, 3)` RGB array or a PIL image of the mask's size.
+        mask: `(height, width)` label ids.
+        class_names: Names of the label ids.
+        alpha: Opacity of the colours (0: image only, 1: colours only).
+        background_index: Label drawn transparent (shown in the legend without a colour swatch fill).
+        legend: Add a legend panel to the right of the image.
+        palette: RGB colours, cycled when there are more labels than colours.
+
+    Returns:
+        An RGB `PIL.Image.Image`.
+    """
+    from PIL import Image, ImageDraw
+
+    rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
+    labels = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).astype(np.int64)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (height, width, 3) RGB, got {rgb.dtype} {rgb.shape}")
+    if labels.shape != rgb.shape[:2]:
+        raise ValueError(f"mask {labels.shape} and image {rgb.shape[:2]} differ in size; resize one to the other")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    colours = np.array([palette[i % len(palette)] for i in range(len(class_names))], dtype=np.float32)
+    blended = rgb.astype(np.float32)
+    paint = np.ones(labels.shape, dtype=bool) if background_index is None else labels != background_index
+    blended[paint] = (1 - alpha) * blended[paint] + alpha * colours[labels[paint]]
+    canvas = Image.fromarray(blended.round().astype(np.uint8))
+    if not legend:
+        return canvas
+    counts = np.bincount(labels.ravel(), minlength=len(class_names)) / labels.size
+    font_size = max(10, min(24, canvas.height // max(len(class_names), 1) // 2))
+    font = _load_font(font_size)
+    line = font_size + 6
+    entries = [f"{name} ({100 * share:.1f}%)" for name, share in zip(class_names, counts)]
+    measure = ImageDraw.Draw(canvas)
+    text_width = max(int(measure.textlength(text, font=font)) for text in entries)
+    panel_width = text_width + line + 16
+    out = Image.new("RGB", (canvas.width + panel_width, max(canvas.height, line * len(entries) + 8)), "white")
+    out.paste(canvas, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(entries):
+        x, y = canvas.width + 6, 4 + i * line
+        swatch = (x, y + 2, x + font_size, y + 2 + font_size)
+        if i == background_index:
+            draw.rectangle(swatch, outline=(0, 0, 0))
+        else:
+            draw.rectangle(swatch, fill=tuple(int(c) for c in colours[i]), outline=(0, 0, 0))
+        draw.text((x + font_size + 6, y), text, fill=(0, 0, 0), font=font)
+    return out
+
+
+class ZeroShotSegmenter:
+    """Segments satellite images into named classes with a pixel-level GRAFT model.
+
+    Args:
+        model: A `GraftModel` with a patch head.
+        tokenizer: Its CLIP tokenizer (`graft_hf.tokenizer.load_clip_tokenizer()` works offline).
+        image_processor: A `GraftImageProcessor`; defaults to the one matching `model.config`.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, image_processor: Any = None) -> None:
+        if image_processor is None:
+            from graft_hf.modeling import GraftImageProcessor
+
+            image_processor = GraftImageProcessor.from_graft_config(model.config)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self._query_cache: dict[tuple[tuple[str, ...], Any], torch.Tensor] = {}
+
+    def encode_queries(self, queries: Sequence[str], templates: str | Sequence[str] | None) -> torch.Tensor:
+        """Unit-norm query embeddings `(num_queries, dim)`, cached per (queries, templates)."""
+        key = (tuple(queries), templates if templates is None or isinstance(templates, str) else tuple(templates))
+        if key not in self._query_cache:
+            self._query_cache[key] = encode_queries(self.model, self.tokenizer, list(queries), templates)
+        return self._query_cache[key]
+
+    @torch.no_grad()
+    def patch_embeds(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`(grid_h, grid_w, dim)` patch embeddings of one prepared image `(1, 3, size, size)`."""
+        return self.model.get_patch_features(pixel_values.to(model_device(self.model)))[0]
+
+    def query_patch_scores(
+        self, pixel_values: torch.Tensor, queries: Sequence[str], templates: str | Sequence[str] | None
+    ) -> torch.Tensor:
+        """Cosine similarity `(num_queries, grid_h, grid_w)` of the image's patches with text queries."""
+        return patch_similarity(self.patch_embeds(pixel_values), self.encode_queries(queries, templates)).cpu()
+
+    def segment(
+        self, image: Any, class_names: Sequence[str], config: SegmentationConfig | None = None
+    ) -> SegmentationResult:
+        """Segments one image.
+
+        Args:
+            image: A PIL image, an array/tensor (HWC or CHW, raw sensor values or RGB) or a GeoTIFF/image path.
+            class_names: Names of the classes to find, e.g. `["water", "road", "trees"]`.
+            config: Options; defaults to `SegmentationConfig()`.
+
+        Returns:
+            A :class:`SegmentationResult` at the image's own resolution, carrying an RGB copy for overlays.
+        """
+        config = config or SegmentationConfig()
+        class_names = tuple(class_names)
+        if not class_names or len(set(class_names)) != len(class_names):
+            raise ValueError(f"class_names must be non-empty and unique, got {list(class_names)}")
+        pixel_values, rgb = prepare_image(image, self.image_processor)
+        queries = class_names + ((config.background_prompt,) if config.background_prompt is not None else ())
+        scores = self.query_patch_scores(pixel_values, queries, config.templates)
+        background = scores[-1] if config.background_prompt is not None else None
+        scores = scores[: len(class_names)]
+        result = segment_from_patch_scores(scores, rgb.shape[:2], class_names, config, background)
+        result.image = rgb
+        logger.info("segmented a %dx%d image into %d labels", rgb.shape[0], rgb.shape[1], len(result.class_names))
+        return result

@@ -1,0 +1,129 @@
+"""Zero-shot segmentation: hand-made score maps, background options, overlay, end to end with a tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from graft_hf.tasks.segmentation import (
+    SegmentationConfig,
+    ZeroShotSegmenter,
+    patch_similarity,
+    render_overlay,
+    segment_from_patch_scores,
+)
+from graft_hf.tasks.text import encode_queries
+
+
+def _left_right_scores() -> torch.Tensor:
+    """Class 0 wins the left patch column, class 1 the right one (2 x 2 grid)."""
+    return torch.tensor([[[0.9, 0.1], [0.9, 0.1]], [[0.1, 0.9], [0.1, 0.9]]])
+
+
+def test_mask_from_hand_made_scores():
+    result = segment_from_patch_scores(_left_right_scores(), (6, 8), ["water", "road"], SegmentationConfig())
+    assert result.score_maps.shape == (2, 6, 8) and result.mask.shape == (6, 8)
+    assert result.class_names == ("water", "road") and result.background_index is None
+    expected = torch.zeros(6, 8, dtype=torch.long)
+    expected[:, 4:] = 1
+    assert torch.equal(result.mask, expected)
+    assert torch.allclose(result.score_maps.sum(0), torch.ones(6, 8))  # softmax by default
+    assert result.label_fractions() == pytest.approx({"water": 0.5, "road": 0.5})
+
+
+def test_logits_are_upsampled_bilinearly_before_argmax():
+    torch.manual_seed(0)
+    scores = torch.rand(3, 4, 5) * 2 - 1
+    config = SegmentationConfig(score="cosine")
+    result = segment_from_patch_scores(scores, (23, 31), ["a", "b", "c"], config)
+    reference = F.interpolate(scores[None], size=(23, 31), mode="bilinear", align_corners=False)[0]
+    assert torch.allclose(result.score_maps, reference)
+    assert torch.equal(result.mask, reference.argmax(0))
+    nearest = segment_from_patch_scores(scores, (23, 31), ["a", "b", "c"], SegmentationConfig(upsample_mode="nearest"))
+    assert not torch.equal(nearest.mask, result.mask)  # smooth borders differ from patch-shaped ones
+
+
+def test_score_threshold_assigns_background():
+    scores = torch.tensor([[[0.30, 0.05]], [[0.10, 0.08]]])  # 1 x 2 grid; the right patch fits nothing well
+    config = SegmentationConfig(score="cosine", score_threshold=0.2, upsample_mode="nearest")
+    result = segment_from_patch_scores(scores, (2, 4), ["field", "forest"], config)
+    assert result.class_names == ("field", "forest", "background") and result.background_index == 2
+    assert result.mask.tolist() == [[0, 0, 2, 2], [0, 0, 2, 2]]
+    assert torch.all(result.score_maps[2] == 0.2)
+    assert result.binary_mask("background").sum() == 4
+
+
+def test_background_prompt_competes_and_combines_with_threshold():
+    scores = torch.tensor([[[0.30, 0.05, 0.12]], [[0.10, 0.08, 0.11]]])
+    background = torch.tensor([[0.20, 0.25, 0.10]])
+    config = SegmentationConfig(score="cosine", background_prompt="other", upsample_mode="nearest")
+    result = segment_from_patch_scores(scores, (1, 3), ["a", "b"], config, background_scores=background)
+    assert result.mask.tolist() == [[0, 2, 0]]
+    config = SegmentationConfig(
+        score="cosine", background_prompt="other", score_threshold=0.15, upsample_mode="nearest"
+    )
+    result = segment_from_patch_scores(scores, (1, 3), ["a", "b"], config, background_scores=background)
+    assert result.mask.tolist() == [[0, 2, 2]]  # third patch: best class 0.12 < threshold 0.15
+    with pytest.raises(ValueError, match="background_scores"):
+        segment_from_patch_scores(scores, (1, 3), ["a", "b"], config)
+
+
+def test_softmax_threshold_in_probability_units():
+    scores = torch.tensor([[[0.30, 0.10]], [[0.10, 0.101]]])  # right patch: two classes nearly tied
+    config = SegmentationConfig(score="softmax", logit_scale=100.0, score_threshold=0.9, upsample_mode="nearest")
+    result = segment_from_patch_scores(scores, (1, 2), ["a", "b"], config)
+    assert result.mask.tolist() == [[0, 2]]
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(ValueError, match="num_classes=3"):
+        segment_from_patch_scores(torch.zeros(2, 2, 2), (4, 4), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="rename"):
+        segment_from_patch_scores(
+            torch.zeros(2, 2, 2), (4, 4), ["a", "background"], SegmentationConfig(score_threshold=0)
+        )
+    with pytest.raises(ValueError, match="score"):
+        SegmentationConfig(score="sigmoid")
+
+
+def test_overlay_blends_colours_and_adds_legend():
+    rgb = np.full((6, 8, 3), 100, dtype=np.uint8)
+    mask = torch.zeros(6, 8, dtype=torch.long)
+    mask[:, 4:] = 2
+    palette = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    image = render_overlay(rgb, mask, ["a", "b", "background"], 0.5, background_index=2, palette=palette)
+    assert image.mode == "RGB" and image.width > 8 and image.height >= 6
+    pixels = np.asarray(image)
+    assert pixels[0, 0].tolist() == [178, 50, 50]  # 0.5 * 100 + 0.5 * red
+    assert pixels[0, 7].tolist() == [100, 100, 100]  # background left unpainted
+    bare = render_overlay(rgb, mask, ["a", "b", "background"], legend=False)
+    assert bare.size == (8, 6)
+    with pytest.raises(ValueError, match="differ in size"):
+        render_overlay(rgb, mask[:3], ["a", "b", "background"])
+
+
+def test_segmentation_end_to_end_with_tiny_model(tiny_model, clip_tokenizer, tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
+    segmenter = ZeroShotSegmenter(tiny_model, clip_tokenizer)
+    names = ["water", "road", "trees"]
+    config = SegmentationConfig(templates=["a satellite photo of {}."], background_prompt="background")
+    result = segmenter.segment(image, names, config)
+    assert result.score_maps.shape == (4, 40, 56) and result.mask.shape == (40, 56)
+    assert result.class_names == ("water", "road", "trees", "background")
+    assert torch.equal(result.mask, result.score_maps.argmax(0))
+    # patch scores equal the slow way: processor -> patch features -> cosine with each prompt embedding
+    pixel_values = segmenter.image_processor(image)["pixel_values"]
+    with torch.no_grad():
+        patches = tiny_model.get_patch_features(pixel_values)[0].double()
+    texts = encode_queries(tiny_model, clip_tokenizer, names, ["a satellite photo of {}."]).double()
+    reference = torch.stack([(patches * t).sum(-1) for t in texts])
+    assert result.patch_scores.shape == (3, 4, 4)
+    assert torch.allclose(result.patch_scores.double(), reference, atol=1e-5)
+    assert torch.allclose(patch_similarity(patches, texts), reference.float(), atol=1e-5)
+    assert np.array_equal(result.image, image)
+    path = tmp_path / "overlay.png"
+    result.overlay().save(path)
+    assert path.stat().st_size > 0
