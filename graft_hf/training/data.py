@@ -98,7 +98,8 @@ def inspect_pairs(data: DataSection, split: str) -> PairsInfo:
                 f"split (or data.val_split=null). ({err})"
             ) from err
         raise
-    rows = list(stream.select_columns(["photos"]).take(_PEEK_ROWS))
+    num_rows = count_rows(data.path, data.name, split)
+    rows = list(stream.select_columns(["photos"]).take(_PEEK_ROWS)) if num_rows != 0 else []
     if not rows:
         raise ValueError(f"split {split!r} of {data.path!r} is empty: no tiles to train on; rebuild the pairs")
     embedding_dim = text_dim = None
@@ -110,7 +111,7 @@ def inspect_pairs(data: DataSection, split: str) -> PairsInfo:
             if photo.get("text_embedding") and text_dim is None:
                 text_dim = len(photo["text_embedding"])
             has_images = has_images or bool(photo.get("image"))
-    return PairsInfo(count_rows(data.path, data.name, split), embedding_dim, text_dim, has_images)
+    return PairsInfo(num_rows, embedding_dim, text_dim, has_images)
 
 
 class ImageTextPairsDataset(PairsIterableDataset):

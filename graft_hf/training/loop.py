@@ -250,7 +250,7 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
         raise ValueError("the teacher CLIP and the student have different projection_dim; use the same CLIP")
     view_size = student.config.vision_config.image_size
     if config.student.gradient_checkpointing:
-        student.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_checkpointing(student)
     freeze_unused_heads(student, config.task)
     if config.student.lora.enabled:
         student = apply_lora(student, config.student.lora)
@@ -411,12 +411,16 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     if run.save_every and progress.step % run.save_every != 0:
         save_checkpoint(accelerator, checkpoint_root, progress, run.keep_checkpoints)
 
+    _check_replicas(accelerator, trainable, out)
     model_dir = out / "model"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         student = export_student(accelerator.unwrap_model(task).student, model_dir, merge=config.student.lora.merge)
         if config.student.gradient_checkpointing:
-            student.gradient_checkpointing_disable()
+            disable = (
+                getattr(student, "activation_checkpointing_disable", None) or student.gradient_checkpointing_disable
+            )
+            disable()
         student.save_pretrained(model_dir)
         build_processor(student.config).save_pretrained(model_dir)
         logger.info("GRAFT model saved to %s (%d steps, %d samples)", model_dir, progress.step, progress.samples_seen)
@@ -431,3 +435,36 @@ def _validate(accelerator: Any, task: Any, val_loader: Any, max_batches: int, st
     logger.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
     accelerator.wait_for_everyone()
+
+
+def _enable_checkpointing(model: torch.nn.Module) -> None:
+    # Non-reentrant checkpointing works with DDP and frozen inputs; transformers 5 renamed the method.
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def _check_replicas(accelerator: Any, params: list[torch.Tensor], out: Path) -> None:
+    """Verify that every process ends with the same weights (DDP invariant); record it in ``replicas.json``.
+
+    Compares a per-tensor (sum, sum of squares) fingerprint in float64, gathered from all processes.
+    """
+    if accelerator.num_processes == 1:
+        return
+    with torch.no_grad():
+        fingerprint = torch.stack(
+            [torch.stack([p.double().sum(), p.double().square().sum()]) for p in params]
+        ).flatten()  # (2 * num_tensors,)
+    gathered = accelerator.gather(fingerprint[None].to(accelerator.device)).cpu()  # (num_processes, 2 * num_tensors)
+    spread = float((gathered - gathered[0]).abs().max())
+    scale = float(gathered[0].abs().max().clamp(min=1.0))
+    if accelerator.is_main_process:
+        record = {"num_processes": accelerator.num_processes, "max_abs_diff": spread, "fingerprints": gathered.tolist()}
+        (out / "replicas.json").write_text(json.dumps(record), encoding="utf-8")
+    if spread > 1e-6 * scale:
+        raise RuntimeError(
+            f"model replicas diverged across processes (max fingerprint difference {spread:.3g}); this is a bug in "
+            "the distributed setup (e.g. a parameter updated outside DDP)"
+        )

@@ -119,7 +119,12 @@ def freeze_unused_heads(student: GraftModel, task: str) -> None:
     if task == "image" and student.patch_head is not None:
         student.patch_head.requires_grad_(False)
     elif task == "pixel":
-        student.vision_model.vision_model.post_layernorm.requires_grad_(False)
+        vision = student.vision_model
+        # transformers 5 flattened CLIPVisionModel (no inner `vision_model`); 4.x nests it.
+        post_layernorm = (
+            vision.post_layernorm if hasattr(vision, "post_layernorm") else vision.vision_model.post_layernorm
+        )
+        post_layernorm.requires_grad_(False)
         student.visual_projection.requires_grad_(False)
 
 

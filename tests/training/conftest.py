@@ -1,0 +1,20 @@
+"""Shared tiny pair shards and teacher for the training tests (built once per session)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from graft_train_fixtures import write_pairs, write_teacher  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def train_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(pairs_dir, teacher_dir)``: 2 train shards x 16 tiles, 6 validation tiles, a tiny 224 px CLIP teacher."""
+    root = tmp_path_factory.mktemp("train-pairs")
+    teacher = write_teacher(root)
+    return write_pairs(root, teacher), teacher

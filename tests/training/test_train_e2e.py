@@ -1,0 +1,156 @@
+"""CPU end-to-end runs of ``graft train`` on tiny pairs: learning, export, targets, LoRA, alt-text, scratch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from graft_train_fixtures import tiny_overrides
+
+from graft_hf_cli import main
+
+
+def _metrics(run: Path) -> dict[int, dict]:
+    """Last logged record per step (a resumed run appends)."""
+    records = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        records[record["step"]] = record
+    return records
+
+
+def _train(preset: str, data: Path, teacher: Path, run: Path, **extra: object) -> Path:
+    args = ["train", preset]
+    for item in tiny_overrides(data, teacher, run, **extra):
+        args += ["--override", item]
+    assert main(args) == 0
+    return run / "model"
+
+
+def _train_split_loss(model, data: Path, task: str = "image") -> float:
+    from graft_hf.training.config import DataSection
+    from graft_hf.training.data import build_loader
+    from graft_hf.training.loop import evaluate
+    from graft_hf.training.task import GraftTrainingTask
+
+    loader = build_loader(
+        DataSection(path=str(data), num_workers=0, interleave_shards=1),
+        split="train", target="embedding", batch_size=8, train=False, seed=0, rank=0, world_size=1, view_size=224,
+    )  # fmt: skip
+    return evaluate(GraftTrainingTask(model, task=task), loader, 100, torch.device("cpu"))["loss"]
+
+
+def test_image_level_run_learns_and_exports(tmp_path: Path, train_pairs) -> None:
+    from graft_hf.modeling import GraftModel
+    from transformers import AutoModel, AutoProcessor
+
+    import graft_hf  # noqa: F401  (registers the Auto classes)
+    from graft_hf.training.task import load_teacher_clip
+
+    data, teacher = train_pairs
+    model_dir = _train(
+        "naip-vitb16", data, teacher, tmp_path / "run", **{"train.max_steps": 16, "data.val_split": "validation",
+        "train.eval_every": 8, "train.eval_batches": 2},
+    )  # fmt: skip
+    model = AutoModel.from_pretrained(model_dir)
+    assert isinstance(model, GraftModel) and model.patch_head is None
+    processor = AutoProcessor.from_pretrained(model_dir)
+    assert processor.image_processor is not None and processor.tokenizer is not None
+    assert (model_dir / "model.safetensors").is_file() and (model_dir / "modeling_graft.py").is_file()
+
+    initial = GraftModel.from_clip(load_teacher_clip(teacher), use_patch_head=False)
+    before, after = _train_split_loss(initial, data), _train_split_loss(model, data)
+    assert after < 0.9 * before, (before, after)
+    # The text tower stays CLIP's: GRAFT trains the satellite side only.
+    torch.testing.assert_close(model.text_projection.weight, initial.text_projection.weight)
+    records = _metrics(tmp_path / "run")
+    assert sorted(records) == list(range(1, 17))
+    assert records[16]["lr"] < records[2]["lr"]  # cosine decay after one warm-up step
+    assert all(r["samples_per_s"] > 0 for r in records.values())
+
+
+def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
+    from transformers import AutoModel
+
+    data, teacher = train_pairs
+    model_dir = _train(
+        "naip-vitb16-pixel", data, teacher, tmp_path / "run", **{"train.max_steps": 3, "train.tracker": "tensorboard",
+        "student.gradient_checkpointing": True, "train.grad_accum": 2},
+    )  # fmt: skip
+    model = AutoModel.from_pretrained(model_dir)
+    assert model.patch_head is not None
+    patches = model.get_patch_features(torch.zeros(1, 3, 224, 224))
+    assert patches.shape == (1, 7, 7, 16)
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*")), "no TensorBoard event file"
+    assert "pixel_loss" in _metrics(tmp_path / "run")[3]
+
+
+def test_precomputed_targets_equal_on_the_fly_teacher(tmp_path: Path, train_pairs) -> None:
+    data, teacher = train_pairs
+    runs = {}
+    for mode in ("precomputed", "on_the_fly"):
+        _train("naip-vitb16", data, teacher, tmp_path / mode, **{"train.max_steps": 3, "teacher.targets": mode})
+        runs[mode] = _metrics(tmp_path / mode)
+    for step in (1, 2, 3):
+        assert runs["on_the_fly"][step]["loss"] == pytest.approx(runs["precomputed"][step]["loss"], rel=1e-5, abs=1e-6)
+
+
+def test_lora_run_saves_merges_and_reloads_adapters(tmp_path: Path, train_pairs) -> None:
+    from graft_hf.modeling import GraftModel
+    from transformers import AutoModel
+
+    from graft_hf.training.lora import load_lora_adapters
+    from graft_hf.training.task import load_teacher_clip
+
+    data, teacher = train_pairs
+    model_dir = _train(
+        "naip-vitb16", data, teacher, tmp_path / "run", **{"train.max_steps": 3, "student.lora.enabled": True,
+        "student.lora.r": 4, "optim.lr": 1e-2},
+    )  # fmt: skip
+    adapter = model_dir / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    merged = AutoModel.from_pretrained(model_dir).eval()
+    base = GraftModel.from_clip(load_teacher_clip(teacher), use_patch_head=False).eval()
+    pixels = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base_out = base.get_image_features(pixels)
+        reloaded = load_lora_adapters(base, adapter, merge=True).eval()
+        torch.testing.assert_close(reloaded.get_image_features(pixels), merged.get_image_features(pixels))
+    assert not torch.allclose(base_out, merged.get_image_features(pixels)), "the adapters changed nothing"
+    assert not any("lora" in key for key in merged.state_dict())
+
+
+def test_alt_text_ablation_targets(tmp_path: Path, train_pairs) -> None:
+    data, teacher = train_pairs
+    _train("naip-vitb16", data, teacher, tmp_path / "text", **{"train.max_steps": 2, "loss.target": "text"})
+    _train(
+        "naip-vitb16", data, teacher, tmp_path / "both", **{"train.max_steps": 2, "loss.target": "image+text",
+        "loss.text_weight": 0.5},
+    )  # fmt: skip
+    text, both = _metrics(tmp_path / "text")[1], _metrics(tmp_path / "both")[1]
+    assert "text_loss" not in text and "text_loss" in both
+    assert both["loss"] == pytest.approx(both["loss_contrastive"] + 0.5 * both["text_loss"], rel=1e-5)
+    assert text["loss"] != pytest.approx(both["loss_contrastive"])  # text targets are not the image targets
+
+
+def test_scratch_student_from_config(tmp_path: Path, train_pairs) -> None:
+    from transformers import AutoModel
+
+    data, teacher = train_pairs
+    vision = (
+        "{hidden_size: 32, intermediate_size: 37, num_hidden_layers: 1, num_attention_heads: 4, image_size: 224, "
+        "patch_size: 32, projection_dim: 16}"
+    )
+    text = (
+        "{hidden_size: 32, intermediate_size: 37, num_hidden_layers: 1, num_attention_heads: 4, vocab_size: 49408, "
+        "projection_dim: 16}"
+    )
+    model_dir = _train(
+        "naip-vitb16", data, "null", tmp_path / "run", **{"train.max_steps": 2, "student.init": "scratch",
+        "teacher.targets": "precomputed", "student.config": f"{{projection_dim: 16, vision_config: {vision}, "
+        f"text_config: {text}}}"},
+    )  # fmt: skip
+    model = AutoModel.from_pretrained(model_dir)
+    assert model.config.vision_config.num_hidden_layers == 1 and model.config.projection_dim == 16
