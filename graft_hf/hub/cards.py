@@ -173,9 +173,11 @@ def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResul
         dataset = _require(entry, "dataset", where)
         if not isinstance(dataset, dict):
             raise ValueError(f"{where}: 'dataset' must be an object with 'name' and 'type'")
+        dataset_type = _require(dataset, "type", f"{where} dataset")
+        dataset_name = _require(dataset, "name", f"{where} dataset")
         metrics = _require(entry, "metrics", where)
-        if not isinstance(metrics, list):
-            raise ValueError(f"{where}: 'metrics' must be a list of {{'type', 'value', 'name'}} objects")
+        if not isinstance(metrics, list) or not metrics:
+            raise ValueError(f"{where}: 'metrics' must be a non-empty list of {{'type', 'value', 'name'}} objects")
         for j, metric in enumerate(metrics):
             mwhere = f"{where} metric #{j}"
             value = _require(metric, "value", mwhere)
@@ -185,8 +187,8 @@ def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResul
                 EvalResult(
                     task_type=task,
                     task_name=entry.get("task_name"),
-                    dataset_type=_require(dataset, "type", f"{where} dataset"),
-                    dataset_name=_require(dataset, "name", f"{where} dataset"),
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
                     dataset_split=dataset.get("split"),
                     dataset_config=dataset.get("config"),
                     dataset_revision=dataset.get("revision"),

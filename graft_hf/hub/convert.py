@@ -1,0 +1,314 @@
+"""Convert the GRAFT authors' Lightning checkpoints into GraftModel folders (weights, config, processor, card).
+
+The authors' checkpoints are PyTorch Lightning files whose `state_dict` holds
+
+- `satellite_image_backbone.*`: a transformers `CLIPVisionModelWithProjection`. Its keys come in two layouts:
+  nested (`satellite_image_backbone.vision_model.embeddings.patch_embedding.weight`, as transformers 4.x and
+  `CLIPVisionModelWithProjection` save them) and flat (`satellite_image_backbone.embeddings.patch_embedding.weight`,
+  a bare `CLIPVisionModel` tower); `satellite_image_backbone.visual_projection.weight` is the projection in both.
+  Old files carry `embeddings.position_ids` buffers that newer transformers reject; they are dropped.
+- `projector.*` (pixel-level models only): `LayerNorm` then a bias-free `Linear`, mapped to `patch_head.norm.*`
+  and `patch_head.proj.weight`.
+- `logit_scale`: the *training* temperature of GRAFT's contrastive loss, a plain buffer `1 / 0.07` (some third-party
+  ports store it in log space, `log(1 / 0.07)`; values at or below `log(100)` are read as log space).
+
+The text tower, text projection and zero-shot `logit_scale` come from the CLIP model given with `clip` (`--clip`):
+the GRAFT training temperature is **not** CLIP's zero-shot logit scale, so the converted model keeps CLIP's for
+text-image logits, and the training temperature is recorded in the model card.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graft_hf.hub.cards import ModelCardInfo, check_model_card, load_eval_results, render_model_card
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConvertedCheckpoint", "convert_authors_checkpoint", "load_authors_checkpoint", "map_authors_state_dict"]
+
+_BACKBONE = "satellite_image_backbone."
+_PROJECTOR = "projector."
+_TOWER_ROOTS = ("embeddings.", "pre_layrnorm.", "encoder.", "post_layernorm.")
+# CLIP clamps its logit scale at 100, so a stored value <= log(100) cannot be a plain 1/temperature of GRAFT.
+_MAX_LOG_SCALE = math.log(100.0) + 1e-6
+
+
+@dataclass
+class ConvertedCheckpoint:
+    """The authors' checkpoint mapped onto GraftModel key names.
+
+    Args:
+        state_dict: `vision_model.*`, `visual_projection.weight` and (pixel-level) `patch_head.*` tensors.
+        has_patch_head: Whether the checkpoint holds the pixel-level projector.
+        training_logit_scale: GRAFT's training logit scale (1 / temperature), `None` when not stored.
+        layout: `nested` or `flat` (see the module docstring).
+        dropped_keys: Keys ignored on purpose (position ids, ignored prefixes).
+        metadata: Lightning metadata (`epoch`, `global_step`) when present.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    has_patch_head: bool
+    training_logit_scale: float | None
+    layout: str
+    dropped_keys: list[str]
+    metadata: dict[str, Any]
+
+
+def load_authors_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a Lightning checkpoint (or a bare state dict) with `torch.load(weights_only=True)`.
+
+    Returns:
+        `(state_dict, metadata)`, metadata holding `epoch` / `global_step` when present.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors come in many types; the fix is the same
+        raise ValueError(
+            f"could not read {path} with torch.load(weights_only=True) ({type(err).__name__}: {err}); only plain "
+            "tensor checkpoints are accepted, not arbitrary pickles"
+        ) from err
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} holds a {type(checkpoint).__name__}, expected a Lightning checkpoint dict")
+    state = checkpoint.get("state_dict", checkpoint)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: 'state_dict' is not a mapping of tensors")
+    metadata = {k: checkpoint[k] for k in ("epoch", "global_step") if k in checkpoint and k != "state_dict"}
+    return dict(state), metadata
+
+
+def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # DDP / torch.compile wrappers prefix every key ("module.", "model.", "_orig_mod.").
+    for prefix in ("module.", "model.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    return state
+
+
+def map_authors_state_dict(
+    state: dict[str, torch.Tensor], ignore_prefixes: tuple[str, ...] = ()
+) -> ConvertedCheckpoint:
+    """Map the authors' key names onto GraftModel's (see the module docstring for both layouts).
+
+    Args:
+        state: The checkpoint's `state_dict`.
+        ignore_prefixes: Key prefixes to drop on purpose (e.g. a frozen teacher saved alongside).
+
+    Returns:
+        The mapped checkpoint.
+
+    Raises:
+        ValueError: listing keys that belong to no known part (unless ignored), or when the backbone is missing.
+    """
+    state = _strip_module_prefix(state)
+    mapped: dict[str, torch.Tensor] = {}
+    dropped: list[str] = []
+    unknown: list[str] = []
+    training_logit_scale = None
+    nested = any(k.startswith(_BACKBONE + "vision_model.") for k in state)
+    projector_keys = sorted(k for k in state if k.startswith(_PROJECTOR))
+    for key, tensor in state.items():
+        if key.endswith("position_ids") or any(key.startswith(p) for p in ignore_prefixes):
+            dropped.append(key)
+        elif key == "logit_scale":
+            value = float(tensor.detach().float().reshape(-1)[0])
+            training_logit_scale = math.exp(value) if value <= _MAX_LOG_SCALE else value
+        elif key == _BACKBONE + "visual_projection.weight":
+            mapped["visual_projection.weight"] = tensor
+        elif key.startswith(_BACKBONE):
+            rest = key[len(_BACKBONE) :]
+            if nested and rest.startswith("vision_model."):
+                rest = rest[len("vision_model.") :]
+            if rest.startswith(_TOWER_ROOTS):
+                mapped["vision_model." + rest] = tensor
+            else:
+                unknown.append(key)
+        elif key.startswith(_PROJECTOR):
+            continue  # mapped below, by module order
+        else:
+            unknown.append(key)
+    mapped.update(_map_projector(state, projector_keys))
+    if unknown:
+        raise ValueError(
+            f"checkpoint has {len(unknown)} keys outside satellite_image_backbone.*, projector.* and logit_scale: "
+            f"{sorted(unknown)[:10]}; if they are safe to drop (e.g. a frozen teacher), pass them with "
+            "--ignore-key-prefix"
+        )
+    if not any(k.startswith("vision_model.") for k in mapped):
+        raise ValueError(
+            "checkpoint has no satellite_image_backbone.* weights; is this a GRAFT checkpoint of the authors' code?"
+        )
+    return ConvertedCheckpoint(
+        state_dict=mapped,
+        has_patch_head=bool(projector_keys),
+        training_logit_scale=training_logit_scale,
+        layout="nested" if nested else "flat",
+        dropped_keys=sorted(dropped),
+        metadata={},
+    )
+
+
+def _map_projector(state: dict[str, torch.Tensor], keys: list[str]) -> dict[str, torch.Tensor]:
+    """`projector = LayerNorm then Linear(bias=False)` under any submodule names (`0`/`1`, `norm`/`proj`, ...).
+
+    The parts are told apart by structure, not by name: the LayerNorm has a 1-D weight and a bias, the Linear a
+    2-D weight and no bias.
+    """
+    if not keys:
+        return {}
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for key in keys:
+        module, _, param = key[len(_PROJECTOR) :].rpartition(".")
+        modules.setdefault(module, {})[param] = state[key]
+    norms = [m for m, p in modules.items() if set(p) == {"weight", "bias"} and p["weight"].ndim == 1]
+    projs = [m for m, p in modules.items() if set(p) == {"weight"} and p["weight"].ndim == 2]
+    if len(modules) != 2 or len(norms) != 1 or len(projs) != 1:
+        shapes = {m: {n: tuple(t.shape) for n, t in p.items()} for m, p in modules.items()}
+        raise ValueError(
+            f"projector does not look like LayerNorm + bias-free Linear: {shapes}; GraftModel's patch head is "
+            "exactly that (a Linear bias or extra layers are not supported)"
+        )
+    norm, proj = modules[norms[0]], modules[projs[0]]
+    return {
+        "patch_head.norm.weight": norm["weight"],
+        "patch_head.norm.bias": norm["bias"],
+        "patch_head.proj.weight": proj["weight"],
+    }
+
+
+def _load_clip_local(clip: Any) -> Any:
+    from transformers import CLIPModel
+
+    if isinstance(clip, CLIPModel):
+        return clip
+    path = Path(clip)
+    if path.is_dir():
+        return CLIPModel.from_pretrained(path)
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        raise FileNotFoundError(
+            f"--clip {str(clip)!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be downloaded; "
+            f"download it where the Hub is reachable (`hf download {clip} --local-dir DIR`) and pass --clip DIR"
+        )
+    logger.info("--clip %s is not a local folder: loading it from the Hub", clip)
+    from graft_hf.modeling.modeling_graft import _load_clip
+
+    return _load_clip(clip)
+
+
+def convert_authors_checkpoint(
+    checkpoint: str | os.PathLike,
+    clip: Any,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    sensor: str = "naip",
+    card_info: ModelCardInfo | None = None,
+    eval_results: Any = None,
+    ignore_prefixes: tuple[str, ...] = (),
+    tokenizer: str | os.PathLike | None = None,
+    **config_kwargs: Any,
+) -> Any:
+    """Convert an authors' checkpoint into a `GraftModel` (and save it with processor and card).
+
+    Args:
+        checkpoint: The Lightning `.ckpt` (or a bare state dict file).
+        clip: The CLIP the checkpoint was trained from: a local `CLIPModel` folder or a `CLIPModel`. It supplies the
+            text tower, the text projection and the zero-shot logit scale, and must match the vision tower shape.
+        output_dir: Folder to save the model, processor and README.md in; `None` only returns the model.
+        sensor: Sensor preset of the imagery the checkpoint was trained on (`naip`, `sentinel2`, ...).
+        card_info: Card details; `converted_from` and `training_temperature` are filled in from the checkpoint.
+        eval_results: Evaluation JSON for the card (see `graft_hf.hub.cards`).
+        ignore_prefixes: Checkpoint key prefixes to drop on purpose.
+        tokenizer: Tokenizer folder; `None` uses the CLIP folder's tokenizer when it has one, else the offline one.
+        **config_kwargs: Further `GraftConfig` fields (`gsd`, `band_names`, ...).
+
+    Returns:
+        The converted `GraftModel` in eval mode.
+
+    Raises:
+        ValueError: when keys or shapes do not match (naming them), FileNotFoundError for missing inputs.
+    """
+    from graft_hf.modeling import GraftModel
+
+    state, metadata = load_authors_checkpoint(checkpoint)
+    converted = map_authors_state_dict(state, ignore_prefixes=ignore_prefixes)
+    converted.metadata = metadata
+    clip_model = _load_clip_local(clip)
+    model = GraftModel.from_clip(clip_model, use_patch_head=converted.has_patch_head, sensor=sensor, **config_kwargs)
+    expected = model.state_dict()
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+        for k, v in converted.state_dict.items()
+        if k in expected and tuple(v.shape) != tuple(expected[k].shape)
+    ]
+    if mismatched:
+        raise ValueError(
+            f"checkpoint shapes do not match the CLIP given with --clip ({mismatched[:5]}); pass the CLIP the "
+            "checkpoint was trained from (e.g. openai/clip-vit-base-patch16 for a ViT-B/16 GRAFT)"
+        )
+    dtype = next(model.parameters()).dtype
+    result = model.load_state_dict({k: v.to(dtype) for k, v in converted.state_dict.items()}, strict=False)
+    allowed_missing = {
+        k
+        for k in expected
+        if k.startswith(("text_model.", "text_projection.")) or k == "logit_scale" or k.endswith("position_ids")
+    }
+    missing = set(result.missing_keys) - allowed_missing
+    if missing or result.unexpected_keys:
+        raise ValueError(
+            f"checkpoint does not fill the GRAFT vision side: missing {sorted(missing)[:10]}, unexpected "
+            f"{sorted(result.unexpected_keys)[:10]}"
+        )
+    model.eval()
+    logger.info(
+        "converted %s (%s layout, %d tensors%s); dropped %s; training logit scale %s",
+        checkpoint,
+        converted.layout,
+        len(converted.state_dict),
+        ", with patch head" if converted.has_patch_head else "",
+        converted.dropped_keys or "nothing",
+        converted.training_logit_scale,
+    )
+    if output_dir is not None:
+        _save_converted(model, converted, Path(checkpoint), clip, Path(output_dir), card_info, eval_results, tokenizer)
+    return model
+
+
+def _save_converted(
+    model: Any,
+    converted: ConvertedCheckpoint,
+    checkpoint: Path,
+    clip: Any,
+    output_dir: Path,
+    card_info: ModelCardInfo | None,
+    eval_results: Any,
+    tokenizer: str | os.PathLike | None,
+) -> None:
+    import graft_hf
+
+    if tokenizer is None and not hasattr(clip, "state_dict") and (Path(clip) / "tokenizer_config.json").is_file():
+        tokenizer = clip
+    info = card_info or ModelCardInfo()
+    meta = ", ".join(f"{k} {v}" for k, v in converted.metadata.items())
+    info.converted_from = f"the authors' checkpoint `{checkpoint.name}`" + (f" ({meta})" if meta else "")
+    if converted.training_logit_scale is not None:
+        info.training_temperature = 1.0 / converted.training_logit_scale
+    results = load_eval_results(eval_results) if eval_results is not None else None
+    card = str(render_model_card(model.config, info, results, logit_scale=float(model.logit_scale.detach())))
+    check_model_card(card)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    graft_hf.build_processor(model.config, tokenizer).save_pretrained(output_dir)
+    (output_dir / "README.md").write_text(card)
+    logger.info("wrote %s", output_dir)

@@ -1,0 +1,61 @@
+"""``graft convert CHECKPOINT --clip CLIP_DIR -o OUT``: turn the authors' GRAFT checkpoint into a GraftModel folder.
+
+Reads the authors' Lightning checkpoint (``satellite_image_backbone.*``, ``projector.*``, ``logit_scale``) with
+``torch.load(weights_only=True)``, takes the text tower, text projection and zero-shot logit scale from the CLIP
+folder given with ``--clip`` (the CLIP the checkpoint was trained from, e.g. a local copy of
+``openai/clip-vit-base-patch16``), and writes safetensors weights, config, processor and a model card to OUT.
+The checkpoint's ``logit_scale`` (1/0.07, GRAFT's training temperature) is recorded in the card, not used for
+zero-shot logits.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert the authors' GRAFT Lightning checkpoint into a GraftModel folder with card",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("checkpoint", help="the authors' .ckpt file (Lightning) or a bare state dict")
+    parser.add_argument("--clip", required=True, help="local CLIPModel folder the checkpoint was trained from")
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument("--sensor", default="naip", help="sensor preset: naip, sentinel2, sentinel2-l1c, rgb")
+    parser.add_argument("--gsd", type=float, help="ground sample distance in m/px (default: the sensor preset's)")
+    parser.add_argument(
+        "--ignore-key-prefix",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="checkpoint key prefix to drop on purpose (e.g. a frozen teacher); repeatable",
+    )
+    parser.add_argument("--eval", dest="eval_json", metavar="JSON", help="evaluation results JSON for the card")
+    parser.add_argument("--repo-id", help="Hub id the card's examples refer to (default: derived from the config)")
+    parser.add_argument("--license", default="apache-2.0", help="licence id of the weights for the card")
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from graft_hf.hub.cards import ModelCardInfo
+    from graft_hf.hub.convert import convert_authors_checkpoint
+
+    config_kwargs = {"gsd": args.gsd} if args.gsd is not None else {}
+    info = ModelCardInfo(repo_id=args.repo_id, license=args.license)
+    convert_authors_checkpoint(
+        args.checkpoint,
+        args.clip,
+        args.output,
+        sensor=args.sensor,
+        card_info=info,
+        eval_results=args.eval_json,
+        ignore_prefixes=tuple(args.ignore_key_prefix),
+        **config_kwargs,
+    )
+    print(f"GRAFT model written to {args.output}")
+    return 0

@@ -1,0 +1,152 @@
+"""Model cards, evaluation JSON, repo names and `graft push --dry-run`: all local, no network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from graft_hf.modeling import GraftConfig
+from huggingface_hub import ModelCard
+
+from graft_hf.hub import (
+    ModelCardInfo,
+    check_dataset_card,
+    check_model_card,
+    load_eval_results,
+    model_repo_name,
+    render_model_card,
+    validate_model_repo_id,
+    validate_repo_id,
+)
+from graft_hf.hub.cards import REQUIRED_MODEL_CARD_SECTIONS
+from graft_hf.testing import tiny_graft_model
+from graft_hf_cli import main
+
+EVAL = [
+    {
+        "task": "zero-shot-image-classification",
+        "task_name": "Zero-shot classification",
+        "dataset": {"name": "EuroSAT", "type": "eurosat", "split": "test"},
+        "metrics": [{"type": "accuracy", "value": 0.6172, "name": "top-1"}, {"type": "accuracy", "value": 0.9}],
+    },
+    {
+        "task": "image-retrieval",
+        "dataset": {"name": "NAIP-ND", "type": "naip-nd"},
+        "metrics": [{"type": "map", "value": 0.31, "name": "mAP@100"}],
+    },
+]
+
+
+def _front_matter(text: str) -> dict:
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_rendered_card_has_metadata_model_index_and_sections():
+    config = GraftConfig.vit_b16(sensor="sentinel2")
+    info = ModelCardInfo(repo_id="me/graft-sentinel2-vitb16", datasets=["me/pairs-s2"], training={"epochs": 10})
+    text = str(render_model_card(config, info, load_eval_results({"results": EVAL}), logit_scale=4.6052))
+    metadata = check_model_card(text)
+    assert metadata["library_name"] == "transformers"
+    assert metadata["pipeline_tag"] == "zero-shot-image-classification"
+    assert {"remote-sensing", "clip", "sentinel-2"} <= set(metadata["tags"])
+    assert metadata["base_model"] == "openai/clip-vit-base-patch16"
+    assert metadata["datasets"] == ["me/pairs-s2"]
+    # model-index round-trips through huggingface_hub into the same results.
+    parsed = ModelCard(text).data.eval_results
+    assert [(r.dataset_type, r.metric_name, r.metric_value) for r in parsed] == [
+        ("eurosat", "top-1", 0.6172),
+        ("eurosat", None, 0.9),
+        ("naip-nd", "mAP@100", 0.31),
+    ]
+    assert "| Zero-shot classification | EuroSAT | test | top-1 | 0.6172 |" in text
+    assert "| zero-shot logit scale | 100 (stored in log space: 4.6052) (CLIP's, used for text-image logits) |" in text
+    assert "| training temperature | 0.07 (logit scale 14.29) |" in text
+    assert 'AutoModel.from_pretrained("me/graft-sentinel2-vitb16", trust_remote_code=True)' in text
+    assert "B04, B03, B02" in text and "10 m/px" in text
+
+
+def test_card_without_results_or_patch_head_still_checks():
+    config = GraftConfig.vit_b32(use_patch_head=False)
+    text = str(render_model_card(config))
+    metadata = check_model_card(text)
+    assert "model-index" not in metadata and metadata["base_model"] == "openai/clip-vit-base-patch32"
+    assert "# graft-naip-vitb32" in text and "No evaluation results" in text
+    assert "get_patch_features" not in text
+
+
+def test_check_model_card_reports_every_problem():
+    text = str(render_model_card(GraftConfig.vit_b16()))
+    broken = text.replace("pipeline_tag: zero-shot-image-classification\n", "").replace("## Limitations", "## Notes")
+    with pytest.raises(ValueError, match=r"missing metadata key 'pipeline_tag'.*missing section '## Limitations'"):
+        check_model_card(broken)
+    with pytest.raises(ValueError, match="does not parse"):
+        check_model_card("---\nlicense: [unclosed\n---\n" + "\n".join(REQUIRED_MODEL_CARD_SECTIONS))
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        ([{"dataset": {"name": "x", "type": "x"}, "metrics": [{"type": "a", "value": 1}]}], r"#0 has no 'task'"),
+        ([{"task": "t", "dataset": {"name": "x"}, "metrics": []}], r"#0 dataset has no 'type'"),
+        ([{"task": "t", "dataset": {"name": "x", "type": "x"}, "metrics": [{"type": "a", "value": "high"}]}], "finite"),
+        ([{"task": "t", "dataset": {"name": "x", "type": "x"}, "metrics": []}], "non-empty list"),
+        ({"scores": []}, r"has no 'results'"),
+    ],
+)
+def test_bad_evaluation_json_names_the_field(results, message):
+    with pytest.raises(ValueError, match=message):
+        load_eval_results(results)
+
+
+def test_eval_results_from_file(tmp_path):
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(EVAL))
+    assert [r.metric_value for r in load_eval_results(path)] == [0.6172, 0.9, 0.31]
+
+
+def test_repo_names_follow_sensor_and_patch_size():
+    assert model_repo_name(GraftConfig.vit_b16()) == "graft-naip-vitb16"
+    assert model_repo_name(GraftConfig.vit_b32(sensor="sentinel2")) == "graft-sentinel2-vitb32"
+    assert model_repo_name(GraftConfig.vit_b16(sensor="sentinel2"), suffix="pixel") == "graft-sentinel2-vitb16-pixel"
+    assert model_repo_name(tiny_graft_model().config) == "graft-naip-vit-w32-d2-p8"
+    with pytest.raises(ValueError, match="suffix"):
+        model_repo_name(GraftConfig.vit_b16(), suffix="Bad_Suffix")
+
+
+def test_repo_name_validation():
+    config = GraftConfig.vit_b16()
+    assert validate_model_repo_id("org/graft-naip-vitb16", config) == "org/graft-naip-vitb16"
+    assert validate_model_repo_id("graft-naip-vitb16-v2", config) == "graft-naip-vitb16-v2"
+    for bad in ("org/graft-naip-vitb32", "org/graft-sentinel2-vitb16", "org/graft-naip-vitb160", "org/my-model"):
+        with pytest.raises(ValueError, match="expected 'graft-naip-vitb16'"):
+            validate_model_repo_id(bad, config)
+    for bad in ("a/b/c", "org/-name", "org/na--me", "org/" + "x" * 97, "org/na me"):
+        with pytest.raises(ValueError):
+            validate_repo_id(bad)
+
+
+def test_dataset_card_check():
+    card = "---\nlicense: other\nconfigs:\n- config_name: default\n  data_files: data/*.parquet\n---\n"
+    assert check_dataset_card(card)["license"] == "other"
+    with pytest.raises(ValueError, match="missing metadata key 'configs'"):
+        check_dataset_card("---\nlicense: other\n---\n")
+
+
+def test_push_dry_run_stages_everything_without_network(tmp_path, capsys):
+    model = tiny_graft_model()
+    model.save_pretrained(tmp_path / "model")  # no processor, no card: both are added in the staging folder
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps(EVAL))
+    code = main(["push", str(tmp_path / "model"), "--namespace", "me", "--eval", str(eval_json), "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    staged = {line.split("\t")[0] for line in out.splitlines() if "\t" in line}
+    assert {"README.md", "processor_config.json", "model.safetensors", "modeling_graft.py"} <= staged
+    assert "would be pushed to me/graft-naip-vit-w32-d2-p8" in out
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "config.json",
+        "configuration_graft.py",
+        "model.safetensors",
+        "modeling_graft.py",
+    ]

@@ -1,0 +1,196 @@
+"""`graft convert`: the authors' Lightning checkpoints -> GraftModel folders, checked against the authors' forward."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+import torch.nn.functional as F
+from graft_hf.modeling import GraftModel
+from torch import nn
+from transformers import CLIPVisionModelWithProjection
+
+from graft_hf.hub import check_model_card
+from graft_hf.hub.convert import convert_authors_checkpoint, map_authors_state_dict
+from graft_hf.testing import tiny_clip_model
+from graft_hf_cli import main
+
+TEMPERATURE = 0.07
+
+
+class AuthorsGraft(nn.Module):
+    """Laid out like the authors' LightningModule: CLIP vision tower with projection, LayerNorm + Linear projector."""
+
+    def __init__(self, vision_config, projection_dim: int) -> None:
+        super().__init__()
+        hidden = vision_config.hidden_size
+        self.satellite_image_backbone = CLIPVisionModelWithProjection(vision_config)
+        self.projector = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, projection_dim, bias=False))
+        self.register_buffer("logit_scale", torch.tensor(1.0 / TEMPERATURE))
+
+    @torch.no_grad()
+    def embeds(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The authors' image embeds (projected CLS after post-LN) and patch embeds (normalised projector output)."""
+        backbone = self.satellite_image_backbone
+        hidden = backbone.vision_model(pixel_values=pixel_values).last_hidden_state  # (batch, 1 + patches, hidden)
+        image_embeds = backbone.visual_projection(backbone.vision_model.post_layernorm(hidden[:, 0]))
+        patch_embeds = F.normalize(self.projector(hidden[:, 1:]), dim=-1)  # (batch, patches, projection_dim)
+        return image_embeds, patch_embeds
+
+
+def _clip(patch_size: int = 8):
+    """Tiny CLIP with a trained-looking logit scale (log 100, as OpenAI CLIP), unlike GRAFT's log(1 / 0.07)."""
+    clip = tiny_clip_model(seed=0, patch_size=patch_size)
+    with torch.no_grad():
+        clip.logit_scale.fill_(math.log(100.0))
+    return clip
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clip")
+    _clip().save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def authors():
+    clip = _clip()
+    torch.manual_seed(7)
+    module = AuthorsGraft(clip.config.vision_config, clip.config.projection_dim).eval()
+    with torch.no_grad():  # move every parameter away from CLIP's and from LayerNorm's 1/0 init
+        for param in module.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    return module
+
+
+def _checkpoint(authors: AuthorsGraft, layout: str, log_scale: bool, projector_names: tuple[str, str] = ("0", "1")):
+    state = {}
+    for key, tensor in authors.state_dict().items():
+        if layout == "flat":
+            key = key.replace("satellite_image_backbone.vision_model.", "satellite_image_backbone.")
+        key = key.replace("projector.0.", f"projector.{projector_names[0]}.")
+        key = key.replace("projector.1.", f"projector.{projector_names[1]}.")
+        state[key] = tensor.clone()
+    if log_scale:
+        state["logit_scale"] = torch.log(state["logit_scale"])
+    # Older transformers saved the position ids buffer, which newer versions reject.
+    num_positions = authors.satellite_image_backbone.vision_model.embeddings.num_positions
+    prefix = "satellite_image_backbone.vision_model." if layout == "nested" else "satellite_image_backbone."
+    state[prefix + "embeddings.position_ids"] = torch.arange(num_positions)[None]
+    return {"state_dict": state, "epoch": 3, "global_step": 1200}
+
+
+@pytest.mark.parametrize(
+    ("layout", "log_scale", "projector_names"),
+    [("nested", False, ("0", "1")), ("flat", True, ("norm", "linear"))],
+)
+def test_convert_matches_authors_embeddings_exactly(authors, clip_dir, tmp_path, layout, log_scale, projector_names):
+    ckpt = tmp_path / "graft.ckpt"
+    torch.save(_checkpoint(authors, layout, log_scale, projector_names), ckpt)
+    out = tmp_path / "converted"
+    assert main(["convert", str(ckpt), "--clip", str(clip_dir), "-o", str(out), "--repo-id", "me/graft-naip-x"]) == 0
+
+    model = GraftModel.from_pretrained(out).eval()
+    torch.manual_seed(0)
+    pixel_values = torch.randn(2, 3, 32, 32)
+    ref_image, ref_patch = authors.embeds(pixel_values)
+    with torch.no_grad():
+        image = model.get_image_features(pixel_values)
+        patch = model.get_patch_features(pixel_values)  # (batch, grid_h, grid_w, dim)
+    assert torch.equal(image, ref_image)
+    assert torch.equal(patch.flatten(1, 2), ref_patch)
+
+    # Text side and zero-shot logit scale are CLIP's, not the checkpoint's training temperature.
+    clip = _clip()
+    ids = torch.tensor([[49406, 320, 49407]])
+    with torch.no_grad():
+        assert torch.equal(model.get_text_features(ids), clip.get_text_features(input_ids=ids).pooler_output)
+    assert float(model.logit_scale.detach()) == pytest.approx(math.log(100.0))
+    card = (out / "README.md").read_text()
+    check_model_card(card)
+    assert "| training temperature | 0.07 (logit scale 14.29) |" in card
+    assert "graft.ckpt" in card and "epoch 3" in card
+    assert (out / "processor_config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_mapping_reads_log_space_and_plain_logit_scale(authors):
+    plain = map_authors_state_dict(_checkpoint(authors, "nested", log_scale=False)["state_dict"])
+    logged = map_authors_state_dict(_checkpoint(authors, "flat", log_scale=True)["state_dict"])
+    assert plain.layout == "nested" and logged.layout == "flat"
+    assert plain.training_logit_scale == pytest.approx(1 / TEMPERATURE)
+    assert logged.training_logit_scale == pytest.approx(1 / TEMPERATURE, rel=1e-6)
+    assert set(plain.state_dict) == set(logged.state_dict)
+    assert plain.dropped_keys == ["satellite_image_backbone.vision_model.embeddings.position_ids"]
+
+
+def test_unknown_keys_fail_loudly_unless_ignored(authors, clip_dir, tmp_path):
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint["state_dict"]["ground_encoder.proj.weight"] = torch.zeros(2, 2)
+    ckpt = tmp_path / "extra.ckpt"
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(ValueError, match=r"ground_encoder\.proj\.weight.*--ignore-key-prefix"):
+        convert_authors_checkpoint(ckpt, clip_dir)
+    model = convert_authors_checkpoint(ckpt, clip_dir, ignore_prefixes=("ground_encoder.",))
+    assert model.patch_head is not None
+
+
+def test_missing_backbone_weights_fail_loudly(authors, clip_dir, tmp_path):
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    del checkpoint["state_dict"]["satellite_image_backbone.vision_model.encoder.layers.1.mlp.fc1.weight"]
+    ckpt = tmp_path / "missing.ckpt"
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(ValueError, match=r"missing \['vision_model\.encoder\.layers\.1\.mlp\.fc1\.weight'\]"):
+        convert_authors_checkpoint(ckpt, clip_dir)
+
+
+def test_projector_with_bias_is_rejected(authors, clip_dir, tmp_path):
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint["state_dict"]["projector.1.bias"] = torch.zeros(16)
+    ckpt = tmp_path / "bias.ckpt"
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(ValueError, match="LayerNorm \\+ bias-free Linear"):
+        convert_authors_checkpoint(ckpt, clip_dir)
+
+
+def test_image_level_checkpoint_has_no_patch_head(authors, clip_dir, tmp_path):
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("projector.")}
+    ckpt = tmp_path / "image-level.ckpt"
+    torch.save(checkpoint, ckpt)
+    model = convert_authors_checkpoint(ckpt, clip_dir)
+    assert model.patch_head is None and not model.config.use_patch_head
+    pixel_values = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.get_image_features(pixel_values), authors.embeds(pixel_values)[0])
+
+
+def test_clip_of_another_shape_is_rejected(authors, tmp_path):
+    other = tmp_path / "clip-p16"
+    _clip(patch_size=16).save_pretrained(other)
+    ckpt = tmp_path / "graft.ckpt"
+    torch.save(_checkpoint(authors, "nested", log_scale=False), ckpt)
+    with pytest.raises(ValueError, match="shapes do not match the CLIP given with --clip"):
+        convert_authors_checkpoint(ckpt, other)
+
+
+def test_offline_hub_id_for_clip_fails_fast(authors, tmp_path):
+    ckpt = tmp_path / "graft.ckpt"
+    torch.save(_checkpoint(authors, "nested", log_scale=False), ckpt)
+    start = time.monotonic()
+    with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE.*hf download openai/clip-vit-base-patch16"):
+        convert_authors_checkpoint(ckpt, "openai/clip-vit-base-patch16")
+    assert time.monotonic() - start < 5
+
+
+class _Opaque:
+    pass
+
+
+def test_pickled_objects_are_refused(clip_dir, tmp_path):
+    ckpt = tmp_path / "pickle.ckpt"
+    torch.save({"state_dict": {}, "callbacks": _Opaque()}, ckpt)
+    with pytest.raises(ValueError, match=r"weights_only=True"):
+        convert_authors_checkpoint(ckpt, clip_dir)
