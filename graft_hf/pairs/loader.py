@@ -112,8 +112,10 @@ class LoaderConfig:
     def __post_init__(self) -> None:
         if self.target not in ("auto", "embedding", "text_embedding", "pixels"):
             raise ValueError(f"target must be 'auto', 'embedding', 'text_embedding' or 'pixels', got {self.target!r}")
-        if self.batch_size < 1 or self.max_photos < 1 or self.view_size < 1:
-            raise ValueError("batch_size, max_photos and view_size must be positive")
+        positive = ("batch_size", "max_photos", "view_size", "shuffle_buffer", "interleave_shards")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"LoaderConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
 
@@ -259,7 +261,7 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             if not values:
                 self.stats[f"photos_without_{target}"] += 1
                 return None
-            return torch.tensor(values, dtype=torch.float32)
+            return torch.from_numpy(np.asarray(values, dtype=np.float32))
         data = photo.get("image")
         if not data:
             self.stats["photos_without_image_bytes"] += 1

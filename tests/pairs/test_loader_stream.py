@@ -288,3 +288,24 @@ def test_auto_target_without_embeddings_names_the_fix(tmp_path: Path) -> None:
         build_pairs_dataloader(_config(root))
     with pytest.raises(FileNotFoundError, match="graft pairs build"):
         build_pairs_dataloader(_config(tmp_path / "missing"))
+
+
+def test_text_embedding_targets_and_max_photos(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+    config = _config(root, target="text_embedding", train=True, max_photos=3)
+    stream = open_pairs_stream(_config(root, train=False))
+    row = next(iter(stream))
+    base = row["photos"][0]
+    row["photos"] = [
+        {**base, "photo_id": f"q{k}", "row": 100.0 + k, "text_embedding": None if k == 2 else [float(k)] * DIM}
+        for k in range(6)
+    ]
+    dataset = PairsIterableDataset(stream, config)
+    sample = dataset.prepare(row)
+    assert dataset.stats["photos_without_text_embedding"] == 1
+    assert dataset.stats["photos_over_max"] == 2  # 5 photos with a text embedding, 3 kept
+    kept = sample["ground_embeds"][:, 0].tolist()
+    assert len(kept) == 3 and kept == sorted(kept) and 2.0 not in kept  # a subset, in shard order
+    assert torch.equal(dataset.prepare(row)["ground_embeds"], sample["ground_embeds"])  # same seed, epoch, tile
+    evaluation = PairsIterableDataset(stream, _config(root, target="text_embedding", train=False, max_photos=3))
+    assert evaluation.prepare(row)["ground_embeds"][:, 0].tolist() == [0.0, 1.0, 3.0]  # the first three
