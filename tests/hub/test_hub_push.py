@@ -30,6 +30,7 @@ DATASET_ID = f"{USER}/graft-naip-pairs-tiny"
 _PUSH = r"""
 import sys
 import graft_hf
+import graft_hf.hub
 from graft_hf.testing import tiny_graft_model
 from graft_hf_cli import main
 
@@ -39,6 +40,9 @@ assert main(["push", model_dir, "--namespace", "graft-tester", "--eval", eval_js
 assert main(["push", "--dataset", dataset_dir, dataset_id]) == 0
 # transformers' own push_to_hub: weights, config with auto_map and the remote code files.
 tiny_graft_model(seed=0).push_to_hub(plain_name)
+# The library call with a model object (saved into a staging folder, processor built from the config).
+result = graft_hf.hub.push_model(tiny_graft_model(seed=0), "graft-naip-vit-w32-d2-p8-object")
+assert result.repo_id == "graft-tester/graft-naip-vit-w32-d2-p8-object", result
 """
 
 _PULL = r"""
@@ -71,6 +75,9 @@ def compare(key, model):
 
 # 1. Remote code: graft_hf cannot be imported, the repo's model files are used.
 compare("remote", AutoModel.from_pretrained(repo_id, trust_remote_code=True).eval())
+remote_processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True)
+out["remote_processor"] = type(remote_processor).__module__ + "." + type(remote_processor).__name__
+out["remote_pixels"] = list(remote_processor(images=torch.zeros(3, 40, 40, dtype=torch.uint8))["pixel_values"].shape)
 out["blocked"] = sorted(m for m in sys.modules if m == "graft_hf" or m.startswith("graft_hf."))
 # 2. With graft_hf imported (registered Auto classes), no remote code.
 sys.meta_path.remove(blocker)
@@ -218,6 +225,14 @@ def test_push_is_one_commit_with_weights_config_code_processor_and_card(hub_serv
     assert not hub_server.state.unhandled, hub_server.state.unhandled
 
 
+def test_push_of_model_object_has_the_same_files(hub_server, pushed):
+    from_folder = hub_server.files(f"{USER}/{MODEL_NAME}")
+    from_object = hub_server.files(f"{USER}/{MODEL_NAME}-object")
+    assert set(from_object) == set(from_folder)
+    assert from_object["model.safetensors"] == from_folder["model.safetensors"]
+    assert "# graft-naip-vit-w32-d2-p8-object" in from_object["README.md"].decode()
+
+
 def test_push_leaves_local_folders_untouched(pushed):
     assert _digest(pushed["model_dir"]) == pushed["before"]["model"]
     assert _digest(pushed["dataset_dir"]) == pushed["before"]["pairs"]
@@ -237,6 +252,8 @@ def test_fresh_process_loads_model_processor_and_streams_dataset(hub_server, pus
     out = _result(proc.stdout)
     # Without graft_hf (blocked on sys.meta_path): the repo's own model files as remote code.
     assert out["remote_class"].startswith("transformers_modules"), out["remote_class"]
+    assert out["remote_processor"].startswith("transformers_modules"), out["remote_processor"]
+    assert out["remote_pixels"] == [1, 3, 32, 32]
     assert out["blocked"] == []
     # With graft_hf: the registered classes, for the graft push and for transformers' plain push_to_hub.
     for key in ("graft", "plain"):
