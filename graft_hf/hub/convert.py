@@ -309,6 +309,6 @@ def _save_converted(
     check_model_card(card)
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir)
-    graft_hf.build_processor(model.config, tokenizer).save_pretrained(output_dir)
+    graft_hf.build_processor(model.config, None if tokenizer is None else str(tokenizer)).save_pretrained(output_dir)
     (output_dir / "README.md").write_text(card)
     logger.info("wrote %s", output_dir)

@@ -199,6 +199,7 @@ def stage_model_files(
 
     with tempfile.TemporaryDirectory(prefix="graft-push-") as tmp:
         staging = Path(tmp)
+        logit_scale: float | None
         if isinstance(model, GraftModel):
             model.save_pretrained(staging)
             files = _walk(staging)

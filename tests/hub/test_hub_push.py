@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hub_server import HUB_TOKEN, USER, online_env, run_python
+from hub_server import HUB_TOKEN, REPO_ROOT, USER, online_env, run_python
 from PIL import Image
 
 import graft_hf
@@ -332,3 +332,41 @@ def test_incomplete_model_folder_is_rejected(tmp_path):
     with pytest.raises(HubPushError, match=r"missing \['modeling_graft.py'\]"):
         with stage_model_files(folder):
             pass
+
+
+def test_real_pairs_build_without_card_gets_it_rendered_from_the_report(hub_server, online):
+    """A `graft pairs build` folder on a real NAIP raster; README.md removed, so push renders it from the report."""
+    raster = REPO_ROOT / ".." / "shared" / "data" / "naip-nd" / "m_4709963_se_14_1_20200831.tif"
+    if not raster.is_file():
+        pytest.skip(f"real NAIP raster not found at {raster} (../shared/data/naip-nd)")
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    from graft_hf.hub import push_dataset
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.card import render_card
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    xs, ys = [486500.0, 488500.0], [5206500.0, 5206500.0]
+    lons, lats = transform(CRS.from_epsg(26914), CRS.from_epsg(4326), xs, ys)
+    photos = pa.table({"photo_id": ["a", "b"], "lat": lats, "lon": lons, "license": ["CC0-1.0", "CC-BY-2.0"]})
+    pq.write_table(photos, online / "photos.parquet")
+    out = online / "build"
+    config = PairsBuildConfig(
+        photos=str(online / "photos.parquet"),
+        output_dir=str(out),
+        rasters=(str(raster),),
+        crop_size=32,
+        footprint_size=16,
+        progress=False,
+    )
+    report = build_pairs(config)
+    assert report["tiles"]["kept"] == 2
+    (out / "README.md").unlink()
+    before = _digest(out)
+    result = push_dataset(out, "real-naip-pairs", endpoint=hub_server.endpoint, token=HUB_TOKEN)
+    files = hub_server.files(result.repo_id, repo_type="dataset")
+    assert files["README.md"].decode() == render_card(json.loads((out / "build_report.json").read_text()))
+    assert any(name.startswith("data/") and name.endswith(".parquet") for name in files)
+    assert not any(name.startswith("_build/") for name in files)
+    assert _digest(out) == before  # the rendered card went to the Hub, not into the build folder
