@@ -38,10 +38,12 @@ __all__ = [
     "SegmentationConfig",
     "SegmentationResult",
     "ZeroShotSegmenter",
+    "load_font",
     "patch_similarity",
     "prepare_image",
     "render_overlay",
     "segment_from_patch_scores",
+    "upsample_scores",
 ]
 
 #: Distinct colours (tab10 then tab20's light tones); the background label is drawn transparent.
@@ -246,7 +248,8 @@ def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.nd
     return pixel_values, _to_uint8_rgb(unit[0])
 
 
-def _load_font(size: int):
+def load_font(size: int):
+    """PIL's default font at `size` pixels (a fixed bitmap font on old Pillow)."""
     from PIL import ImageFont
 
     try:
@@ -297,7 +300,7 @@ def render_overlay(
         return canvas
     counts = np.bincount(labels.ravel(), minlength=len(class_names)) / labels.size
     font_size = max(10, min(24, canvas.height // max(len(class_names), 1) // 2))
-    font = _load_font(font_size)
+    font = load_font(font_size)
     line = font_size + 6
     entries = [f"{name} ({100 * share:.1f}%)" for name, share in zip(class_names, counts)]
     measure = ImageDraw.Draw(canvas)
