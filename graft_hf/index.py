@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -160,6 +161,12 @@ def _embedding_matrix(dataset: Dataset, column: str) -> np.ndarray:
     return flat.reshape(len(arr), dim).astype(np.float32, copy=False)
 
 
+def _dataset_from_table(table: pa.Table) -> Dataset:
+    # A fresh random fingerprint: by default datasets fingerprints an in-memory table by pickling all of it
+    # (about 80 s for 1M x 512 floats).
+    return Dataset(table, fingerprint=uuid.uuid4().hex)
+
+
 def _fixed_size_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(
         pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1)), matrix.shape[1]
@@ -248,7 +255,7 @@ class EmbeddingIndex:
         for name, arr in columns.items():
             if len(arr) != n:
                 raise ValueError(f"column {name!r} has {len(arr)} values for {n} embeddings")
-        return cls(Dataset(pa.table(columns)), "embedding", chunk_size=chunk_size)
+        return cls(_dataset_from_table(pa.table(columns)), "embedding", chunk_size=chunk_size)
 
     @classmethod
     def from_dataset(
@@ -266,7 +273,7 @@ class EmbeddingIndex:
             table = dataset.flatten_indices().data.table if dataset._indices is not None else dataset.data.table
             col = table.column_names.index(embedding_column)
             table = table.set_column(col, embedding_column, _fixed_size_list(_normalize_rows(matrix)))
-            dataset = Dataset(table)
+            dataset = _dataset_from_table(table)
         return cls(dataset, embedding_column, columns, chunk_size)
 
     @staticmethod
