@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from graft_hf.evaluation.metrics import (
     ClassificationMetrics,
     MultiLabelMetrics,
+    RetrievalMetrics,
+    class_retrieval_metrics,
     classification_metrics,
     multilabel_metrics,
 )
@@ -321,3 +323,23 @@ class ZeroShotClassifier:
         """
         scores = self.multilabel_scores(image_embeds, score, bias)
         return multilabel_metrics(scores, targets, threshold, self.classnames)
+
+    def evaluate_retrieval(
+        self,
+        image_embeds: torch.Tensor,
+        labels: torch.Tensor,
+        map_ks: Sequence[int] = (100, 20),
+        recall_ks: Sequence[int] = (1, 5, 10),
+    ) -> RetrievalMetrics:
+        """Class-prompt text-to-image retrieval: each class's ensembled prompt embedding ranks all images.
+
+        Args:
+            image_embeds: `(num_images, dim)`.
+            labels: Class ids `(num_images,)` or multi-hot `(num_images, num_classes)`.
+            map_ks: Depths for mAP@k.
+            recall_ks: Depths for recall@k.
+
+        Returns:
+            A :class:`RetrievalMetrics` with one query per class (`per_class()` is keyed by class name).
+        """
+        return class_retrieval_metrics(self.weights, image_embeds, labels, self.classnames, map_ks, recall_ks)

@@ -98,6 +98,9 @@ def test_classify_returns_expected_classes():
     metrics = clf.evaluate(image_embeds, labels, ks=(1, 3))
     assert metrics.top_k["top1"] == 1.0
     np.testing.assert_array_equal(metrics.confusion_matrix, np.diag([2, 2, 2, 2]))
+    retrieval = clf.evaluate_retrieval(image_embeds, labels, map_ks=(2,), recall_ks=(2,))
+    assert retrieval.per_class()["river"]["mAP@2"] == pytest.approx(1.0)
+    assert retrieval.mean()["recall@2"] == pytest.approx(1.0)
 
 
 def test_logits_are_scaled_cosine():
