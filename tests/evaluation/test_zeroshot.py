@@ -167,3 +167,29 @@ def test_shipped_templates_and_classnames():
 def test_zero_shot_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_with_tiny_graft_model_and_real_tokenizer():
+    testing = pytest.importorskip("graft_hf.testing")
+    from graft_hf.tokenizer import load_clip_tokenizer
+
+    model = testing.tiny_graft_model(seed=0)
+    tokenizer = load_clip_tokenizer()
+
+    @torch.no_grad()
+    def encode_text(prompts: list[str]) -> torch.Tensor:
+        tokens = tokenizer(prompts, padding=True, return_tensors="pt")
+        return model.get_text_features(tokens["input_ids"], tokens["attention_mask"])
+
+    templates = SATELLITE_TEMPLATES[:3]
+    clf = ZeroShotClassifier.from_encoder(encode_text, "eurosat", templates, batch_size=7)
+    assert clf.weights.shape == (10, model.config.projection_dim)
+    # padding to the longest prompt of a batch must not change the classifier
+    one_by_one = build_zero_shot_classifier(encode_text, EUROSAT_CLASSNAMES, templates, batch_size=1)
+    torch.testing.assert_close(clf.weights, one_by_one, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        image_embeds = model.get_image_features(torch.randn(4, 3, 32, 32))
+    pred = clf.classify(image_embeds, k=3)
+    assert pred.top_k_indices.shape == (4, 3) and all(len(r) == 3 for r in pred.top_k_labels)
+    # an image embedded exactly at a class's weight is classified as that class
+    assert clf.classify(clf.weights[[2, 7]] * 3.0).predictions.tolist() == [2, 7]
