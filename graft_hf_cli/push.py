@@ -2,7 +2,8 @@
 
 A model folder (from ``graft train`` / ``graft convert`` / ``save_pretrained``) is pushed in one commit with its
 safetensors weights, ``config.json`` (with ``auto_map``), the model files as remote code, the processor and a model
-card (rendered from ``hub_cards/model_card.md`` unless the folder has a README.md and no card option is given).
+card: ``--card``, else one rendered from ``hub_cards/model_card.md`` when a card option (``--eval``, ``--license``,
+...) is given, else the folder's README.md (``graft convert`` writes one), else a default rendered card.
 Without REPO_ID the name is derived from the config: ``graft-<sensor>-vitb16`` and so on (``--namespace``,
 ``--suffix``). ``--dataset`` pushes a ``graft pairs build`` folder (card, build report, parquet shards).
 
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         from graft_hf.modeling import GraftConfig
 
         from graft_hf.hub.cards import ModelCardInfo
-        from graft_hf.hub.naming import model_repo_name
+        from graft_hf.hub.naming import model_repo_name, validate_model_repo_id, validate_repo_id
         from graft_hf.hub.push import push_model, stage_model_files
 
         folder = Path(args.folder)
@@ -91,7 +92,13 @@ def run(args: argparse.Namespace) -> int:
             if args.license:
                 info.license = args.license
         if args.dry_run:
-            with stage_model_files(folder, card_info=info, eval_results=args.eval_json, card=card_text) as files:
+            validate_repo_id(repo_id)
+            if not args.allow_any_name:
+                validate_model_repo_id(repo_id, GraftConfig.from_pretrained(folder))
+            staged = stage_model_files(
+                folder, card_info=info, eval_results=args.eval_json, card=card_text, repo_id=repo_id
+            )
+            with staged as files:
                 for name, path in sorted(files.items()):
                     print(f"{name}\t{path.stat().st_size}")
             print(f"dry run: {len(files)} files would be pushed to {repo_id}")

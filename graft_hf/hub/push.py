@@ -78,14 +78,27 @@ def _auth_hint(endpoint: str) -> str:
     )
 
 
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Connection/timeout exception types of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
+    import importlib
+
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for name in ("httpx2", "httpx"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors += [module.ConnectError, module.TimeoutException]
+    return tuple(errors)
+
+
 def _explain(err: Exception, step: str, endpoint: str) -> HubPushError:
     """Turn a huggingface_hub / HTTP error into a HubPushError naming the step and the fix."""
-    import httpx2
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
     if isinstance(err, OfflineModeIsEnabled):
         return HubPushError(f"{step} failed: HF_HUB_OFFLINE=1 is set; unset it (HF_HUB_OFFLINE=0) to push")
-    if isinstance(err, (httpx2.ConnectError, httpx2.TimeoutException, ConnectionError)):
+    if isinstance(err, _connection_errors()):
         return HubPushError(
             f"{step} failed: cannot reach the Hub at {endpoint} ({type(err).__name__}: {err}); check the network or "
             "pass --endpoint / set HF_ENDPOINT to a reachable Hub"
@@ -183,8 +196,12 @@ def stage_model_files(
     card_info: ModelCardInfo | None = None,
     eval_results: Any = None,
     card: str | None = None,
+    repo_id: str | None = None,
 ) -> Iterator[dict[str, Path]]:
     """Stage every file of a model repository; yields `{path_in_repo: local path}` (temporary files removed after).
+
+    The card is, in order of precedence: `card`; a card rendered from `card_info` / `eval_results` when either is
+    given; the folder's own README.md (e.g. the one `graft convert` writes); a card rendered with defaults.
 
     Args:
         model: A `GraftModel` or the path of a folder saved with `save_pretrained`.
@@ -192,7 +209,8 @@ def stage_model_files(
             config (`graft_hf.build_processor`).
         card_info: Details for the rendered model card.
         eval_results: Evaluation results (a path or parsed JSON, see `graft_hf.hub.cards`) or `EvalResult`s.
-        card: A ready README text; `None` keeps the folder's README.md or renders one.
+        card: A ready README text.
+        repo_id: Repository the default card refers to (code examples, title).
     """
     import graft_hf
     from graft_hf.modeling import GraftConfig, GraftModel
@@ -218,6 +236,7 @@ def stage_model_files(
         if card is None and "README.md" in files and card_info is None and eval_results is None:
             card = files["README.md"].read_text()
         if card is None:
+            card_info = card_info or ModelCardInfo(repo_id=repo_id)
             results = eval_results
             if results is not None and not (isinstance(results, list) and results and hasattr(results[0], "task_type")):
                 results = load_eval_results(results)
@@ -262,7 +281,8 @@ def push_model(
         repo_id: `namespace/name` or `name` (the token's user namespace). The name must be
             `graft_hf.hub.model_repo_name(config)` (e.g. `graft-naip-vitb16`), optionally with `-<suffix>`.
         processor: Processor to save with it (see `stage_model_files`).
-        card_info: Card details; its `repo_id` defaults to `repo_id`.
+        card_info: Card details (its `repo_id` defaults to `repo_id`); without it and `eval_results`, a README.md in
+            the folder is kept, else a default card is rendered.
         eval_results: Evaluation JSON path / parsed JSON / `EvalResult`s for the card and `model-index`.
         card: README text to use instead of rendering one.
         endpoint: Hub URL (default `HF_ENDPOINT` or https://huggingface.co).
@@ -287,10 +307,8 @@ def push_model(
         validate_model_repo_id(repo_id, config)
     if card_info is not None and card_info.repo_id is None:
         card_info.repo_id = repo_id
-    elif card_info is None and card is None:
-        card_info = ModelCardInfo(repo_id=repo_id)
     with stage_model_files(
-        model, processor=processor, card_info=card_info, eval_results=eval_results, card=card
+        model, processor=processor, card_info=card_info, eval_results=eval_results, card=card, repo_id=repo_id
     ) as files:
         return _commit_folder(
             files,

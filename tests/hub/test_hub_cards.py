@@ -150,3 +150,18 @@ def test_push_dry_run_stages_everything_without_network(tmp_path, capsys):
         "model.safetensors",
         "modeling_graft.py",
     ]
+
+
+def test_staging_keeps_the_folders_card_unless_card_options_are_given(tmp_path):
+    from graft_hf.hub import stage_model_files
+
+    model = tiny_graft_model()
+    model.save_pretrained(tmp_path)
+    own = str(render_model_card(model.config, ModelCardInfo(repo_id="me/x", converted_from="the authors' file")))
+    (tmp_path / "README.md").write_text(own)
+    with stage_model_files(tmp_path, repo_id="me/graft-naip-vit-w32-d2-p8") as files:
+        assert files["README.md"].read_text() == own
+    with stage_model_files(tmp_path, eval_results=EVAL, repo_id="me/graft-naip-vit-w32-d2-p8") as files:
+        text = files["README.md"].read_text()
+    assert text != own and check_model_card(text)["model-index"][0]["name"] == "me/graft-naip-vit-w32-d2-p8"
+    assert (tmp_path / "README.md").read_text() == own
