@@ -1,14 +1,14 @@
 """Region-map outputs for people: PNG overlays with a colour bar and the top-k tiles as GeoJSON.
 
 The colour map is viridis (perceptually uniform, colour-blind safe) interpolated in numpy from 9 anchor colours,
-so rendering needs only numpy and Pillow, not matplotlib. Every read here is decimated (bounded by the preview
-size), never the full raster.
+so rendering needs only numpy and Pillow, not matplotlib. The RGB backdrop is a small georeferenced preview
+GeoTIFF that the tiling loop fills from the windows it reads anyway (`paste_preview`), so no second pass over a
+huge raster is needed and the preview survives a resumed run like the scores do.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +18,16 @@ import numpy as np
 
 from graft_hf.tasks.tiling import PixelWindow, TileGrid
 
-__all__ = ["VIRIDIS_ANCHORS", "apply_colormap", "render_overlay", "topk_features", "write_topk_geojson"]
+__all__ = [
+    "VIRIDIS_ANCHORS",
+    "apply_colormap",
+    "create_preview",
+    "paste_preview",
+    "preview_shape",
+    "render_overlay",
+    "topk_features",
+    "write_topk_geojson",
+]
 
 # matplotlib's viridis sampled at 0, 1/8, ..., 1 (sRGB 0..255).
 VIRIDIS_ANCHORS = np.array(
@@ -37,8 +46,19 @@ VIRIDIS_ANCHORS = np.array(
 )
 
 
+def _viridis_lut() -> np.ndarray:
+    """`(256, 3)` uint8 viridis lookup table, linear between the anchors."""
+    t = np.linspace(0.0, len(VIRIDIS_ANCHORS) - 1, 256)
+    lower = np.minimum(np.floor(t).astype(np.int64), len(VIRIDIS_ANCHORS) - 2)
+    frac = (t - lower)[:, None]
+    return np.round(VIRIDIS_ANCHORS[lower] * (1 - frac) + VIRIDIS_ANCHORS[lower + 1] * frac).astype(np.uint8)
+
+
+_LUT = _viridis_lut()
+
+
 def apply_colormap(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
-    """Map values to viridis RGB.
+    """Map values to viridis RGB (256 levels).
 
     Args:
         values: `(height, width)` floats; NaN gives black.
@@ -49,32 +69,71 @@ def apply_colormap(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
         `(height, width, 3)` uint8.
     """
     span = vmax - vmin if vmax > vmin else 1.0
-    t = np.clip((np.nan_to_num(values, nan=vmin) - vmin) / span, 0.0, 1.0) * (len(VIRIDIS_ANCHORS) - 1)
-    lower = np.minimum(np.floor(t).astype(np.int64), len(VIRIDIS_ANCHORS) - 2)
-    frac = (t - lower)[..., None]
-    rgb = VIRIDIS_ANCHORS[lower] * (1 - frac) + VIRIDIS_ANCHORS[lower + 1] * frac
+    scaled = np.clip((np.asarray(values, dtype=np.float32) - np.float32(vmin)) / np.float32(span), 0.0, 1.0)
+    levels = np.round(np.nan_to_num(scaled, nan=0.0) * 255).astype(np.uint8)
+    rgb = _LUT[levels]
     rgb[np.isnan(values)] = 0
-    return np.round(rgb).astype(np.uint8)
+    return rgb
 
 
-def _preview_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
-    factor = min(1.0, max_side / max(height, width))
-    return max(1, round(height * factor)), max(1, round(width * factor))
+def preview_shape(region: PixelWindow, max_side: int) -> tuple[int, int]:
+    """`(height, width)` of the RGB preview of a region, its longest side at most `max_side`."""
+    factor = min(1.0, max_side / max(region.height, region.width))
+    return max(1, round(region.height * factor)), max(1, round(region.width * factor))
 
 
-def _rgb_preview(src: Any, region: PixelWindow, indexes: list[int], model_config: Any, shape: tuple[int, int]):
-    """`(height, width, 3)` uint8 RGB of the region (2-98 % stretch per band) and its `(height, width)` valid mask."""
-    from rasterio.enums import Resampling
+def create_preview(path: str | os.PathLike, src: Any, region: PixelWindow, max_side: int) -> None:
+    """Create the georeferenced RGB preview GeoTIFF (raw band values, 0 where nodata) that tiles are pasted into."""
+    import rasterio
+    from rasterio.transform import Affine
 
-    rgb_indexes = [indexes[i] for i in model_config.rgb_bands] if len(indexes) != 3 else indexes
-    data = src.read(
-        rgb_indexes, window=region.to_rasterio(), out_shape=(3, *shape), resampling=Resampling.nearest
-    ).astype(np.float64)
-    valid = np.ones(shape, dtype=bool)
-    for nodata in (src.nodata, model_config.nodata_value):
-        if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-            valid &= ~np.all(data == nodata, axis=0)
-    out = np.zeros((*shape, 3), dtype=np.uint8)
+    height, width = preview_shape(region, max_side)
+    transform = (
+        src.transform
+        * Affine.translation(region.col_off, region.row_off)
+        * Affine.scale(region.width / width, region.height / height)
+    )
+    profile = {"driver": "GTiff", "dtype": src.dtypes[0], "count": 3, "width": width, "height": height}
+    with rasterio.open(path, "w", crs=src.crs, transform=transform, compress="deflate", **profile) as dst:
+        dst.write(np.zeros((3, height, width), dtype=src.dtypes[0]))
+
+
+def paste_preview(dst: Any, region: PixelWindow, window: PixelWindow, rgb: np.ndarray) -> None:
+    """Paste a window's RGB into the preview (nearest sampling), where the window overlaps the region.
+
+    Args:
+        dst: The preview dataset opened for update.
+        region: The mapped region.
+        window: The window the pixels come from.
+        rgb: `(3, h, w)` pixels of the window (native, or averaged down to the model input size).
+    """
+    from rasterio.windows import Window
+
+    sy, sx = dst.height / region.height, dst.width / region.width  # preview pixels per raster pixel
+    c0 = max(window.col_off, region.col_off) - region.col_off
+    r0 = max(window.row_off, region.row_off) - region.row_off
+    c1 = min(window.col_off + window.width, region.col_off + region.width) - region.col_off
+    r1 = min(window.row_off + window.height, region.row_off + region.height) - region.row_off
+    if c1 <= c0 or r1 <= r0:
+        return
+    y0, x0 = min(int(r0 * sy), dst.height - 1), min(int(c0 * sx), dst.width - 1)
+    y1, x1 = max(y0 + 1, min(round(r1 * sy), dst.height)), max(x0 + 1, min(round(c1 * sx), dst.width))
+    # Raster position of each preview pixel centre, then its index in the window's (possibly averaged) array.
+    rows = ((np.arange(y0, y1) + 0.5) / sy + region.row_off - window.row_off) * rgb.shape[1] / window.height
+    cols = ((np.arange(x0, x1) + 0.5) / sx + region.col_off - window.col_off) * rgb.shape[2] / window.width
+    rows = np.clip(rows.astype(np.int64), 0, rgb.shape[1] - 1)
+    cols = np.clip(cols.astype(np.int64), 0, rgb.shape[2] - 1)
+    dst.write(rgb[:, rows][:, :, cols], window=Window(x0, y0, x1 - x0, y1 - y0))
+
+
+def _rgb_preview(preview_path: str | os.PathLike) -> np.ndarray:
+    """`(height, width, 3)` uint8 RGB of the preview (2-98 % stretch per band over non-zero pixels)."""
+    import rasterio
+
+    with rasterio.open(preview_path) as ds:
+        data = ds.read().astype(np.float32)
+    valid = np.any(data != 0, axis=0)
+    out = np.zeros((*data.shape[1:], 3), dtype=np.uint8)
     for band in range(3):
         values = data[band][valid]
         if values.size == 0:
@@ -83,19 +142,17 @@ def _rgb_preview(src: Any, region: PixelWindow, indexes: list[int], model_config
         scaled = np.clip((data[band] - low) / (high - low if high > low else 1.0), 0, 1)
         out[..., band] = np.round(scaled * 255).astype(np.uint8)
     out[~valid] = 0
-    return out, valid
+    return out
 
 
 def render_overlay(
     src: Any,
     region: PixelWindow,
+    preview_path: str | os.PathLike,
     score_path: str | os.PathLike,
     png_path: str | os.PathLike,
     query: str,
-    model_config: Any,
-    indexes: list[int],
     score_kind: str,
-    max_side: int = 1024,
     alpha: float = 0.55,
 ) -> None:
     """Write a PNG: the query's scores colour-mapped over a downsampled RGB preview, with a colour bar.
@@ -103,25 +160,23 @@ def render_overlay(
     Args:
         src: Open rasterio dataset of the input raster.
         region: The mapped region.
+        preview_path: The RGB preview GeoTIFF filled during tiling (see `paste_preview`).
         score_path: The query's score GeoTIFF.
         png_path: Where to write the PNG.
         query: Query text (the title).
-        model_config: The model's `GraftConfig` (RGB bands, nodata).
-        indexes: 1-based raster bands read for the model, in sensor order.
         score_kind: `"cosine"` or `"softmax"` (legend label).
-        max_side: Longest side of the preview in pixels.
         alpha: Opacity of the scores over the imagery.
     """
     import rasterio
     from PIL import Image, ImageDraw
 
-    shape = _preview_shape(region.height, region.width, max_side)
-    rgb, _ = _rgb_preview(src, region, indexes, model_config, shape)
+    rgb = _rgb_preview(preview_path)
+    shape = rgb.shape[:2]
     with rasterio.open(score_path) as scores_ds:
         # The score raster covers the region and possibly a partial cell beyond it; read a decimated copy and look
         # every preview pixel up by its position in raster pixels.
         score_shape = (min(scores_ds.height, shape[0]), min(scores_ds.width, shape[1]))
-        scores = scores_ds.read(1, out_shape=score_shape).astype(np.float64)
+        scores = scores_ds.read(1, out_shape=score_shape)
         cover_h = scores_ds.height * abs(scores_ds.transform.e / src.transform.e)
         cover_w = scores_ds.width * abs(scores_ds.transform.a / src.transform.a)
     rows = ((np.arange(shape[0]) + 0.5) * region.height / shape[0] / cover_h * score_shape[0]).astype(np.int64)
@@ -129,9 +184,9 @@ def render_overlay(
     values = scores[np.minimum(rows, score_shape[0] - 1)][:, np.minimum(cols, score_shape[1] - 1)]
     finite = values[np.isfinite(values)]
     vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    colours = apply_colormap(values, vmin, vmax).astype(np.float64)
-    has_score = np.isfinite(values)[..., None]
-    blended = np.where(has_score, (1 - alpha) * rgb + alpha * colours, rgb)
+    blended = rgb.astype(np.float32)
+    has_score = np.isfinite(values)
+    blended[has_score] = (1 - alpha) * blended[has_score] + alpha * apply_colormap(values, vmin, vmax)[has_score]
     image = Image.fromarray(np.round(blended).astype(np.uint8), mode="RGB")
 
     # Canvas: title above, colour bar to the right.

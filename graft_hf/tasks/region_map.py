@@ -30,12 +30,13 @@ import math
 import os
 import re
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from graft_hf.tasks.map_render import create_preview, paste_preview, render_overlay, write_topk_geojson
 from graft_hf.tasks.map_setup import (
     RegionMapConfig,
     RegionMapResult,
@@ -46,7 +47,7 @@ from graft_hf.tasks.map_setup import (
     resolve_region,
     tile_grid,
 )
-from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres, read_window, valid_mask
+from graft_hf.tasks.tiling import TileGrid, raster_gsd_metres, read_window, valid_mask
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ __all__ = ["PROGRESS_FILE", "RegionMapConfig", "RegionMapResult", "load_map_mode
 
 PROGRESS_FILE = ".graft_map_progress.json"
 TOPK_FILE = "topk.geojson"
+PREVIEW_FILE = "preview.tif"
 _PROGRESS_VERSION = 1
 
 
@@ -147,7 +149,7 @@ class _Top:
 
 
 # ------------------------------------------------------------------------------------------------- the run
-def _score_batch(
+def _score_arrays(
     model: Any,
     image_processor: Any,
     arrays: list[np.ndarray],
@@ -174,8 +176,86 @@ def _score_batch(
     return image_scores.cpu().numpy(), None if patch_scores is None else patch_scores.cpu().numpy()
 
 
+@dataclass
+class _Run:
+    """Everything one run needs, resolved from the config; mutable progress lives in `done`, `nodata`, `top`."""
+
+    config: RegionMapConfig
+    src: Any
+    model: Any
+    image_processor: Any
+    text_embeds: Any
+    indexes: list[int]
+    grid: TileGrid
+    tile: int
+    settings: dict[str, Any]
+    score_paths: dict[str, Path]
+    progress_path: Path
+    preview_path: Path
+    top: _Top
+    preview: Any = None
+    done: int = 0
+    nodata: int = 0
+    run: int = 0
+
+    def checkpoint(self, complete: bool = False) -> None:
+        payload = {
+            "version": _PROGRESS_VERSION,
+            "settings": self.settings,
+            "windows_done": self.done,
+            "num_windows": self.grid.num_windows,
+            "windows_nodata": self.nodata,
+            "top": self.top.state(),
+            "complete": complete,
+        }
+        _write_json_atomic(self.progress_path, payload)
+
+    @property
+    def rgb_positions(self) -> list[int]:
+        """Positions of red, green and blue among the bands read."""
+        return [0, 1, 2] if len(self.indexes) == 3 else list(self.model.config.rgb_bands)
+
+    def score_batch(self, batch: range) -> np.ndarray:
+        """Read, embed and score a batch of windows: `(queries, batch, k, k)` blocks, NaN where nodata."""
+        config, grid, k = self.config, self.grid, self.grid.patches_per_side
+        nodata_values = [v for v in (self.src.nodata, self.model.config.nodata_value) if v is not None]
+        fill = self.src.nodata if self.src.nodata is not None and not math.isnan(self.src.nodata) else 0
+        blocks = np.full((len(config.queries), len(batch), k, k), np.nan, dtype=np.float32)
+        arrays, slots, patch_valid = [], [], []
+        for slot, index in enumerate(batch):
+            window = grid.window_at(index)
+            array, inside = read_window(self.src, window, self.indexes, fill, out_size=self.tile)
+            valid = valid_mask(array, nodata_values) & inside
+            array[:, ~valid] = 0
+            paste_preview(self.preview, grid.region, window, array[self.rgb_positions])
+            if not valid.any():
+                self.nodata += 1
+                continue
+            arrays.append(array)
+            slots.append(slot)
+            side_h, side_w = valid.shape[0] // k, valid.shape[1] // k
+            patch_valid.append(valid.reshape(k, side_h, k, side_w).any(axis=(1, 3)))  # (k, k)
+        if not arrays:
+            return blocks
+        image_scores, patch_scores = _score_arrays(
+            self.model, self.image_processor, arrays, self.tile, self.text_embeds, config
+        )
+        for n, slot in enumerate(slots):
+            for q, query in enumerate(config.queries):
+                self.top.push(query, float(image_scores[n, q]), batch[slot])
+            if patch_scores is None:
+                blocks[:, slot, 0, 0] = image_scores[n]
+            else:
+                blocks[:, slot] = np.where(patch_valid[n], np.moveaxis(patch_scores[n], -1, 0), np.nan)
+        self.run += len(arrays)
+        return blocks
+
+
 def run_region_map(config: RegionMapConfig) -> RegionMapResult:
     """Map text queries over a raster; see the module docstring for the outputs and their guarantees.
+
+    GDAL's block cache is capped at `config.gdal_cache_mb` for the run (GDAL reads the cap when its cache is first
+    used, so in a process that already read rasters the earlier cap stays).
 
     Args:
         config: What to map and where to write it.
@@ -185,157 +265,127 @@ def run_region_map(config: RegionMapConfig) -> RegionMapResult:
     """
     import rasterio
 
-    from graft_hf.tasks.map_render import render_overlay, write_topk_geojson
+    with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb * 1024 * 1024), open_raster(config.raster) as src:
+        state = _prepare(config, src)
+        began = time.perf_counter()
+        _tile_loop(state)
+        seconds = time.perf_counter() - began
+        result = _finish(state, seconds)
+    logger.info(
+        "mapped %d windows (%d run here, %d nodata) in %.1f s; outputs in %s",
+        result.num_windows, result.windows_run, result.windows_nodata, seconds, config.output_dir,
+    )  # fmt: skip
+    return result
+
+
+def _prepare(config: RegionMapConfig, src: Any) -> _Run:
+    """Check inputs, load the model, build the grid and either create fresh outputs or pick up a saved run."""
     from graft_hf.tasks.text import encode_queries
 
     output_dir = Path(config.output_dir)
-    with open_raster(config.raster) as src:
-        region = resolve_region(src, config)
-        check_writable(output_dir)
-        progress_path = output_dir / PROGRESS_FILE
-        saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
-        if saved is not None and not (config.resume or config.overwrite):
-            state = "a finished" if saved.get("complete") else "an unfinished"
-            raise ValueError(
-                f"{output_dir} holds {state} region map; pass --resume to continue it or --overwrite to start again"
-            )
-        if config.resume and saved is None:
-            logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
+    region = resolve_region(src, config)
+    check_writable(output_dir)
+    progress_path = output_dir / PROGRESS_FILE
+    saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
+    if saved is not None and not (config.resume or config.overwrite):
+        state = "a finished" if saved.get("complete") else "an unfinished"
+        raise ValueError(
+            f"{output_dir} holds {state} region map; pass --resume to continue it or --overwrite to start again"
+        )
+    if config.resume and saved is None:
+        logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
 
-        model, image_processor, tokenizer = load_map_model(config.model, config.device)
-        indexes = band_indexes(src, config, model.config)
-        grid, tile, tile_gsd = tile_grid(src, config, model.config, region)
-        settings = _settings(config, src, grid, tile)
-        slugs = _slugs(config.queries)
-        score_paths = {q: output_dir / f"{s}.tif" for q, s in zip(config.queries, slugs, strict=True)}
-
-        start, nodata_count, top_state = 0, 0, None
-        if config.resume and saved is not None:
-            if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != settings:
-                raise ValueError(
-                    f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this "
-                    "command; repeat its exact arguments with --resume, or pass --overwrite to start again"
-                )
-            missing = [str(p) for p in score_paths.values() if not p.exists()]
-            if missing:
-                raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
-            start, nodata_count, top_state = saved["windows_done"], saved["windows_nodata"], saved["top"]
-            logger.info("resuming at window %d of %d", start, grid.num_windows)
-        else:
-            for path in score_paths.values():
-                _create_score_raster(path, src, grid)
-        top = _Top(config.top_k, config.queries, top_state)
-
-        def checkpoint(done: int, complete: bool = False) -> None:
-            payload = {
-                "version": _PROGRESS_VERSION,
-                "settings": settings,
-                "windows_done": done,
-                "num_windows": grid.num_windows,
-                "windows_nodata": nodata_count,
-                "top": top.state(),
-                "complete": complete,
-            }
-            _write_json_atomic(progress_path, payload)
-
-        if start == 0:
-            checkpoint(0)
-        text_embeds = encode_queries(model, tokenizer, config.queries, templates=config.templates)
-        nodata_values = [v for v in (src.nodata, model.config.nodata_value) if v is not None]
-        fill = src.nodata if src.nodata is not None and not math.isnan(src.nodata) else 0
-        k = grid.patches_per_side if config.level == "patch" else 1
-        windows_run, began = 0, time.perf_counter()
-        with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb * 1024 * 1024):
-            bar = _progress_bar(config.progress, grid.num_windows, start)
-            writers = [rasterio.open(score_paths[q], "r+") for q in config.queries]
-            last_checkpoint = time.monotonic()
-            try:
-                for batch_start in range(start, grid.num_windows, config.batch_size):
-                    batch = range(batch_start, min(batch_start + config.batch_size, grid.num_windows))
-                    # (queries, batch, k, k) score blocks; NaN for nodata windows and patches.
-                    blocks = np.full((len(config.queries), len(batch), k, k), np.nan, dtype=np.float32)
-                    arrays, slots, patch_valid = [], [], []
-                    for slot, index in enumerate(batch):
-                        window = grid.window_at(index)
-                        array = read_window(src, window, indexes, fill)
-                        valid = valid_mask(array, nodata_values) & _inside(window, src.width, src.height)
-                        if not valid.any():
-                            nodata_count += 1
-                            continue
-                        array[:, ~valid] = 0
-                        arrays.append(array)
-                        slots.append(slot)
-                        if config.level == "patch":
-                            side = grid.window // k
-                            patch_valid.append(valid.reshape(k, side, k, side).any(axis=(1, 3)))
-                    if arrays:
-                        image_scores, patch_scores = _score_batch(
-                            model, image_processor, arrays, tile, text_embeds, config
-                        )
-                        for n, slot in enumerate(slots):
-                            for q, query in enumerate(config.queries):
-                                top.push(query, float(image_scores[n, q]), batch[slot])
-                            if patch_scores is None:
-                                blocks[:, slot, 0, 0] = image_scores[n]
-                            else:
-                                values = np.moveaxis(patch_scores[n], -1, 0)  # (queries, k, k)
-                                blocks[:, slot] = np.where(patch_valid[n], values, np.nan)
-                        windows_run += len(arrays)
-                    _write_blocks(writers, grid, batch, blocks)
-                    bar.update(len(batch))
-                    done = batch.stop
-                    if done == grid.num_windows or time.monotonic() - last_checkpoint >= config.checkpoint_interval_s:
-                        for writer in writers:  # closing flushes GDAL's cache: the data is on disk before the JSON
-                            writer.close()
-                        checkpoint(done)
-                        last_checkpoint = time.monotonic()
-                        if done < grid.num_windows:
-                            writers = [rasterio.open(score_paths[q], "r+") for q in config.queries]
-            finally:
-                for writer in writers:
-                    writer.close()
-                bar.close()
-            seconds = time.perf_counter() - began
-
-            topk_path = output_dir / TOPK_FILE
-            write_topk_geojson(topk_path, src, grid, top.ranked, config.queries)
-            png_paths: dict[str, str] = {}
-            if config.png:
-                for query, slug in zip(config.queries, slugs, strict=True):
-                    png = output_dir / f"{slug}.png"
-                    render_overlay(
-                        src, region, score_paths[query], png, query, model.config, indexes, config.score,
-                        config.preview_max_side,
-                    )  # fmt: skip
-                    png_paths[query] = str(png)
-        checkpoint(grid.num_windows, complete=True)
-        raster_gsd = raster_gsd_metres(src)
-
-    area = None if raster_gsd is None else region.width * region.height * raster_gsd**2 / 1e6
-    logger.info(
-        "mapped %d windows (%d run here, %d nodata) in %.1f s; outputs in %s",
-        grid.num_windows, windows_run, nodata_count, seconds, output_dir,
+    model, image_processor, tokenizer = load_map_model(config.model, config.device)
+    indexes = band_indexes(src, config, model.config)
+    grid, tile, _ = tile_grid(src, config, model.config, region)
+    settings = _settings(config, src, grid, tile)
+    slugs = _slugs(config.queries)
+    score_paths = {q: output_dir / f"{s}.tif" for q, s in zip(config.queries, slugs, strict=True)}
+    text_embeds = encode_queries(model, tokenizer, config.queries, templates=config.templates)
+    state = _Run(
+        config, src, model, image_processor, text_embeds, indexes, grid, tile, settings, score_paths, progress_path,
+        preview_path=output_dir / PREVIEW_FILE, top=_Top(config.top_k, config.queries),
     )  # fmt: skip
+    if config.resume and saved is not None:
+        if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != settings:
+            raise ValueError(
+                f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this command; "
+                "repeat its exact arguments with --resume, or pass --overwrite to start again"
+            )
+        missing = [str(p) for p in [*score_paths.values(), state.preview_path] if not p.exists()]
+        if missing:
+            raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
+        state.done, state.nodata = int(saved["windows_done"]), int(saved["windows_nodata"])
+        state.top = _Top(config.top_k, config.queries, saved["top"])
+        logger.info("resuming at window %d of %d", state.done, grid.num_windows)
+    else:
+        progress_path.unlink(missing_ok=True)  # an interrupted --overwrite must not look resumable
+        for path in score_paths.values():
+            _create_score_raster(path, src, grid)
+        create_preview(state.preview_path, src, region, config.preview_max_side)
+        state.checkpoint()
+    return state
+
+
+def _tile_loop(state: _Run) -> None:
+    """Score the remaining windows batch by batch; commit outputs then progress at each checkpoint."""
+    import rasterio
+
+    config, grid = state.config, state.grid
+    paths = [state.score_paths[q] for q in config.queries] + [state.preview_path]
+    bar = _progress_bar(config.progress, grid.num_windows, state.done)
+    writers = [rasterio.open(p, "r+") for p in paths]
+    state.preview = writers[-1]
+    last_checkpoint = time.monotonic()
+    try:
+        for batch_start in range(state.done, grid.num_windows, config.batch_size):
+            batch = range(batch_start, min(batch_start + config.batch_size, grid.num_windows))
+            _write_blocks(writers[:-1], grid, batch, state.score_batch(batch))
+            bar.update(len(batch))
+            state.done = batch.stop
+            if state.done == grid.num_windows or time.monotonic() - last_checkpoint >= config.checkpoint_interval_s:
+                for writer in writers:  # closing flushes GDAL's cache: the scores are on disk before the JSON
+                    writer.close()
+                state.checkpoint()
+                last_checkpoint = time.monotonic()
+                if state.done < grid.num_windows:
+                    writers = [rasterio.open(p, "r+") for p in paths]
+                    state.preview = writers[-1]
+    finally:
+        for writer in writers:
+            writer.close()
+        bar.close()
+
+
+def _finish(state: _Run, seconds: float) -> RegionMapResult:
+    """Write the GeoJSON and PNGs, mark the run complete and summarise it."""
+
+    config, src, grid = state.config, state.src, state.grid
+    output_dir = Path(config.output_dir)
+    topk_path = output_dir / TOPK_FILE
+    write_topk_geojson(topk_path, src, grid, state.top.ranked, config.queries)
+    png_paths: dict[str, str] = {}
+    if config.png:
+        for query, path in state.score_paths.items():
+            png = path.with_suffix(".png")
+            render_overlay(src, grid.region, state.preview_path, path, png, query, config.score)
+            png_paths[query] = str(png)
+    state.checkpoint(complete=True)
+    raster_gsd = raster_gsd_metres(src)
+    region = grid.region
     return RegionMapResult(
-        score_paths={q: str(p) for q, p in score_paths.items()},
+        score_paths={q: str(p) for q, p in state.score_paths.items()},
         png_paths=png_paths,
         topk_path=str(topk_path),
         num_windows=grid.num_windows,
-        windows_run=windows_run,
-        windows_nodata=nodata_count,
-        area_km2=area,
+        windows_run=state.run,
+        windows_nodata=state.nodata,
+        area_km2=None if raster_gsd is None else region.width * region.height * raster_gsd**2 / 1e6,
         seconds=seconds,
-        tile_gsd=None if math.isnan(tile_gsd) else tile_gsd,
+        tile_gsd=None if raster_gsd is None else raster_gsd * grid.window / state.tile,
         window_pixels=grid.window,
-        extras={"raster_gsd": raster_gsd, "tile_size": tile},
+        extras={"raster_gsd": raster_gsd, "tile_size": state.tile},
     )
-
-
-def _inside(window: PixelWindow, width: int, height: int) -> np.ndarray:
-    """`(window.height, window.width)` bool: pixels of the window inside the raster."""
-    rows = np.arange(window.row_off, window.row_off + window.height)
-    cols = np.arange(window.col_off, window.col_off + window.width)
-    return ((rows >= 0) & (rows < height))[:, None] & ((cols >= 0) & (cols < width))[None, :]
 
 
 def _write_blocks(writers: list[Any], grid: TileGrid, batch: range, blocks: np.ndarray) -> None:

@@ -16,8 +16,10 @@ Two layouts:
   are padded rather than shifted so that patches stay on one regular grid; patches wholly outside the raster are
   nodata.
 
-All windows are in native raster pixels with integer offsets and sizes; resampling to the model's input size is
-left to the `GraftImageProcessor` (antialiased bicubic), the same path the model saw in training.
+All windows are in native raster pixels with integer offsets and sizes. A window larger than the model input is
+averaged down by GDAL while it is read (bounded memory and time on coarse tiles of huge rasters); a smaller one
+(or one sticking out of the raster) is read natively and resized by the `GraftImageProcessor` (antialiased
+bicubic, the path the model saw in training).
 """
 
 from __future__ import annotations
@@ -180,31 +182,53 @@ def raster_gsd_metres(dataset: Any) -> float | None:
     return side * float(factor)
 
 
-def read_window(dataset: Any, window: PixelWindow, indexes: list[int], fill_value: float) -> np.ndarray:
-    """Read a window of native pixels; the part outside the raster is `fill_value`.
+def read_window(
+    dataset: Any, window: PixelWindow, indexes: list[int], fill_value: float, out_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a window; the part outside the raster is `fill_value`.
+
+    A window inside the raster that is larger than `out_size` is read *averaged down* to `out_size` by GDAL
+    (area-weighted, nodata-aware, and served from overviews when the file has them), so a coarse tile of a huge
+    raster never holds its native pixels; the image processor then has nothing left to resize. Other windows are
+    read at native resolution and resized by the image processor.
 
     Args:
         dataset: An open rasterio dataset.
         window: The window (may extend beyond the raster).
         indexes: 1-based band indexes to read.
         fill_value: Value of pixels outside the raster.
+        out_size: Model input side in pixels (`None`: always native).
 
     Returns:
-        `(bands, window.height, window.width)` array of the raster's dtype.
+        `(bands, height, width)` array of the raster's dtype and the `(height, width)` bool mask of pixels inside
+        the raster.
     """
+    from rasterio.enums import Resampling
     from rasterio.windows import Window
 
     c0, r0 = max(window.col_off, 0), max(window.row_off, 0)
     c1 = min(window.col_off + window.width, dataset.width)
     r1 = min(window.row_off + window.height, dataset.height)
-    if c0 == window.col_off and r0 == window.row_off and c1 - c0 == window.width and r1 - r0 == window.height:
-        return dataset.read(indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
+    inside_raster = (
+        c0 == window.col_off and r0 == window.row_off and c1 - c0 == window.width and r1 - r0 == window.height
+    )
+    if inside_raster:
+        rio_window = Window(c0, r0, c1 - c0, r1 - r0)
+        if out_size is not None and max(window.width, window.height) > out_size:
+            array = dataset.read(
+                indexes, window=rio_window, out_shape=(len(indexes), out_size, out_size), resampling=Resampling.average
+            )
+        else:
+            array = dataset.read(indexes, window=rio_window)
+        return array, np.ones(array.shape[1:], dtype=bool)
     out = np.full((len(indexes), window.height, window.width), fill_value, dtype=dataset.dtypes[0])
+    inside = np.zeros((window.height, window.width), dtype=bool)
     if c1 > c0 and r1 > r0:
-        out[:, r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off] = dataset.read(
-            indexes, window=Window(c0, r0, c1 - c0, r1 - r0)
-        )
-    return out
+        rows = slice(r0 - window.row_off, r1 - window.row_off)
+        cols = slice(c0 - window.col_off, c1 - window.col_off)
+        out[:, rows, cols] = dataset.read(indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
+        inside[rows, cols] = True
+    return out, inside
 
 
 def valid_mask(array: np.ndarray, nodata_values: list[float]) -> np.ndarray:
