@@ -1,0 +1,176 @@
+"""Question answering: the rule-based planner, the program parser/interpreter, and answers over tiny GRAFT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graft_hf.tasks.detection import DetectionConfig, ObjectDetector
+from graft_hf.tasks.vqa import (
+    CannotAnswerError,
+    RuleBasedPlanner,
+    VisualQuestionAnswerer,
+    normalize_object,
+    singularize,
+)
+from graft_hf.tasks.vqa_program import Compare, Number, ProgramError, Query, parse_program, run_program
+
+PLANNED = [
+    ("Is there a road?", 'exists("road")'),
+    ("Are there buildings in the image?", 'exists("building")'),
+    ("Is there a residential area?", 'exists("residential area")'),
+    ("Is a river present?", 'exists("river")'),
+    ("Does the image contain any swimming pools?", 'exists("swimming pool")'),
+    ("How many buildings are there?", 'count("building")'),
+    ("How many houses are in the image?", 'count("house")'),
+    ("What is the number of trees?", 'count("tree")'),
+    ("how many  churches can be seen", 'count("church")'),
+    ("What is the area covered by water?", 'area("water")'),
+    ("How much area is covered by forests?", 'area("forest")'),
+    ("What is the total area occupied by parking lots?", 'area("parking lot")'),
+    ("Are there more buildings than roads?", 'compare(count("building"), ">", count("road"))'),
+    ("Are there fewer cars than trees in the image?", 'compare(count("car"), "<", count("tree"))'),
+    ("Is the number of houses equal to the number of trees?", 'compare(count("house"), "==", count("tree"))'),
+    ("Is the number of roads larger than the number of bridges?", 'compare(count("road"), ">", count("bridge"))'),
+    ("Are there as many ships as harbors?", 'compare(count("ship"), "==", count("harbor"))'),
+    ("Is there more water than forest?", 'compare(area("water"), ">", area("forest"))'),
+    (
+        "Is the area covered by grass smaller than the area covered by buildings?",
+        'compare(area("grass"), "<", area("building"))',
+    ),
+]
+
+
+@pytest.mark.parametrize(("question", "program"), PLANNED)
+def test_rule_based_planner_each_question_kind(question, program):
+    plan = RuleBasedPlanner().plan(question)
+    assert str(plan) == program
+    assert parse_program(str(plan)) == plan  # the printed program round-trips
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "",
+        "What color is the roof?",
+        "Is there a road or a river?",
+        "How many?",
+        "Is there no road?",
+        "Why are there so many buildings?",
+        "Are there more buildings than roads and trees?",
+        "Is there a road; import os?",
+    ],
+)
+def test_rule_based_planner_refuses_rather_than_guesses(question):
+    with pytest.raises(CannotAnswerError):
+        RuleBasedPlanner().plan(question)
+
+
+def test_singularize_and_normalize():
+    assert [singularize(w) for w in ["buildings", "cities", "churches", "grass", "bus", "people", "houses"]] == [
+        "building", "city", "church", "grass", "bus", "person", "house",
+    ]  # fmt: skip
+    assert normalize_object("the  Tennis Courts") == "tennis court"
+    with pytest.raises(CannotAnswerError, match="one object"):
+        normalize_object("roads and rivers")
+
+
+def test_parse_program_accepts_api_forms():
+    assert parse_program('count("building")') == Query("count", "building")
+    assert parse_program('```python\nanswer = exists("road")\n```') == Query("exists", "road")
+    assert parse_program('count("car") >= 3') == Compare(Query("count", "car"), ">=", Number(3.0))
+    assert parse_program('compare(area("water"), "<", area("forest"))') == Compare(
+        Query("area", "water"), "<", Query("area", "forest")
+    )
+
+
+@pytest.mark.parametrize(
+    ("program", "message"),
+    [
+        ('__import__("os").system("ls")', "attribute access"),
+        ('__import__("os")', "dunder"),
+        ("import os", "imports"),
+        ("from os import system", "imports"),
+        ('count("x").real', "attribute access"),
+        ('open("/etc/passwd")', "unknown function"),
+        ('eval("1")', "unknown function"),
+        ('(lambda: count("x"))()', "only the API functions"),
+        ('lambda: count("x")', "lambdas"),
+        ('for x in range(3): count("x")', "loops"),
+        ('while True: count("x")', "loops"),
+        ('[count("x") for x in "ab"]', "comprehensions"),
+        ("building", "variables"),
+        ("__builtins__", "dunder"),
+        ('count(name="x")', "keyword"),
+        ('count("x", "y")', "exactly one"),
+        ('count("x"); count("y")', "one expression"),
+        ('count("__class__")', "invalid object name"),
+        ('count("a.b")', "invalid object name"),
+        ('compare(count("a"), "in", count("b"))', "operator"),
+        ('compare(exists("a"), "==", 1)', "numbers on both sides"),
+        ('count("a") > count("b") > 1', "comparisons take one"),
+        ("3", "bare number"),
+        ('"road"', "argument"),
+        ('count("x") + 1', "BinOp"),
+        ('count("x"', "syntax"),
+        ("", "empty"),
+        ('def f(): return count("x")', "function definitions"),
+    ],
+)
+def test_parse_program_rejects_everything_outside_the_api(program, message):
+    with pytest.raises(ProgramError, match=message):
+        parse_program(program)
+
+
+class _FakeScene:
+    counts = {"building": 3, "road": 2, "tree": 3}
+    areas = {"water": 120.5, "forest": 80.0}
+
+    def exists(self, name):
+        return self.counts.get(name, 0) > 0
+
+    def count(self, name):
+        return self.counts.get(name, 0)
+
+    def area(self, name):
+        return self.areas.get(name, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("program", "value"),
+    [
+        ('exists("road")', True),
+        ('exists("ship")', False),
+        ('count("building")', 3),
+        ('area("water")', 120.5),
+        ('compare(count("building"), ">", count("road"))', True),
+        ('compare(count("building"), "==", count("tree"))', True),
+        ('compare(count("building"), "!=", count("tree"))', False),
+        ('compare(area("water"), "<", area("forest"))', False),
+        ('count("road") >= 2', True),
+    ],
+)
+def test_run_program_interprets_against_the_scene(program, value):
+    result = run_program(parse_program(program), _FakeScene())
+    assert result == value and type(result) is type(value)
+
+
+def test_answerer_end_to_end_with_tiny_model(tiny_model, clip_tokenizer):
+    image = np.random.default_rng(0).integers(0, 256, size=(32, 40, 3), dtype=np.uint8)
+    detector = ObjectDetector(tiny_model, clip_tokenizer)
+    qa = VisualQuestionAnswerer(detector, config=DetectionConfig(templates=None, threshold=-2.0))  # all foreground
+    answer = qa.answer(image, "How many buildings are there?", gsd=0.5)
+    assert answer.answerable and answer.value == 1 and answer.text == "1" and answer.program == 'count("building")'
+    area = qa.answer(image, "What is the area covered by water?", gsd=0.5)
+    assert area.value == pytest.approx(32 * 40 * 0.25) and area.text == "320 m2"
+    assert "water" in area.detections
+    same = qa.answer(image, "Is the number of houses equal to the number of trees?")
+    assert same.value is True and same.text == "yes"
+    refused = qa.answer(image, "What color is the roof?")
+    assert not refused.answerable and refused.value is None and refused.text.startswith("cannot answer")
+    no_gsd = VisualQuestionAnswerer(detector, config=DetectionConfig(templates=None, threshold=-2.0))
+    detector.model.config.gsd = None
+    answer = no_gsd.answer(image, "What is the area covered by water?")
+    assert not answer.answerable and "gsd" in answer.reason
+    bad_program = qa.answer(image, "anything", program='__import__("os")')
+    assert not bad_program.answerable and "dunder" in bad_program.reason
