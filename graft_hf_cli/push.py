@@ -36,6 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     card.add_argument("--train-dataset", action="append", default=[], metavar="REPO_ID", help="training dataset id")
     card.add_argument("--base-model", help="Hub id of the CLIP it starts from (default: from the architecture)")
     card.add_argument("--card", metavar="README", help="use this README.md instead of rendering one")
+    card.add_argument(
+        "--train-config",
+        metavar="YAML",
+        help="`graft train` run config for the card's recipe (default: FOLDER/../train_config.yaml when present)",
+    )
     hub = parser.add_argument_group("Hub")
     hub.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
     hub.add_argument("--token", help="access token (default: HF_TOKEN or the `hf auth login` token)")
@@ -49,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _card_requested(args: argparse.Namespace) -> bool:
-    return bool(args.eval_json or args.license or args.train_dataset or args.base_model)
+    return bool(args.eval_json or args.license or args.train_dataset or args.base_model or args.train_config)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
         from graft_hf.modeling import GraftConfig
 
-        from graft_hf.hub.cards import ModelCardInfo
+        from graft_hf.hub.cards import ModelCardInfo, card_info_from_train_config
         from graft_hf.hub.naming import model_repo_name, validate_model_repo_id, validate_repo_id
         from graft_hf.hub.push import push_model, stage_model_files
 
@@ -86,9 +91,14 @@ def run(args: argparse.Namespace) -> int:
             repo_id = model_repo_name(GraftConfig.from_pretrained(folder), args.suffix)
             repo_id = f"{args.namespace}/{repo_id}" if args.namespace else repo_id
         card_text = Path(args.card).read_text() if args.card else None
+        if args.train_config is None and (folder.resolve().parent / "train_config.yaml").is_file():
+            args.train_config = str(folder.resolve().parent / "train_config.yaml")  # `graft train` output layout
         info = None
         if _card_requested(args):
-            info = ModelCardInfo(repo_id=repo_id, datasets=list(args.train_dataset), base_model=args.base_model)
+            info = card_info_from_train_config(args.train_config) if args.train_config else ModelCardInfo()
+            info.repo_id = repo_id
+            info.datasets = list(args.train_dataset) or info.datasets
+            info.base_model = args.base_model or info.base_model
             if args.license:
                 info.license = args.license
         if args.dry_run:

@@ -5,6 +5,7 @@
 
 from graft_hf.hub.cards import (
     ModelCardInfo,
+    card_info_from_train_config,
     check_model_card,
     eval_results_table,
     load_eval_results,
@@ -25,6 +26,7 @@ __all__ = [
     "HubPushError",
     "ModelCardInfo",
     "PushResult",
+    "card_info_from_train_config",
     "check_dataset_card",
     "check_model_card",
     "eval_results_table",

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ __all__ = [
     "REQUIRED_MODEL_CARD_SECTIONS",
     "ModelCardInfo",
     "base_model_for_config",
+    "card_info_from_train_config",
     "check_model_card",
     "eval_results_table",
     "load_eval_results",
@@ -108,6 +110,72 @@ class ModelCardInfo:
     converted_from: str | None = None
     tags: list[str] = field(default_factory=list)
     language: list[str] = field(default_factory=lambda: ["en"])
+
+
+# Rows of the recipe table taken from a `graft train` config (`train_config.yaml`): (dotted key, label).
+_RECIPE_ROWS = (
+    ("task", "level (image / pixel)"),
+    ("teacher.name_or_path", "frozen CLIP teacher"),
+    ("student.init", "student initialisation"),
+    ("loss.target", "loss target"),
+    ("loss.temperature", "loss temperature"),
+    ("loss.text_weight", "text loss weight"),
+    ("loss.gather_negatives", "negatives gathered across processes"),
+    ("data.max_photos", "max photos per tile"),
+    ("data.rotate", "rotation augmentation"),
+    ("data.translate", "translation augmentation"),
+    ("optim.lr", "learning rate"),
+    ("optim.weight_decay", "weight decay"),
+    ("optim.warmup_ratio", "warmup ratio"),
+    ("train.batch_size", "batch size"),
+    ("train.epochs", "epochs"),
+    ("train.max_steps", "max steps"),
+    ("train.mixed_precision", "mixed precision"),
+    ("student.lora.enabled", "LoRA"),
+    ("seed", "seed"),
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def _dotted(tree: dict, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
+
+
+def card_info_from_train_config(config: str | os.PathLike | dict, repo_id: str | None = None) -> ModelCardInfo:
+    """Card details from a `graft train` run config (`<output_dir>/train_config.yaml`, or its dict).
+
+    Fills the recipe table, the training temperature (`loss.temperature`), the base model (`teacher.name_or_path`)
+    and the training dataset (`data.path`) when those are Hub ids rather than local paths. Missing keys are skipped.
+    """
+    if not isinstance(config, dict):
+        path = Path(config)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path} not found")
+        config = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(config, dict):
+            raise ValueError(f"training config {path} is not a YAML mapping")
+    info = ModelCardInfo(repo_id=repo_id)
+    info.training = {label: v for key, label in _RECIPE_ROWS if (v := _dotted(config, key)) not in (None, "")}
+    temperature = _dotted(config, "loss.temperature")
+    if isinstance(temperature, (int, float)) and temperature > 0:
+        info.training_temperature = float(temperature)
+    teacher = _dotted(config, "teacher.name_or_path")
+    if isinstance(teacher, str) and _HUB_ID.fullmatch(teacher) and not Path(teacher).exists():
+        info.base_model = teacher
+    data = _dotted(config, "data.path")
+    if isinstance(data, str) and data:
+        if _HUB_ID.fullmatch(data) and not Path(data).exists():
+            info.datasets = [data]
+            where = f"[`{data}`](https://huggingface.co/datasets/{data})"
+        else:
+            where = f"a local pairs build (`{Path(data).name}`)"
+        split = _dotted(config, "data.split") or "train"
+        info.training_data = f"{_DEFAULT_TRAINING_DATA} Trained on the `{split}` split of {where}."
+    return info
 
 
 def model_card_template_path() -> Path:

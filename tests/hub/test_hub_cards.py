@@ -165,3 +165,32 @@ def test_staging_keeps_the_folders_card_unless_card_options_are_given(tmp_path):
         text = files["README.md"].read_text()
     assert text != own and check_model_card(text)["model-index"][0]["name"] == "me/graft-naip-vit-w32-d2-p8"
     assert (tmp_path / "README.md").read_text() == own
+
+
+TRAIN_CONFIG = {
+    "task": "pixel",
+    "seed": 0,
+    "data": {"path": "me/graft-naip-pairs", "split": "train", "max_photos": 25, "rotate": True},
+    "teacher": {"name_or_path": "openai/clip-vit-base-patch16"},
+    "loss": {"target": "pixel", "temperature": 0.05, "text_weight": 0.5},
+    "optim": {"lr": 1e-5, "weight_decay": 0.01},
+    "train": {"batch_size": 256, "epochs": 10, "max_steps": None},
+}
+
+
+def test_card_info_from_train_config(tmp_path):
+    from graft_hf.hub import card_info_from_train_config
+
+    path = tmp_path / "train_config.yaml"
+    path.write_text(yaml.safe_dump(TRAIN_CONFIG))
+    info = card_info_from_train_config(path, repo_id="me/graft-naip-vitb16-pixel")
+    assert info.datasets == ["me/graft-naip-pairs"] and info.base_model == "openai/clip-vit-base-patch16"
+    assert info.training_temperature == 0.05
+    assert "max steps" not in info.training  # null values are left out
+    text = str(render_model_card(GraftConfig.vit_b16(), info))
+    check_model_card(text)
+    assert "| learning rate | 1e-05 |" in text and "| level (image / pixel) | pixel |" in text
+    assert "| training temperature | 0.05 (logit scale 20) |" in text
+    assert "`train` split of [`me/graft-naip-pairs`]" in text
+    local = card_info_from_train_config({**TRAIN_CONFIG, "data": {"path": str(tmp_path)}})
+    assert local.datasets == [] and "a local pairs build" in local.training_data

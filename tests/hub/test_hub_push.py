@@ -370,3 +370,19 @@ def test_real_pairs_build_without_card_gets_it_rendered_from_the_report(hub_serv
     assert any(name.startswith("data/") and name.endswith(".parquet") for name in files)
     assert not any(name.startswith("_build/") for name in files)
     assert _digest(out) == before  # the rendered card went to the Hub, not into the build folder
+
+
+def test_cli_push_of_a_train_output_fills_the_recipe_from_train_config(hub_server, online):
+    import yaml
+
+    from graft_hf_cli import main
+
+    run = online / "run"
+    _saved_model(run / "model")
+    recipe = {"task": "image", "data": {"path": "graft-tester/pairs"}, "loss": {"temperature": 0.07}}
+    (run / "train_config.yaml").write_text(yaml.safe_dump({**recipe, "train": {"epochs": 3}}))
+    args = ["push", str(run / "model"), "--suffix", "trained", "--endpoint", hub_server.endpoint, "--token", HUB_TOKEN]
+    assert main(args) == 0
+    card = hub_server.files(f"{USER}/{MODEL_NAME}-trained")["README.md"].decode()
+    assert check_model_card(card)["datasets"] == ["graft-tester/pairs"]
+    assert "| epochs | 3 |" in card
