@@ -23,9 +23,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -97,11 +98,12 @@ class ClipTeacher(Teacher):
         from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
         self.spec, self.device, self.teacher_id = spec, device, teacher_id
-        self.model = CLIPModel.from_pretrained(spec).to(device).eval()
+        self.model = CLIPModel.from_pretrained(spec).eval()
+        self.model.to(device)  # type: ignore[arg-type]
         self.dim = int(self.model.config.projection_dim)
         self._processor_cls, self._tokenizer_cls = AutoImageProcessor, AutoTokenizer
-        self._processor = None
-        self._tokenizer = None
+        self._processor: Any = None
+        self._tokenizer: Any = None
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         if self._processor is None:
@@ -310,7 +312,7 @@ class EmbedReport:
     shards_skipped: int = 0
     tiles: int = 0
     photos_embedded: int = 0
-    photos_skipped: dict[str, int] = field(default_factory=dict)
+    photos_skipped: dict[str, int] = dataclass_field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
