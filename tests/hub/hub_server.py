@@ -406,19 +406,22 @@ class HubServer:
 
     def __init__(self, token: str | None = None) -> None:
         self.state = HubState(token=token)
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(build_app(self.state), host="127.0.0.1", port=self.port, log_level="warning")
+        # Port 0: the OS picks a free port at bind time (no race with other test processes).
+        config = uvicorn.Config(build_app(self.state), host="127.0.0.1", port=0, log_level="warning")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="test-hub", daemon=True)
+        self.port = 0
+        self.endpoint = ""
 
     def __enter__(self) -> HubServer:
         self._thread.start()
         deadline = time.monotonic() + 15
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"test Hub did not start on {self.endpoint}")
+                raise RuntimeError("test Hub did not start on 127.0.0.1")
             time.sleep(0.02)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
         return self
 
     def __exit__(self, *exc: object) -> None:

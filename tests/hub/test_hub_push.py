@@ -79,7 +79,12 @@ remote_processor = AutoProcessor.from_pretrained(repo_id, trust_remote_code=True
 out["remote_processor"] = type(remote_processor).__module__ + "." + type(remote_processor).__name__
 out["remote_pixels"] = list(remote_processor(images=torch.zeros(3, 40, 40, dtype=torch.uint8))["pixel_values"].shape)
 out["blocked"] = sorted(m for m in sys.modules if m == "graft_hf" or m.startswith("graft_hf."))
-# 2. With graft_hf imported (registered Auto classes), no remote code.
+# 2. snapshot_download of the whole repository.
+from huggingface_hub import snapshot_download
+import os
+
+out["snapshot"] = sorted(os.listdir(snapshot_download(repo_id)))
+# 3. With graft_hf imported (registered Auto classes), no remote code.
 sys.meta_path.remove(blocker)
 import graft_hf
 from datasets import load_dataset
@@ -260,6 +265,7 @@ def test_fresh_process_loads_model_processor_and_streams_dataset(hub_server, pus
         assert out[f"{key}_class"] == "graft_hf.modeling.modeling_graft.GraftModel"
     for key in ("remote", "graft", "plain"):
         assert out[f"{key}_image"] == 0.0 and out[f"{key}_patch"] == 0.0, out
+    assert {"README.md", "model.safetensors", "modeling_graft.py", "processor_config.json"} <= set(out["snapshot"])
     assert out["processor"] == "GraftProcessor"
     assert out["input_ids"] == clip_tokenizer("farmland", padding="max_length", max_length=77)["input_ids"]
     assert out["tiles"] == ["naip-0", "naip-1"] and out["image_size"] == [16, 16] and out["photo"] == "p0"
