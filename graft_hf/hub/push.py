@@ -235,6 +235,13 @@ def stage_model_files(
             files.update(_walk(proc_dir))
         if card is None and "README.md" in files and card_info is None and eval_results is None:
             card = files["README.md"].read_text()
+            try:
+                check_model_card(card)
+            except ValueError as err:
+                raise ValueError(
+                    f"{files['README.md']}: {err}; delete it, or render a new card with --eval / --license / "
+                    "--train-config (ModelCardInfo), or pass --card FILE"
+                ) from err
         if card is None:
             card_info = card_info or ModelCardInfo(repo_id=repo_id)
             results = eval_results

@@ -194,3 +194,13 @@ def test_card_info_from_train_config(tmp_path):
     assert "`train` split of [`me/graft-naip-pairs`]" in text
     local = card_info_from_train_config({**TRAIN_CONFIG, "data": {"path": str(tmp_path)}})
     assert local.datasets == [] and "a local pairs build" in local.training_data
+
+
+def test_foreign_readme_in_folder_is_reported_with_the_fix(tmp_path):
+    from graft_hf.hub import stage_model_files
+
+    tiny_graft_model().save_pretrained(tmp_path)
+    (tmp_path / "README.md").write_text("# my notes\n")
+    with pytest.raises(ValueError, match=r"README.md: model card must start with.*--card FILE"):
+        with stage_model_files(tmp_path):
+            pass
