@@ -7,6 +7,7 @@ from collections import deque
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from graft_hf.tasks.detection import (
     DetectionConfig,
@@ -164,3 +165,18 @@ def test_render_detections_checks_sizes():
     assert picture.size == (8, 6)
     with pytest.raises(ValueError, match="does not match"):
         render_detections(np.zeros((5, 8, 3), dtype=np.uint8), instances)
+
+
+def test_detect_on_real_naip_geotiff_uses_raster_gsd(detector):
+    rasterio = pytest.importorskip("rasterio")
+    path = shared_data("naip-nd", "m_4709963_se_14_1_20140720.tif")
+    with rasterio.open(path) as src:
+        gsd, size = src.res, (src.height, src.width)  # (5.0, 5.0) m: these NAIP files are resampled to 5 m
+    prepared = detector.prepare(path)
+    assert prepared.size == size
+    probe = detector.detect(prepared, "field", DetectionConfig(templates=None, threshold=-2.0))
+    threshold = float(probe.score_map.quantile(0.9))
+    result = detector.detect(prepared, "field", DetectionConfig(templates=None, threshold=threshold), gsd=gsd)
+    pixels = int((result.score_map >= threshold).sum())
+    assert result.total_area_m2 == pytest.approx(pixels * gsd[0] * gsd[1])
+    assert sum(i.area_m2 for i in result.instances) == pytest.approx(result.total_area_m2)

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import shared_data
 
+from graft_hf.evaluation.segmentation_metrics import segmentation_metrics
 from graft_hf.tasks.segmentation import (
     SegmentationConfig,
     ZeroShotSegmenter,
+    evaluate_segmentation,
     patch_similarity,
     render_overlay,
     segment_from_patch_scores,
@@ -127,3 +130,25 @@ def test_segmentation_end_to_end_with_tiny_model(tiny_model, clip_tokenizer, tmp
     path = tmp_path / "overlay.png"
     result.overlay().save(path)
     assert path.stat().st_size > 0
+
+
+def test_evaluate_segmentation_matches_per_image_metrics(tiny_model, clip_tokenizer):
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8) for _ in range(2)]
+    targets = [rng.integers(0, 2, size=(24, 32)) for _ in range(2)]
+    segmenter = ZeroShotSegmenter(tiny_model, clip_tokenizer)
+    config = SegmentationConfig(templates=None)
+    metrics = evaluate_segmentation(segmenter, zip(images, targets), ["water", "road"], config)
+    preds = [segmenter.segment(image, ["water", "road"], config).mask for image in images]
+    reference = segmentation_metrics(torch.stack(preds), np.stack(targets), 2)
+    assert torch.equal(metrics.confusion, reference.confusion) and metrics.classnames == ("water", "road")
+
+
+def test_segment_real_naip_geotiff(tiny_model, clip_tokenizer):
+    rasterio = pytest.importorskip("rasterio")
+    path = shared_data("naip-nd", "m_4709963_se_14_1_20200831.tif")
+    with rasterio.open(path) as src:
+        bands = src.read()
+    result = ZeroShotSegmenter(tiny_model, clip_tokenizer).segment(path, ["water", "crop field"])
+    assert result.mask.shape == bands.shape[1:] and result.score_maps.shape == (2, *bands.shape[1:])
+    assert np.array_equal(result.image, np.moveaxis(bands[:3], 0, -1))  # NAIP RGBN: the overlay shows R, G, B
