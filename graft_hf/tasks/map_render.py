@@ -90,8 +90,8 @@ def create_preview(path: str | os.PathLike, src: Any, region: PixelWindow, max_s
     height, width = preview_shape(region, max_side)
     transform = (
         src.transform
-        * Affine.translation(region.col_off, region.row_off)
-        * Affine.scale(region.width / width, region.height / height)
+        @ Affine.translation(region.col_off, region.row_off)
+        @ Affine.scale(region.width / width, region.height / height)
     )
     profile = {"driver": "GTiff", "dtype": src.dtypes[0], "count": 3, "width": width, "height": height}
     with rasterio.open(path, "w", crs=src.crs, transform=transform, compress="deflate", **profile) as dst:

@@ -125,8 +125,8 @@ class TileGrid:
 
         return (
             raster_transform
-            * Affine.translation(self.region.col_off, self.region.row_off)
-            * Affine.scale(self.score_pixel, self.score_pixel)
+            @ Affine.translation(self.region.col_off, self.region.row_off)
+            @ Affine.scale(self.score_pixel, self.score_pixel)
         )
 
     # -------------------------------------------------------------------------------------------- windows
