@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,48 @@ class ConvertedCheckpoint:
     metadata: dict[str, Any]
 
 
+class _InertStandIn:
+    """Stands in for a class pickled in checkpoint metadata (hyper-parameters, callbacks): keeps its state only."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _stand_in(name: str) -> type:
+    module, _, qualname = name.rpartition(".")
+    return type(qualname, (_InertStandIn,), {"__module__": module, "__qualname__": qualname})
+
+
+def _torch_load_weights_only(path: Path) -> Any:
+    """`torch.load(weights_only=True)`, with inert stand-ins for classes pickled in the metadata.
+
+    Lightning pickles hyper-parameters (`AttributeDict`, `argparse.Namespace`, ...) next to the weights, which
+    `weights_only=True` refuses. Those globals are replaced by stand-ins that only keep their state (their code is
+    never imported or run); dict subclasses become plain dicts. Tensors load as usual.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as first:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        if not names:
+            raise
+        dict_like: set[str] = set()
+        for _ in range(len(names) + 1):
+            stand_ins = [(dict if n in dict_like else _stand_in(n), n) for n in names]
+            try:
+                with torch.serialization.safe_globals(stand_ins):
+                    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as err:
+                match = re.search(r"SETITEMS? for dict.*?but got <class '([^']+)'>", str(err))
+                if match is None or match.group(1) not in names or match.group(1) in dict_like:
+                    raise first from err
+                dict_like.add(match.group(1))
+                continue
+            logger.info("%s: read with inert stand-ins for pickled metadata classes %s", path, names)
+            return checkpoint
+        raise first
+
+
 def load_authors_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a Lightning checkpoint (or a bare state dict) with `torch.load(weights_only=True)`.
 
@@ -72,18 +116,18 @@ def load_authors_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = _torch_load_weights_only(path)
     except Exception as err:  # pickle errors come in many types; the fix is the same
         raise ValueError(
-            f"could not read {path} with torch.load(weights_only=True) ({type(err).__name__}: {err}); only plain "
-            "tensor checkpoints are accepted, not arbitrary pickles"
+            f"could not read {path} with torch.load(weights_only=True) ({type(err).__name__}: {err}); only tensors "
+            "and plain Python data are read from checkpoints, never arbitrary pickled code"
         ) from err
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} holds a {type(checkpoint).__name__}, expected a Lightning checkpoint dict")
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: 'state_dict' is not a mapping of tensors")
-    metadata = {k: checkpoint[k] for k in ("epoch", "global_step") if k in checkpoint and k != "state_dict"}
+    metadata = {k: checkpoint[k] for k in ("epoch", "global_step") if isinstance(checkpoint.get(k), int)}
     return dict(state), metadata
 
 

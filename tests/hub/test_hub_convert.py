@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import pytest
@@ -185,12 +186,47 @@ def test_offline_hub_id_for_clip_fails_fast(authors, tmp_path):
     assert time.monotonic() - start < 5
 
 
-class _Opaque:
-    pass
+class AttributeDict(dict):
+    """Like Lightning's hyper-parameter dict (a dict subclass pickled by reference)."""
 
 
-def test_pickled_objects_are_refused(clip_dir, tmp_path):
-    ckpt = tmp_path / "pickle.ckpt"
-    torch.save({"state_dict": {}, "callbacks": _Opaque()}, ckpt)
-    with pytest.raises(ValueError, match=r"weights_only=True"):
+class _Callback:
+    def __setstate__(self, state):  # would run if the real class were used to unpickle
+        raise AssertionError("checkpoint metadata code must not run")
+
+
+def test_lightning_metadata_classes_are_read_as_inert_stand_ins(authors, clip_dir, tmp_path):
+    import argparse
+
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    callback = _Callback.__new__(_Callback)
+    callback.__dict__["best"] = 0.5
+    checkpoint.update(
+        hyper_parameters=AttributeDict(lr=1e-5, args=argparse.Namespace(batch_size=256)),
+        callbacks={"ModelCheckpoint": callback},
+    )
+    ckpt = tmp_path / "lightning.ckpt"
+    torch.save(checkpoint, ckpt)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(ckpt, weights_only=True)
+    model = convert_authors_checkpoint(ckpt, clip_dir)
+    pixel_values = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.get_image_features(pixel_values), authors.embeds(pixel_values)[0])
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickled_code_is_never_run(clip_dir, tmp_path):
+    marker = tmp_path / "pwned"
+    ckpt = tmp_path / "exploit.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": _Exploit(marker)}, ckpt)
+    with pytest.raises(ValueError, match=r"(?s)weights_only=True.*never arbitrary pickled code"):
         convert_authors_checkpoint(ckpt, clip_dir)
+    assert not marker.exists()
