@@ -24,6 +24,7 @@ import math
 import os
 import pickle
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ def _torch_load_weights_only(path: Path) -> Any:
             raise
         dict_like: set[str] = set()
         for _ in range(len(names) + 1):
-            stand_ins = [(dict if n in dict_like else _stand_in(n), n) for n in names]
+            stand_ins: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+                (dict if n in dict_like else _stand_in(n), n) for n in names
+            ]
             try:
                 with torch.serialization.safe_globals(stand_ins):
                     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
