@@ -15,6 +15,11 @@ The authors' checkpoints are PyTorch Lightning files whose `state_dict` holds
 The text tower, text projection and zero-shot `logit_scale` come from the CLIP model given with `clip` (`--clip`):
 the GRAFT training temperature is **not** CLIP's zero-shot logit scale, so the converted model keeps CLIP's for
 text-image logits, and the training temperature is recorded in the model card.
+
+Files are read with `torch.load(weights_only=True)`. Classes pickled in Lightning's metadata (hyper-parameters,
+callbacks) are replaced by inert stand-ins that keep only their state; no code from the checkpoint ever runs.
+Other wrappers' prefixes (`module.`, `model.`, `_orig_mod.`) are stripped; any key outside the parts above fails
+the conversion unless dropped on purpose with `ignore_prefixes` (`--ignore-key-prefix`).
 """
 
 from __future__ import annotations
