@@ -174,7 +174,10 @@ def pixel_area_m2(
     Returns:
         Square metres per mask pixel.
     """
-    gsd_y, gsd_x = (float(gsd), float(gsd)) if np.isscalar(gsd) else (float(gsd[0]), float(gsd[1]))
+    if isinstance(gsd, (tuple, list)):
+        gsd_y, gsd_x = float(gsd[0]), float(gsd[1])
+    else:
+        gsd_y = gsd_x = float(gsd)
     if gsd_y <= 0 or gsd_x <= 0:
         raise ValueError(f"gsd must be positive metres per pixel, got {gsd}")
     if original_size is not None:
@@ -230,7 +233,7 @@ def instances_from_score_map(
         mask = labels == component
         num_pixels = int(mask.sum())
         area = num_pixels * pixel_area if pixel_area is not None else None
-        if num_pixels < min_pixels or (min_area_m2 is not None and area < min_area_m2):
+        if num_pixels < min_pixels or (min_area_m2 is not None and area is not None and area < min_area_m2):
             continue
         values = scores[mask]
         instances.append(
@@ -242,18 +245,20 @@ def instances_from_score_map(
     return instances
 
 
-def _refine_instance(
+def _sam_points(
     instance: DetectedInstance, patch_scores: torch.Tensor, image_size: tuple[int, int], k: int
 ) -> list[tuple[float, float]]:
-    """SAM point prompts for an instance: its best patch centres, or its best pixel for a sub-patch instance."""
-    centres = patch_centres(tuple(patch_scores.shape), image_size).long()
+    """SAM point prompts for an instance: its best patch centres, or its most central pixel when no patch centre
+    lies inside it (instances smaller than a patch)."""
+    centres = patch_centres((patch_scores.shape[0], patch_scores.shape[1]), image_size).long()
     rows = centres[..., 1].clamp_max(image_size[0] - 1)
     cols = centres[..., 0].clamp_max(image_size[1] - 1)
     region = instance.mask[rows, cols]  # (grid_h, grid_w): patches whose centre lies in the instance
     if region.any():
         return top_patch_points(patch_scores, image_size, k, region)
-    x0, y0, x1, y1 = instance.box
-    return [((x0 + x1) / 2.0, (y0 + y1) / 2.0)]
+    pixels = torch.nonzero(instance.mask).float()  # (num_pixels, 2) as (row, col)
+    nearest = pixels[(pixels - pixels.mean(dim=0)).square().sum(dim=1).argmin()]
+    return [(float(nearest[1]) + 0.5, float(nearest[0]) + 0.5)]
 
 
 @dataclass
@@ -356,7 +361,7 @@ class ObjectDetector:
     ) -> list[DetectedInstance]:
         if self.sam is None:
             raise ValueError("refine_with_sam=True needs a SAM model: ObjectDetector(..., sam=load_sam(path))")
-        points = [_refine_instance(inst, patch_scores, prepared.size, k) for inst in instances]
+        points = [_sam_points(inst, patch_scores, prepared.size, k) for inst in instances]
         masks = self.sam.segment_points(prepared.rgb, points).masks
         refined = []
         for inst, mask in zip(instances, masks):

@@ -236,13 +236,14 @@ def top_patch_points(
     eligible = torch.ones_like(scores, dtype=torch.bool) if region is None else region.reshape(-1).bool()
     candidates = torch.nonzero(eligible).flatten()
     order = candidates[torch.sort(scores[candidates], descending=True, stable=True).indices][:k]
-    centres = patch_centres(tuple(patch_scores.shape), image_size).reshape(-1, 2)
+    grid_h, grid_w = patch_scores.shape
+    centres = patch_centres((grid_h, grid_w), image_size).reshape(-1, 2)
     return [(float(x), float(y)) for x, y in centres[order].tolist()]
 
 
 def _patch_labels(mask: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """The label at every patch centre of a full-resolution mask, `(grid_h, grid_w)`."""
-    centres = patch_centres(grid, tuple(mask.shape)).long()
+    centres = patch_centres(grid, (mask.shape[0], mask.shape[1])).long()
     rows = centres[..., 1].clamp_max(mask.shape[0] - 1)
     cols = centres[..., 0].clamp_max(mask.shape[1] - 1)
     return mask[rows, cols]
@@ -275,7 +276,7 @@ def refine_segmentation(
         raise ValueError("the result carries no image; pass the RGB image as image=...")
     if tuple(image.shape[:2]) != result.size:
         raise ValueError(f"image {image.shape[:2]} and mask {result.size} differ in size")
-    grid = tuple(result.patch_scores.shape[1:])
+    grid = (result.patch_scores.shape[1], result.patch_scores.shape[2])
     winners = _patch_labels(result.mask, grid)  # (grid_h, grid_w)
     classes, points, best = [], [], []
     for c in range(result.patch_scores.shape[0]):

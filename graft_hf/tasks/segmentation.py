@@ -214,7 +214,7 @@ def segment_from_patch_scores(
     if config.has_background:
         background_index = len(class_names)
         names = class_names + (config.background_name,)
-        if config.background_prompt is None:
+        if config.score_threshold is not None and config.background_prompt is None:
             background = torch.full_like(scores[0], float(config.score_threshold))
         else:
             background = scores[-1]

@@ -180,3 +180,15 @@ def test_detect_on_real_naip_geotiff_uses_raster_gsd(detector):
     pixels = int((result.score_map >= threshold).sum())
     assert result.total_area_m2 == pytest.approx(pixels * gsd[0] * gsd[1])
     assert sum(i.area_m2 for i in result.instances) == pytest.approx(result.total_area_m2)
+
+
+def test_sam_points_for_instances_smaller_than_a_patch():
+    from graft_hf.tasks.detection import _sam_points
+
+    scores = torch.zeros(10, 10)
+    scores[0, 0:3] = 0.9  # a 1 x 3 sliver along the top edge: no patch centre (at rows 2.5, 7.5) lies inside
+    instance = instances_from_score_map(scores, 0.5, "wall")[0]
+    assert _sam_points(instance, torch.rand(2, 2), (10, 10), k=3) == [(1.5, 0.5)]
+    scores[2:5, 2:5] = 0.9  # a second component holding one patch centre, of patch (0, 0) at (x, y) = (2.5, 2.5)
+    instance = max(instances_from_score_map(scores, 0.5, "wall"), key=lambda i: i.num_pixels)
+    assert _sam_points(instance, torch.rand(2, 2), (10, 10), k=3) == [(2.5, 2.5)]
