@@ -1,0 +1,95 @@
+"""Region-map throughput (`graft map`) in km^2 per second on the real NAIP rasters in ../shared/data/naip-nd.
+
+A ViT-B/16 GraftModel from `GraftConfig()` defaults (random weights: the speed of a real checkpoint) maps each
+raster at its own GSD (5 m/px: a 224 px tile covers 1.12 km x 1.12 km) with two queries. Variants (batch size,
+image- vs patch-level scores) run in interleaved rounds, since the machines are shared and noisy: compare the
+ratios within one run. The tiling loop (windowed reads, preprocessing, forward passes, windowed writes,
+checkpoints) is timed; model loading, the GeoJSON and the PNGs are reported separately as end-to-end time.
+
+    python scripts/bench_map.py            # 3 rasters, 3 variants, 2 rounds, fp32 on the CPU
+    python scripts/bench_map.py --quick    # 1 raster, 2 variants, 1 round
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from graft_hf import GraftConfig, GraftModel, build_processor
+from graft_hf.tasks.region_map import RegionMapConfig, run_region_map
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "naip-nd"
+QUERIES = ("farmland", "a lake")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one raster, two variants, one round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rasters = sorted(DATA.resolve().glob("*.tif"))
+    if not rasters:
+        raise SystemExit(f"no NAIP rasters in {DATA.resolve()} (expected ../shared/data/naip-nd)")
+    variants = {"image b16": ("image", 16), "image b4": ("image", 4), "patch b16": ("patch", 16)}
+    rounds = args.rounds
+    if args.quick:
+        rasters, rounds = rasters[:1], 1
+        variants = {k: variants[k] for k in ("image b16", "patch b16")}
+
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    with tempfile.TemporaryDirectory(prefix="bench-map-") as tmp:
+        torch.manual_seed(0)
+        config = GraftConfig()  # ViT-B/16, 224 px, NAIP sensor
+        model_dir = Path(tmp) / "graft-vitb16"
+        GraftModel(config).save_pretrained(model_dir)
+        build_processor(config).save_pretrained(model_dir)
+
+        loop_s: dict[str, list[float]] = {name: [] for name in variants}
+        total_s: dict[str, list[float]] = {name: [] for name in variants}
+        area_km2 = tiles = 0.0
+        for round_index in range(rounds):
+            for name, (level, batch) in variants.items():
+                loop = total = 0.0
+                round_area = round_tiles = 0.0
+                for raster in rasters:
+                    out = Path(tmp) / f"out-{name.replace(' ', '-')}-{round_index}-{raster.stem}"
+                    map_config = RegionMapConfig(
+                        raster=str(raster), queries=QUERIES, model=str(model_dir), output_dir=str(out),
+                        gsd="native", level=level, batch_size=batch, device=args.device, progress=False,
+                    )  # fmt: skip
+                    began = time.perf_counter()
+                    result = run_region_map(map_config)
+                    total += time.perf_counter() - began
+                    loop += result.seconds
+                    round_area += result.area_km2 or 0.0
+                    round_tiles += result.num_windows
+                loop_s[name].append(loop)
+                total_s[name].append(total)
+                area_km2, tiles = round_area, round_tiles
+                print(f"round {round_index + 1} {name:10s}: {round_area / loop:6.3f} km^2/s ({loop:.1f} s loop)")
+
+    base = statistics.median(loop_s["image b16"])
+    print(
+        f"\n{len(rasters)} raster(s), {area_km2:.1f} km^2, {tiles:.0f} tiles of 224 px at 5 m/px, "
+        f"{len(QUERIES)} queries, fp32 on {args.device}, median of {rounds} round(s)"
+    )
+    print(f"{'variant':12s} {'km^2/s':>8s} {'tiles/s':>8s} {'loop s':>8s} {'end-to-end s':>13s} {'vs image b16':>13s}")
+    for name in variants:
+        loop, total = statistics.median(loop_s[name]), statistics.median(total_s[name])
+        print(f"{name:12s} {area_km2 / loop:8.3f} {tiles / loop:8.2f} {loop:8.1f} {total:13.1f} {base / loop:12.2f}x")
+
+
+if __name__ == "__main__":
+    main()
