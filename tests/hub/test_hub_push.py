@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hub_server import HUB_TOKEN, REPO_ROOT, USER, online_env, run_python
+from hub_server import HUB_TOKEN, REPO_ROOT, USER, HubServer, online_env, run_python
 from PIL import Image
 
 import graft_hf
@@ -100,6 +100,17 @@ out["image_size"] = list(rows[0]["image"].size)
 out["photo"] = rows[0]["photos"][0]["photo_id"]
 print("RESULT " + json.dumps(out))
 """
+
+
+@pytest.fixture(scope="module")
+def hub_server():
+    """A test Hub on 127.0.0.1 (requires `Authorization: Bearer HUB_TOKEN`), shut down after the module.
+
+    (A fixture here, not in a tests/hub/conftest.py: a second `conftest` module would shadow tests/conftest.py for
+    test files that import helpers from it.)
+    """
+    with HubServer(token=HUB_TOKEN) as server:
+        yield server
 
 
 def _result(stdout: str) -> dict:
