@@ -44,6 +44,7 @@ __all__ = [
     "patch_similarity",
     "prepare_image",
     "render_overlay",
+    "render_score_map",
     "segment_from_patch_scores",
     "upsample_scores",
 ]
@@ -320,6 +321,51 @@ def render_overlay(
             draw.rectangle(swatch, fill=tuple(int(c) for c in colours[i]), outline=(0, 0, 0))
         draw.text((x + font_size + 6, y), text, fill=(0, 0, 0), font=font)
     return out
+
+
+# Viridis at five stops; linear interpolation between them is close enough for a heat map.
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
+
+
+def render_score_map(
+    image: Any,
+    score_map: torch.Tensor | np.ndarray,
+    alpha: float = 0.6,
+    vmin: float | None = None,
+    vmax: float | None = None,
+):
+    """A score map as a viridis heat map over the image (a PIL image), e.g. one class of `score_maps`.
+
+    Args:
+        image: uint8 `(height, width, 3)` RGB array or a PIL image.
+        score_map: `(height, width)` scores (resized to the image with bilinear interpolation if needed).
+        alpha: Opacity of the heat map.
+        vmin: Score drawn darkest; the map's minimum by default.
+        vmax: Score drawn brightest; the map's maximum by default.
+
+    Returns:
+        An RGB `PIL.Image.Image` of the image's size.
+    """
+    from PIL import Image
+
+    rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (height, width, 3) RGB, got {rgb.dtype} {rgb.shape}")
+    scores = torch.as_tensor(np.asarray(score_map.cpu() if isinstance(score_map, torch.Tensor) else score_map))
+    if scores.ndim != 2:
+        raise ValueError(f"score_map must be (height, width), got {tuple(scores.shape)}")
+    if tuple(scores.shape) != rgb.shape[:2]:
+        scores = upsample_scores(scores[None].float(), rgb.shape[:2])[0]
+    values = scores.float().numpy()
+    low = float(values.min()) if vmin is None else vmin
+    high = float(values.max()) if vmax is None else vmax
+    unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
+    position = unit * (len(_VIRIDIS) - 1)
+    index = np.minimum(position.astype(np.int64), len(_VIRIDIS) - 2)
+    frac = (position - index)[..., None]
+    colours = (1 - frac) * _VIRIDIS[index] + frac * _VIRIDIS[index + 1]
+    blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colours
+    return Image.fromarray(blended.round().astype(np.uint8))
 
 
 class ZeroShotSegmenter:

@@ -35,6 +35,7 @@ __all__ = [
     "VQAAnswer",
     "VisualQuestionAnswerer",
     "normalize_object",
+    "render_answer",
     "singularize",
 ]
 
@@ -271,6 +272,42 @@ class VQAAnswer:
     answerable: bool = True
     reason: str | None = None
     detections: dict[str, DetectionResult] = field(default_factory=dict, repr=False)
+
+    def render(self, image: Any = None):
+        """The evidence as a picture; see :func:`render_answer`."""
+        return render_answer(self, image)
+
+
+def render_answer(answer: VQAAnswer, image: Any = None):
+    """The detections behind an answer drawn on the image, with the question and answer as a caption.
+
+    Args:
+        answer: A :class:`VQAAnswer` (its `detections` carry the image unless `image` is given).
+        image: uint8 `(height, width, 3)` RGB array or a PIL image; defaults to the detections' image.
+
+    Returns:
+        An RGB `PIL.Image.Image`.
+    """
+    from PIL import Image, ImageDraw
+
+    from graft_hf.tasks.detection import render_detections
+    from graft_hf.tasks.segmentation import load_font
+
+    if image is None:
+        image = next((d.image for d in answer.detections.values() if d.image is not None), None)
+    if image is None:
+        raise ValueError("the answer carries no image (no detections were run); pass image=...")
+    instances = [inst for result in answer.detections.values() for inst in result.instances]
+    picture = render_detections(image, instances)
+    font = load_font(max(10, min(18, picture.width // 40)))
+    lines = [f"Q: {answer.question}", f"A: {answer.text}"] + ([answer.program] if answer.program else [])
+    line_height = int(font.size if hasattr(font, "size") else 12) + 6
+    out = Image.new("RGB", (picture.width, picture.height + line_height * len(lines) + 6), "white")
+    out.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(lines):
+        draw.text((4, picture.height + 3 + i * line_height), text, fill=(0, 0, 0), font=font)
+    return out
 
 
 def format_value(value: bool | int | float) -> str:

@@ -15,6 +15,7 @@ from graft_hf.tasks.segmentation import (
     evaluate_segmentation,
     patch_similarity,
     render_overlay,
+    render_score_map,
     segment_from_patch_scores,
 )
 from graft_hf.tasks.text import encode_queries
@@ -152,3 +153,13 @@ def test_segment_real_naip_geotiff(tiny_model, clip_tokenizer):
     result = ZeroShotSegmenter(tiny_model, clip_tokenizer).segment(path, ["water", "crop field"])
     assert result.mask.shape == bands.shape[1:] and result.score_maps.shape == (2, *bands.shape[1:])
     assert np.array_equal(result.image, np.moveaxis(bands[:3], 0, -1))  # NAIP RGBN: the overlay shows R, G, B
+
+
+def test_render_score_map_colours_low_and_high_scores():
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    scores = torch.zeros(4, 6)
+    scores[:, 3:] = 1.0
+    picture = np.asarray(render_score_map(rgb, scores, alpha=1.0))
+    assert picture[0, 0].tolist() == [68, 1, 84] and picture[0, 5].tolist() == [253, 231, 37]  # viridis ends
+    coarse = render_score_map(rgb, torch.tensor([[0.0, 1.0]]), alpha=0.5)  # upsampled to the image
+    assert coarse.size == (6, 4)

@@ -164,6 +164,8 @@ def test_answerer_end_to_end_with_tiny_model(tiny_model, clip_tokenizer):
     area = qa.answer(image, "What is the area covered by water?", gsd=0.5)
     assert area.value == pytest.approx(32 * 40 * 0.25) and area.text == "320 m2"
     assert "water" in area.detections
+    picture = area.render()
+    assert picture.width == 40 and picture.height > 32  # the image plus a caption with the question and answer
     same = qa.answer(image, "Is the number of houses equal to the number of trees?")
     assert same.value is True and same.text == "yes"
     refused = qa.answer(image, "What color is the roof?")
