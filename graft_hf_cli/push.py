@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     hub.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
     hub.add_argument("--token", help="access token (default: HF_TOKEN or the `hf auth login` token)")
     hub.add_argument("--private", action="store_true", help="create the repository as private")
-    hub.add_argument("--revision", help="branch to commit to (default main)")
+    hub.add_argument("--revision", help="existing branch to commit to (default main)")
     hub.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     hub.add_argument("-m", "--message", help="commit message")
     parser.add_argument("--dry-run", action="store_true", help="stage and check every file, list them, push nothing")
