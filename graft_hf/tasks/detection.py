@@ -407,6 +407,6 @@ def render_detections(image: Any, instances: Sequence[DetectedInstance], alpha: 
         draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=max(1, out.height // 200))
         caption = f"{inst.label} {inst.score:.2f}"
         if inst.area_m2 is not None:
-            caption += f" {inst.area_m2:,.0f} m²"
+            caption += f" {inst.area_m2:,.0f} m2"
         draw.text((x0 + 2, y0 + 1), caption, fill=(255, 255, 255), font=font, stroke_width=1, stroke_fill=(0, 0, 0))
     return out
