@@ -69,7 +69,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     tiling.add_argument("--score", choices=("cosine", "softmax"), default="cosine", help="softmax is across queries")
     tiling.add_argument("--bands", type=_numbers(int, 0, "--bands"), help="1-based raster bands in sensor order")
     tiling.add_argument("--window", type=_numbers(int, 4, "--window"), help="pixel region COL_OFF,ROW_OFF,WIDTH,HEIGHT")
-    tiling.add_argument("--bounds", type=_numbers(float, 4, "--bounds"), help="region WEST,SOUTH,EAST,NORTH (deg)")
+    tiling.add_argument(
+        "--bounds",
+        type=_numbers(float, 4, "--bounds"),
+        help="region WEST,SOUTH,EAST,NORTH in degrees; write --bounds=-99.2,47,-99.1,47.1 when WEST is negative",
+    )
     run = parser.add_argument_group("execution")
     run.add_argument("--batch-size", type=int, default=16)
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")

@@ -182,7 +182,8 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
     if not isinstance(loaded, GraftModel):
         raise ValueError(f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint")
     image_processor = tokenizer = None
-    if Path(model).is_dir() and not (Path(model) / "preprocessor_config.json").exists():
+    saved_files = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    if Path(model).is_dir() and not any((Path(model) / name).exists() for name in saved_files):
         processor = None  # a bare model directory: skip AutoProcessor's lookups
     else:
         try:
@@ -204,6 +205,7 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
 
 # ------------------------------------------------------------------------------------------------- checks
 def open_raster(path: str) -> Any:
+    """Open the input raster, refusing a missing file, an empty raster or one without a CRS."""
     import rasterio
 
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
@@ -225,6 +227,7 @@ def open_raster(path: str) -> Any:
 
 
 def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[int]:
+    """1-based raster bands to read: `config.bands`, the full sensor stack, or the first 3 of an RGB(A) image."""
     names = list(model_config.band_names)
     if config.bands is not None:
         bad = [b for b in config.bands if not 1 <= b <= src.count]
@@ -247,6 +250,7 @@ def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[i
 
 
 def check_writable(output_dir: Path) -> None:
+    """Create `output_dir` if needed and prove a file can be written there."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".graft_write_test_{os.getpid()}"
@@ -259,6 +263,7 @@ def check_writable(output_dir: Path) -> None:
 
 
 def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
+    """The pixel region to map: `config.window`, `config.bounds` (degrees) or the whole raster, clipped to it."""
     full = PixelWindow(0, 0, src.width, src.height)
     if config.window is not None:
         col, row, width, height = (int(v) for v in config.window)

@@ -4,7 +4,8 @@
 rasterio windowed reads (never the whole raster), embeds them with a `GraftModel` and writes, per query, a
 georeferenced float32 score GeoTIFF (the input's CRS; the input's transform moved to the region and scaled to
 the score grid), a PNG overlay and the top-k tiles as GeoJSON. Memory is O(batch), not O(raster): windows are
-read per batch, scores are written per batch with windowed writes and GDAL's block cache is capped.
+read per batch, scores are written per batch with windowed writes, GDAL's block cache is capped and the PNG
+backdrop is a small preview GeoTIFF filled from the windows already read.
 
 Scores are cosine similarities between L2-normalised tile (or patch) embeddings and query text embeddings
 (`score="cosine"`, the default, in [-1, 1]), or a softmax across the queries of the logit-scaled similarities
@@ -12,9 +13,12 @@ Scores are cosine similarities between L2-normalised tile (or patch) embeddings 
 not run and are nodata (NaN) in the outputs; partly-nodata tiles are scored with the missing pixels black.
 
 Ground sample distance: by default (`gsd="model"`) a tile covers the ground the model was trained on,
-`tile_size * config.gsd` metres: the window is read at native resolution and the image processor resizes it to
-`tile_size` pixels (antialiased bicubic, as in training). `gsd="native"` uses `tile_size` raster pixels as they
-are; a number sets the tile's metres per pixel explicitly.
+`tile_size * config.gsd` metres, i.e. `tile_size * config.gsd / raster_gsd` raster pixels (rounded). A window
+larger than the model input is averaged down to it by GDAL while it is read (area-weighted, nodata-aware, from
+overviews where the file has them: the cost of a coarse map does not grow with the raster's resolution); a
+smaller one is read natively and upsampled by the image processor (antialiased bicubic, as in training).
+`gsd="native"` uses `tile_size` raster pixels as they are; a number sets the tile's metres per pixel. Rasters in
+a geographic CRS are tiled natively.
 
 Resume: windows are processed in row-major order and committed at checkpoints (output GeoTIFFs closed, so GDAL
 has flushed them, then a small JSON progress file replaced atomically). A killed run restarted with

@@ -174,6 +174,23 @@ def test_softmax_scores_sum_to_one_across_queries(model_dir, tmp_path, one_threa
     np.testing.assert_allclose(np.sum(stacked, axis=0), 1.0, atol=1e-5)
 
 
+def test_bounds_in_degrees_select_the_matching_pixel_region(model_dir, tmp_path, one_thread):
+    raster = _naip()
+    with rasterio.open(raster) as src:
+        # The lon/lat box of pixel rows 100..300, cols 200..500 (a little inside, against rounding).
+        left, top = src.xy(100, 200, offset="ul")
+        right, bottom = src.xy(300, 500, offset="ul")
+        box = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", left + 1, bottom + 1, right - 1, top - 1)
+        crs = src.crs
+    result = run_region_map(_config(raster, model_dir, tmp_path / "out", bounds=box, png=False))
+    with rasterio.open(result.score_paths["farmland"]) as scores:
+        assert scores.crs == crs
+        # The UTM box of a lon/lat box is slightly larger than the pixel box it came from: within 2 px here.
+        assert abs(scores.transform.c - left) <= 2 * 5 and abs(scores.transform.f - top) <= 2 * 5
+        assert scores.shape == (7, 10)  # ceil(~200 / 32) x ceil(~300 / 32) tiles
+    assert result.num_windows == 70
+
+
 def _write_raster(path, data, crs="EPSG:32614", nodata=None):
     profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1], "count": data.shape[0]}
     with rasterio.open(
@@ -254,6 +271,10 @@ def test_cli_builds_the_config_in_one_place_and_imports_no_torch():
     assert config.queries == ("farmland", "roads") and config.window == (0, 0, 100, 50)
     assert (config.gsd, config.level, config.batch_size, config.png) == ("native", "patch", 4, False)
     assert config.output_dir == "scene-graft-map"
+    args = build_parser().parse_args(
+        ["map", "--raster", "s.tif", "--query", "a", "--model", "m", "--bounds=-99.2,47,-99.1,47.1"]
+    )
+    assert config_from_args(args).bounds == (-99.2, 47.0, -99.1, 47.1)
     code = "import sys, graft_hf_cli.map; from graft_hf_cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
