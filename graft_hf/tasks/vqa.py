@@ -136,7 +136,7 @@ def _patterns() -> list[tuple[re.Pattern[str], str]]:
         # counts
         (rf"how many {x}(?: are there| is there| are present| are visible| can be seen| can you see| do you see"
          rf"| exist| are| is| are shown| there are)?", "count"),
-        (rf"what is the (?:number|count) of {x}", "count"),
+        (rf"what is the (?:number|count|amount) of {x}", "count"),
         (rf"count (?:the |all )?{x}", "count"),
         # areas
         (rf"what is the (?:total )?(?:area|surface) (?:covered|occupied) by {x}", "area"),
