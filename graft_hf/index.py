@@ -96,7 +96,7 @@ class ApproximateIndexConfig:
 
     kind: Literal["ivf_flat", "hnsw"] = "ivf_flat"
     nlist: int | None = None
-    nprobe: int = 16
+    nprobe: int = 8
     train_size: int | None = None
     hnsw_m: int = 32
     ef_construction: int = 80
@@ -319,6 +319,11 @@ class EmbeddingIndex:
     def has_approximate_index(self) -> bool:
         return self._faiss_index is not None
 
+    @property
+    def faiss_index(self) -> Any:
+        """The underlying faiss index (None until built or loaded), for inspection or tuning."""
+        return self._faiss_index
+
     # ------------------------------------------------------------------------------------------------ exact search
 
     def _prepare_queries(self, queries: np.ndarray | torch.Tensor, k: int) -> tuple[torch.Tensor, bool]:
@@ -457,8 +462,18 @@ class EmbeddingIndex:
             index.hnsw.efConstruction = config.ef_construction
             index.hnsw.efSearch = config.ef_search
         step = 100_000
-        for start in range(0, n, step):
-            index.add(np.ascontiguousarray(data[start : start + step]))
+        if config.kind == "ivf_flat":
+            # Assign vectors to lists with torch's GEMM (several times faster than faiss's bundled BLAS here),
+            # then hand faiss the precomputed assignment.
+            centroids = torch.from_numpy(quantizer.reconstruct_n(0, index.nlist))  # (nlist, dim)
+            for start in range(0, n, step):
+                block = np.ascontiguousarray(data[start : start + step])
+                lists = torch.nn.functional.linear(torch.from_numpy(block), centroids).argmax(dim=1)
+                lists = np.ascontiguousarray(lists.numpy(), dtype=np.int64)
+                index.add_core(len(block), faiss.swig_ptr(block), None, faiss.swig_ptr(lists))
+        else:
+            for start in range(0, n, step):
+                index.add(np.ascontiguousarray(data[start : start + step]))
         logger.info("built %s index over %d vectors in %.1fs", config.kind, n, time.perf_counter() - t0)
         self._faiss_index = index
         self.approximate_config = config

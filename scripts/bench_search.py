@@ -154,12 +154,16 @@ def run(cfg: BenchConfig) -> dict:
     index.build_approximate(approx_cfg)
     out["approx_build_s"] = time.perf_counter() - t0
     desc = (
-        f"IVF-Flat nlist={index._faiss_index.nlist} nprobe={cfg.nprobe}"
+        f"IVF-Flat nlist={index.faiss_index.nlist} nprobe={cfg.nprobe}"
         if cfg.kind == "ivf_flat"
         else f"HNSW M={cfg.hnsw_m} efSearch={cfg.ef_search}"
     )
     out["approx_index"] = desc
     print(f"approximate index ({desc}) built in {out['approx_build_s']:.1f}s")
+    if cfg.kind == "ivf_flat":
+        # >1 means queries land in larger-than-average lists (clustered data), so each probe scans more vectors
+        out["ivf_imbalance_factor"] = float(index.faiss_index.invlists.imbalance_factor())
+        print(f"IVF list imbalance factor {out['ivf_imbalance_factor']:.2f}")
 
     out["approx_p50_ms"] = p50_ms(lambda q: index.search_approximate_arrays(q, k), queries, cfg.num_timed)
     _, approx_rows = index.search_approximate_arrays(queries, k)

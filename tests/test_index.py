@@ -153,7 +153,8 @@ def test_approximate_recall_on_clustered_data(config):
     assert recall_at_10(approx, exact) >= 0.95
     assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
     if config.kind == "ivf_flat":
-        assert index._faiss_index.nlist == 256  # auto: next power of two above sqrt(20000) = 141
+        assert index.faiss_index.nlist == 256  # auto: next power of two above sqrt(20000) = 141
+        assert index.faiss_index.ntotal == 20_000
         # visiting every list is exhaustive, hence exact
         _, full = index.search_approximate_arrays(queries, k=10, nprobe=128)
         assert recall_at_10(full, exact) == 1.0
