@@ -200,6 +200,7 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     out = Path(config.output_dir)
     run = config.train
     tracker = None if run.tracker in ("", "none", None) else run.tracker
+    _reset_accelerator_state()
     accelerator = Accelerator(
         mixed_precision=run.mixed_precision,
         log_with=tracker,
@@ -404,9 +405,10 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     bar.close()
     if window_count:
         log_window()
-    if val_loader is not None:
+    final_eval = bool(config.data.val_split and run.eval_every and progress.step % run.eval_every)
+    if final_eval and val_loader is not None:
         _validate(accelerator, task, val_loader, run.eval_batches, progress.step)
-    elif config.data.val_split and run.eval_every:
+    elif final_eval:
         accelerator.wait_for_everyone()
     if run.save_every and progress.step % run.save_every != 0:
         save_checkpoint(accelerator, checkpoint_root, progress, run.keep_checkpoints)
@@ -434,7 +436,21 @@ def _validate(accelerator: Any, task: Any, val_loader: Any, max_batches: int, st
     metrics = evaluate(accelerator.unwrap_model(task), val_loader, max_batches, accelerator.device)
     logger.info("validation at step %d: %s", step, {k: round(v, 4) for k, v in metrics.items()})
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+    with (Path(accelerator.project_dir) / "val_metrics.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"step": step, **metrics}) + "\n")
     accelerator.wait_for_everyone()
+
+
+def _reset_accelerator_state() -> None:
+    """Let ``train`` run several times in one process (tests, notebooks) with different precisions.
+
+    Accelerate keeps the mixed-precision setting in a process-wide singleton and refuses to change it; the
+    process group (``PartialState``) is kept. This uses Accelerate's own test-suite reset.
+    """
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
 
 
 def _enable_checkpointing(model: torch.nn.Module) -> None:

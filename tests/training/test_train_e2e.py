@@ -77,7 +77,8 @@ def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
     data, teacher = train_pairs
     model_dir = _train(
         "naip-vitb16-pixel", data, teacher, tmp_path / "run", **{"train.max_steps": 3, "train.tracker": "tensorboard",
-        "student.gradient_checkpointing": True, "train.grad_accum": 2},
+        "student.gradient_checkpointing": True, "train.grad_accum": 2, "train.mixed_precision": "bf16",
+        "data.val_split": "validation", "train.eval_every": 2},
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
     assert model.patch_head is not None
@@ -85,6 +86,9 @@ def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
     assert patches.shape == (1, 7, 7, 16)
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*")), "no TensorBoard event file"
     assert "pixel_loss" in _metrics(tmp_path / "run")[3]
+    val = [json.loads(line) for line in (tmp_path / "run" / "val_metrics.jsonl").read_text().splitlines()]
+    assert [v["step"] for v in val] == [2, 3]  # every 2 steps, and at the end
+    assert 0 <= val[-1]["recall@1"] <= val[-1]["recall@5"] <= 1 and val[-1]["num_queries"] > 6
 
 
 def test_precomputed_targets_equal_on_the_fly_teacher(tmp_path: Path, train_pairs) -> None:
