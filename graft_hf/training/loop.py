@@ -37,7 +37,7 @@ from graft_hf.training.task import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TargetPlan", "evaluate", "plan_targets", "train", "warmup_cosine"]
+__all__ = ["TargetPlan", "build_optimization", "build_task", "evaluate", "plan_targets", "train", "warmup_cosine"]
 
 
 class TargetPlan:
@@ -103,7 +103,8 @@ def warmup_cosine(total_steps: int, warmup_steps: int, min_lr_ratio: float = 0.0
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     # As open_clip: no decay on 1-d parameters (biases, norm gains, class embedding) and the logit scale.
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
@@ -134,7 +135,9 @@ def evaluate(task: GraftTrainingTask, loader: Any, max_batches: int, device: tor
     was_training = student.training
     student.eval()
     local_loss = (GraftImageLoss if task.task == "image" else GraftPixelLoss)(temperature=task.loss.temperature)
-    losses, queries, gallery = [], [], []
+    losses: list[float] = []
+    queries: list[Any] = []  # image task: (batch, dim) tensors; pixel task: (embeds, positive index) pairs
+    gallery: list[torch.Tensor] = []
     for index, batch in enumerate(loader):
         if index >= max_batches:
             break
@@ -174,6 +177,62 @@ def evaluate(task: GraftTrainingTask, loader: Any, max_batches: int, device: tor
     metrics["loss"] = sum(losses) / max(len(losses), 1)
     metrics["num_queries"] = float(len(query))
     return metrics
+
+
+def build_task(
+    config: TrainConfig, plan: TargetPlan, clip: Any | None, rank: int = 0, world_size: int = 1
+) -> GraftTrainingTask:
+    """Student (from the teacher CLIP or from scratch), optional LoRA, and the task module around it.
+
+    Raises:
+        ValueError: The target dimension differs from the student's embedding dimension.
+    """
+    student = build_student(
+        config.student.init,
+        clip=clip,
+        use_patch_head=config.task == "pixel",
+        sensor=config.student.sensor,
+        config_overrides=config.student.config,
+    )
+    if plan.dim is not None and plan.dim != student.config.projection_dim:
+        raise ValueError(
+            f"the targets in the shards are {plan.dim}-d but the student embeds into {student.config.projection_dim}"
+            f"-d: set student.config.projection_dim={plan.dim} (student.init=scratch) or embed the pairs with the "
+            "student's teacher"
+        )
+    if clip is not None and plan.on_the_fly and clip.config.projection_dim != student.config.projection_dim:
+        raise ValueError("the teacher CLIP and the student have different projection_dim; use the same CLIP")
+    if config.student.gradient_checkpointing:
+        _enable_checkpointing(student)
+    freeze_unused_heads(student, config.task)
+    if config.student.lora.enabled:
+        student = apply_lora(student, config.student.lora)
+    gather = config.loss.gather_negatives and world_size > 1
+    task = GraftTrainingTask(
+        student,
+        teacher=clip if plan.on_the_fly else None,
+        task=config.task,
+        text_weight=config.loss.text_weight if config.loss.target == "image+text" else 0.0,
+        temperature=config.loss.temperature,
+        rank=rank if gather else 0,
+        world_size=world_size if gather else 1,
+        teacher_dtype=config.teacher.dtype,
+    )
+    return task.train()
+
+
+def build_optimization(task: torch.nn.Module, config: TrainConfig, total_steps: int):
+    """AdamW (decoupled weight decay on matrices only) and the warm-up + cosine ``LambdaLR``."""
+    optimizer = torch.optim.AdamW(
+        _param_groups(task, config.optim.weight_decay),
+        lr=config.optim.lr,
+        betas=tuple(config.optim.betas),  # type: ignore[arg-type]
+        eps=config.optim.eps,
+    )
+    warmup = config.optim.warmup_steps
+    warmup = warmup if warmup is not None else int(config.optim.warmup_ratio * total_steps)
+    factor = warmup_cosine(total_steps, max(warmup, 0), config.optim.min_lr_ratio)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _steps_per_epoch(config: TrainConfig, info: PairsInfo, micro: int, world: int) -> int | None:
@@ -232,55 +291,14 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     needs_clip = config.student.init == "from_clip" or plan.on_the_fly
     clip = load_teacher_clip(config.teacher.name_or_path) if needs_clip else None  # type: ignore[arg-type]
 
-    # ------------------------------------------------------------------ student, teacher, task
+    # ------------------------------------------------------------------ student, teacher, task, optimisation
     set_seed(config.seed)
-    student = build_student(
-        config.student.init,
-        clip=clip,
-        use_patch_head=config.task == "pixel",
-        sensor=config.student.sensor,
-        config_overrides=config.student.config,
-    )
-    if plan.dim is not None and plan.dim != student.config.projection_dim:
-        raise ValueError(
-            f"the targets in the shards are {plan.dim}-d but the student embeds into {student.config.projection_dim}"
-            f"-d: set student.config.projection_dim={plan.dim} (student.init=scratch) or embed the pairs with the "
-            "student's teacher"
-        )
-    if clip is not None and plan.on_the_fly and clip.config.projection_dim != student.config.projection_dim:
-        raise ValueError("the teacher CLIP and the student have different projection_dim; use the same CLIP")
-    view_size = student.config.vision_config.image_size
-    if config.student.gradient_checkpointing:
-        _enable_checkpointing(student)
-    freeze_unused_heads(student, config.task)
-    if config.student.lora.enabled:
-        student = apply_lora(student, config.student.lora)
-    gather = config.loss.gather_negatives and world > 1
-    task = GraftTrainingTask(
-        student,
-        teacher=clip if plan.on_the_fly else None,
-        task=config.task,
-        text_weight=config.loss.text_weight if config.loss.target == "image+text" else 0.0,
-        temperature=config.loss.temperature,
-        rank=rank if gather else 0,
-        world_size=world if gather else 1,
-        teacher_dtype=config.teacher.dtype,
-    ).to_device(accelerator.device)
-    task.train()
-    if clip is not None and not plan.on_the_fly:
-        del clip
-
-    optimizer = torch.optim.AdamW(
-        _param_groups(task, config.optim.weight_decay),
-        lr=config.optim.lr,
-        betas=tuple(config.optim.betas),  # type: ignore[arg-type]
-        eps=config.optim.eps,
-    )
-    warmup = config.optim.warmup_steps
-    warmup = warmup if warmup is not None else int(config.optim.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total_steps, max(warmup, 0), config.optim.min_lr_ratio)
-    )
+    task = build_task(config, plan, clip, rank=rank, world_size=world).to_device(accelerator.device)
+    view_size: int = task.student.config.vision_config.image_size  # type: ignore[union-attr,assignment]
+    if plan.on_the_fly and accelerator.device.type == "cpu" and config.teacher.dtype == "float16":
+        logger.warning("teacher.dtype=float16 on the CPU is very slow; pass teacher.dtype=float32 for CPU runs")
+    del clip
+    optimizer, scheduler = build_optimization(task, config, total_steps)
     task, optimizer = accelerator.prepare(task, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     trainable = [p for p in task.parameters() if p.requires_grad]
@@ -302,7 +320,11 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     teacher_preprocess = None
     if plan.on_the_fly:
         teacher_preprocess = ClipPhotoPreprocess(accelerator.unwrap_model(task).teacher.config.vision_config.image_size)
-    loader_kwargs = {"target": plan.loader_target, "view_size": view_size, "teacher_preprocess": teacher_preprocess}
+    loader_kwargs: dict[str, Any] = {
+        "target": plan.loader_target,
+        "view_size": view_size,
+        "teacher_preprocess": teacher_preprocess,
+    }
     loader_kwargs["image_dim"] = plan.dim
     loader = build_loader(
         config.data, split=config.data.split, batch_size=micro, train=True, seed=config.seed, rank=rank,
@@ -346,7 +368,7 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
         window_count, window_start = 0, time.perf_counter()
 
     while progress.step < total_steps and progress.epoch < max_epochs:
-        loader.dataset.set_epoch(progress.epoch)
+        loader.dataset.set_epoch(progress.epoch)  # type: ignore[attr-defined]
         iterator = iter(loader)
         skipped = 0
         for _ in range(progress.batches_in_epoch):  # exact data position on resume
@@ -364,6 +386,7 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
                     break
             elif batch is None:
                 break
+            assert batch is not None
             batch = _to_device(batch, device)
             sync = (micro_index + 1) % run.grad_accum == 0
             context = accelerator.no_sync(task) if not sync else contextlib.nullcontext()

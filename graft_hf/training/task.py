@@ -145,6 +145,8 @@ class GraftTrainingTask(nn.Module):
         teacher_dtype: Precision of the teacher forward pass.
     """
 
+    teacher: Any  # a transformers CLIPModel or None; not a registered submodule
+
     def __init__(
         self,
         student: nn.Module,
@@ -166,8 +168,11 @@ class GraftTrainingTask(nn.Module):
         object.__setattr__(self, "teacher", None)
         if teacher is not None:
             object.__setattr__(self, "teacher", teacher.to(self.teacher_dtype).eval().requires_grad_(False))
-        loss_kwargs = {"temperature": temperature, "rank": rank, "world_size": world_size}
-        self.loss = GraftImageLoss(**loss_kwargs) if task == "image" else GraftPixelLoss(**loss_kwargs)
+        self.loss: GraftImageLoss | GraftPixelLoss = (
+            GraftImageLoss(temperature=temperature, rank=rank, world_size=world_size)
+            if task == "image"
+            else GraftPixelLoss(temperature=temperature, rank=rank, world_size=world_size)
+        )
 
     def to_device(self, device: torch.device | str) -> GraftTrainingTask:
         """Move the (unregistered) teacher as well as the module."""
@@ -212,7 +217,7 @@ class GraftTrainingTask(nn.Module):
         raise KeyError("the batch has neither ground_embeds nor ground_pixel_values (see the loader's contract)")
 
     def _loss(self, student_out: Any, ground: torch.Tensor, batch: dict[str, Any]):
-        if self.task == "image":
+        if isinstance(self.loss, GraftImageLoss):
             return self.loss.compute(student_out.image_embeds, ground, batch["ground_mask"])
         pixel_values = batch["pixel_values"]
         return self.loss.compute(
