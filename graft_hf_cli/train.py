@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 __all__ = ["add_parser", "run"]
 
@@ -54,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
     from graft_hf.training.loop import train
 
     model_dir = train(config, resume=args.resume)
-    print(f"GRAFT model written to {model_dir}")
+    if os.environ.get("RANK", "0") == "0":  # one line per run, not per process
+        print(f"GRAFT model written to {model_dir}")
     return 0

@@ -306,7 +306,7 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
     progress = TrainProgress()
     if resume_from is not None:
         progress = load_checkpoint(accelerator, resume_from)
-    elif accelerator.is_main_process:
+    if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
     if accelerator.is_main_process:
         import yaml
