@@ -319,6 +319,7 @@ def _prepare(config: RegionMapConfig, src: Any) -> _Run:
         missing = [str(p) for p in [*score_paths.values(), state.preview_path] if not p.exists()]
         if missing:
             raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
+        _check_resumable(list(score_paths.values()), grid.score_shape)
         state.done, state.nodata = int(saved["windows_done"]), int(saved["windows_nodata"])
         state.top = _Top(config.top_k, config.queries, saved["top"])
         logger.info("resuming at window %d of %d", state.done, grid.num_windows)
@@ -329,6 +330,20 @@ def _prepare(config: RegionMapConfig, src: Any) -> _Run:
         create_preview(state.preview_path, src, region, config.preview_max_side)
         state.checkpoint()
     return state
+
+
+def _check_resumable(paths: list[Path], shape: tuple[int, int]) -> None:
+    """Refuse to resume into score rasters that do not open as the expected grid (e.g. a flush cut by a kill)."""
+    import rasterio
+
+    for path in paths:
+        try:
+            with rasterio.open(path) as ds:
+                ok = ds.shape == shape and ds.count == 1
+        except rasterio.errors.RasterioIOError as error:
+            raise ValueError(f"cannot resume: {path} is unreadable ({error}); rerun with --overwrite") from error
+        if not ok:
+            raise ValueError(f"cannot resume: {path} is not the {shape} score grid of this run; rerun with --overwrite")
 
 
 def _tile_loop(state: _Run) -> None:
