@@ -292,9 +292,9 @@ def _prepare(config: RegionMapConfig, src: Any) -> _Run:
     progress_path = output_dir / PROGRESS_FILE
     saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
     if saved is not None and not (config.resume or config.overwrite):
-        state = "a finished" if saved.get("complete") else "an unfinished"
+        kind = "a finished" if saved.get("complete") else "an unfinished"
         raise ValueError(
-            f"{output_dir} holds {state} region map; pass --resume to continue it or --overwrite to start again"
+            f"{output_dir} holds {kind} region map; pass --resume to continue it or --overwrite to start again"
         )
     if config.resume and saved is None:
         logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
