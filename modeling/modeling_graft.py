@@ -150,6 +150,14 @@ class GraftModel(GraftPreTrainedModel):
         if config.freeze_text_tower:
             self.freeze_text_tower()
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> GraftModel:
+        """Load a saved GRAFT model; the text tower stays frozen as its config says (loading re-creates parameters)."""
+        model = super().from_pretrained(*args, **kwargs)
+        if isinstance(model, GraftModel) and model.config.freeze_text_tower:
+            model.freeze_text_tower()
+        return model
+
     def freeze_text_tower(self) -> None:
         """Freeze CLIP's text tower, text projection and logit scale (GRAFT trains the satellite side only)."""
         for module in (self.text_model, self.text_projection):

@@ -112,8 +112,12 @@ def main() -> None:
             fn(x)
         sync()
         times: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(args.rounds):
-            for name, fn in fns.items():  # interleaved so drift hits every implementation alike
+        names = list(fns)
+        for round_index in range(args.rounds):
+            # Interleaved, and the order rotates every round, so drift and position effects hit all alike.
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                fn = fns[name]
                 sync()
                 start = time.perf_counter()
                 fn(x)

@@ -84,6 +84,9 @@ def test_save_load_identical_outputs(tmp_path, tiny_model, clip_tokenizer):
     assert {"configuration_graft.py", "modeling_graft.py"} <= files
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is GraftModel
+    frozen = [n for n, p in loaded.named_parameters() if not p.requires_grad]
+    assert frozen == [n for n, p in tiny_model.named_parameters() if not p.requires_grad]
+    assert "logit_scale" in frozen and "text_projection.weight" in frozen
     inputs = dict(**_ids(clip_tokenizer), pixel_values=_pixels(), output_patch_embeds=True)
     a, b = tiny_model(**inputs), loaded(**inputs)
     torch.testing.assert_close(a.logits_per_image, b.logits_per_image, rtol=0, atol=0)

@@ -1,1 +1,43 @@
-"""graft_hf.evaluation"""
+"""Evaluation: zero-shot classification from embeddings, retrieval and classification metrics.
+
+Names are imported on first use (PEP 562), so importing the package stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ZeroShotClassifier": "graft_hf.evaluation.zeroshot",
+    "ZeroShotPrediction": "graft_hf.evaluation.zeroshot",
+    "build_zero_shot_classifier": "graft_hf.evaluation.zeroshot",
+    "classify": "graft_hf.evaluation.zeroshot",
+    "zero_shot_logits": "graft_hf.evaluation.zeroshot",
+    "multilabel_scores": "graft_hf.evaluation.zeroshot",
+    "predict_multilabel": "graft_hf.evaluation.zeroshot",
+    "average_precision": "graft_hf.evaluation.metrics",
+    "recall_at_k": "graft_hf.evaluation.metrics",
+    "retrieval_metrics": "graft_hf.evaluation.metrics",
+    "class_retrieval_metrics": "graft_hf.evaluation.metrics",
+    "text_to_image_retrieval": "graft_hf.evaluation.metrics",
+    "classification_metrics": "graft_hf.evaluation.metrics",
+    "confusion_matrix": "graft_hf.evaluation.metrics",
+    "per_class_accuracy": "graft_hf.evaluation.metrics",
+    "topk_accuracy": "graft_hf.evaluation.metrics",
+    "multilabel_metrics": "graft_hf.evaluation.metrics",
+    "SATELLITE_TEMPLATES": "graft_hf.evaluation.templates",
+    "TEMPLATE_SETS": "graft_hf.evaluation.templates",
+    "get_templates": "graft_hf.evaluation.templates",
+    "get_classnames": "graft_hf.evaluation.templates",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

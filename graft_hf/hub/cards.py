@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,8 @@ def model_card_template_path() -> Path:
     """Location of the model card template (`hub_cards/` of the source checkout, or `$GRAFT_HUB_CARDS`)."""
     override = os.environ.get("GRAFT_HUB_CARDS")
     root = Path(override) if override else Path(__file__).resolve().parents[2] / "hub_cards"
+    if not override and not root.exists():  # a non-editable install ships the templates as data files
+        root = Path(sys.prefix) / "share" / "graft-hf" / "hub_cards"
     path = root / "model_card.md"
     if not path.is_file():
         raise FileNotFoundError(

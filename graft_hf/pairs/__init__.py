@@ -1,1 +1,36 @@
-"""graft_hf.pairs"""
+"""Ground-satellite pair datasets: build (sampling, rasters, shards), embed (frozen teacher), stream (training loader).
+
+Names are imported on first use (PEP 562), so importing the package stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "PairsBuildConfig": "graft_hf.pairs.config",
+    "PhotoColumns": "graft_hf.pairs.config",
+    "build_pairs": "graft_hf.pairs.builder",
+    "EmbedConfig": "graft_hf.pairs.embed",
+    "EmbedReport": "graft_hf.pairs.embed",
+    "embed_pairs": "graft_hf.pairs.embed",
+    "load_teacher": "graft_hf.pairs.embed",
+    "LoaderConfig": "graft_hf.pairs.loader",
+    "PairsIterableDataset": "graft_hf.pairs.loader",
+    "build_pairs_dataloader": "graft_hf.pairs.loader",
+    "collate_pairs": "graft_hf.pairs.loader",
+    "open_pairs_stream": "graft_hf.pairs.loader",
+    "pairs_features": "graft_hf.pairs.schema",
+    "pairs_arrow_schema": "graft_hf.pairs.schema",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

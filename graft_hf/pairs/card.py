@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from string import Template
 
@@ -23,6 +24,8 @@ def template_path() -> Path:
     """Location of the card template (``hub_cards/`` next to the package in a source checkout)."""
     override = os.environ.get("GRAFT_HUB_CARDS")
     root = Path(override) if override else Path(__file__).resolve().parents[2] / "hub_cards"
+    if not override and not root.exists():  # a non-editable install ships the templates as data files
+        root = Path(sys.prefix) / "share" / "graft-hf" / "hub_cards"
     path = root / "pairs_dataset_card.md"
     if not path.is_file():
         raise FileNotFoundError(

@@ -1,1 +1,45 @@
-"""graft_hf.tasks"""
+"""Zero-shot tasks on GRAFT models: segmentation (+SAM), detection, question answering, region maps.
+
+Names are imported on first use (PEP 562), so importing the package stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ZeroShotSegmenter": "graft_hf.tasks.segmentation",
+    "SegmentationConfig": "graft_hf.tasks.segmentation",
+    "SegmentationResult": "graft_hf.tasks.segmentation",
+    "evaluate_segmentation": "graft_hf.tasks.segmentation",
+    "render_overlay": "graft_hf.tasks.segmentation",
+    "render_score_map": "graft_hf.tasks.segmentation",
+    "ObjectDetector": "graft_hf.tasks.detection",
+    "DetectionConfig": "graft_hf.tasks.detection",
+    "DetectionResult": "graft_hf.tasks.detection",
+    "DetectedInstance": "graft_hf.tasks.detection",
+    "render_detections": "graft_hf.tasks.detection",
+    "VisualQuestionAnswerer": "graft_hf.tasks.vqa",
+    "RuleBasedPlanner": "graft_hf.tasks.vqa",
+    "ChainPlanner": "graft_hf.tasks.vqa",
+    "VQAAnswer": "graft_hf.tasks.vqa",
+    "CannotAnswerError": "graft_hf.tasks.vqa",
+    "SamRefiner": "graft_hf.tasks.sam",
+    "load_sam": "graft_hf.tasks.sam",
+    "refine_segmentation": "graft_hf.tasks.sam",
+    "encode_queries": "graft_hf.tasks.text",
+    "RegionMapConfig": "graft_hf.tasks.map_setup",
+    "RegionMapResult": "graft_hf.tasks.map_setup",
+    "run_region_map": "graft_hf.tasks.region_map",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
