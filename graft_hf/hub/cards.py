@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from graft_hf.hub.naming import ARCH_NAMES, model_repo_name
+from graft_hf.resources import hub_card_template
 
 logger = logging.getLogger(__name__)
 
@@ -180,18 +180,8 @@ def card_info_from_train_config(config: str | os.PathLike | dict, repo_id: str |
 
 
 def model_card_template_path() -> Path:
-    """Location of the model card template (`hub_cards/` of the source checkout, or `$GRAFT_HUB_CARDS`)."""
-    override = os.environ.get("GRAFT_HUB_CARDS")
-    root = Path(override) if override else Path(__file__).resolve().parents[2] / "hub_cards"
-    if not override and not root.exists():  # a non-editable install ships the templates as data files
-        root = Path(sys.prefix) / "share" / "graft-hf" / "hub_cards"
-    path = root / "model_card.md"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"model card template {path} not found; run from a graft-hf source checkout or set GRAFT_HUB_CARDS to "
-            "the folder holding model_card.md"
-        )
-    return path
+    """Location of the model_card.md template (see `graft_hf.resources.hub_card_template`)."""
+    return hub_card_template("model_card.md")
 
 
 def base_model_for_config(config: Any) -> str | None:

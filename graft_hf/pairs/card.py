@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from string import Template
+
+from graft_hf.resources import hub_card_template
 
 __all__ = ["render_card", "template_path", "write_card"]
 
@@ -21,18 +22,8 @@ _SCENE_RULES = {
 
 
 def template_path() -> Path:
-    """Location of the card template (``hub_cards/`` next to the package in a source checkout)."""
-    override = os.environ.get("GRAFT_HUB_CARDS")
-    root = Path(override) if override else Path(__file__).resolve().parents[2] / "hub_cards"
-    if not override and not root.exists():  # a non-editable install ships the templates as data files
-        root = Path(sys.prefix) / "share" / "graft-hf" / "hub_cards"
-    path = root / "pairs_dataset_card.md"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"dataset card template {path} not found; run from a graft-hf source checkout or set GRAFT_HUB_CARDS to "
-            "the folder holding pairs_dataset_card.md"
-        )
-    return path
+    """Location of the pairs_dataset_card.md template (see `graft_hf.resources.hub_card_template`)."""
+    return hub_card_template("pairs_dataset_card.md")
 
 
 def _size_category(n: int) -> str:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES as _CLIP_EUROSAT_CLASSNAMES
+
 # Label order of ../shared/data/eurosat-rgb; names used in the zero-shot prompts (CLIP's EuroSAT class names).
 EUROSAT_LABELS = [
     "AnnualCrop",
@@ -30,18 +32,7 @@ EUROSAT_LABELS = [
     "River",
     "SeaLake",
 ]
-EUROSAT_CLASSNAMES = [
-    "annual crop land",
-    "forest",
-    "brushland or shrubland",
-    "highway or road",
-    "industrial buildings or commercial buildings",
-    "pasture land",
-    "permanent crop land",
-    "residential buildings or homes or apartments",
-    "river",
-    "lake or sea",
-]
+EUROSAT_CLASSNAMES = list(_CLIP_EUROSAT_CLASSNAMES)
 # CLIP's EuroSAT prompt templates.
 EUROSAT_TEMPLATES = [
     "a centered satellite photo of {}.",
