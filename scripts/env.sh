@@ -14,6 +14,8 @@ if ! "$VENV/bin/python" -c "import graft_hf, pytest" >/dev/null 2>&1 || [ "${GRA
   echo "[graft-hf] installing graft-hf[dev] (torch 2.14 + torchvision 0.29 from the local wheel cache; ~3 min)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  "$VENV/bin/python" -c "import graft_hf, pytest, faiss, scipy" || {
+    echo "[graft-hf] installation incomplete: 'import graft_hf' failed; see the pip output above" >&2; exit 1; }
 fi
 # Offline Hugging Face stack (no Hub is reachable; fail fast instead of retrying for minutes).
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
