@@ -66,8 +66,8 @@ def view_half_extent(size: int, angle: float) -> float:
     Returns:
         ``size / 2 * (|cos| + |sin|)``.
     """
-    theta = math.radians(angle)
-    return size / 2 * (abs(math.cos(theta)) + abs(math.sin(theta)))
+    cos, sin = _rotation(angle)
+    return size / 2 * (abs(cos) + abs(sin))
 
 
 def center_view(crop_height: int, crop_width: int, size: int = 224) -> ViewParams:
@@ -93,6 +93,7 @@ def random_view(
     size: int = 224,
     rotate: bool = True,
     translate: bool = True,
+    right_angles: bool = False,
 ) -> ViewParams:
     """Draw a view uniformly over angles and over every centre that keeps the rotated view inside the crop.
 
@@ -103,6 +104,8 @@ def random_view(
         size: View side in pixels.
         rotate: Draw the angle uniformly in ``[0, 360)``; otherwise 0.
         translate: Draw the centre uniformly over its valid range; otherwise the crop centre.
+        right_angles: With ``rotate``, draw the angle from 0, 90, 180, 270 only: the view stays axis-aligned, so
+            a view as large as the crop fits (small tiles such as EuroSAT's 64 px ones).
 
     Returns:
         The view parameters.
@@ -111,7 +114,12 @@ def random_view(
         ValueError: If even an unrotated view does not fit in the crop.
     """
     center_view(crop_height, crop_width, size)  # validates the size
-    angle = float(rng.uniform(0.0, 360.0)) if rotate else 0.0
+    if rotate and right_angles:
+        angle = 90.0 * int(rng.integers(4))
+    elif rotate:
+        angle = float(rng.uniform(0.0, 360.0))
+    else:
+        angle = 0.0
     half = view_half_extent(size, angle)
     if half > min(crop_height, crop_width) / 2:
         # A rotated view can need up to size * sqrt(2) of crop.
@@ -121,15 +129,26 @@ def random_view(
         )
     # A hair of slack so float rounding never puts a corner outside the crop.
     eps = 1e-6 * size
-    if translate:
-        row = float(rng.uniform(half + eps, crop_height - half - eps))
-        col = float(rng.uniform(half + eps, crop_width - half - eps))
-    else:
-        row, col = crop_height / 2, crop_width / 2
+    row, col = crop_height / 2, crop_width / 2
+    if translate and right_angles and rotate:
+        # Axis-aligned: whole-pixel offsets keep the view an exact crop.
+        row = half + int(rng.integers(int(crop_height - 2 * half) + 1))
+        col = half + int(rng.integers(int(crop_width - 2 * half) + 1))
+    elif translate:
+        if crop_height - 2 * half > 2 * eps:
+            row = float(rng.uniform(half + eps, crop_height - half - eps))
+        if crop_width - 2 * half > 2 * eps:
+            col = float(rng.uniform(half + eps, crop_width - half - eps))
     return ViewParams(row, col, angle, size)
 
 
+_RIGHT_ANGLES = {0: (1.0, 0.0), 90: (0.0, 1.0), 180: (-1.0, 0.0), 270: (0.0, -1.0)}
+
+
 def _rotation(angle: float) -> tuple[float, float]:
+    """``(cos, sin)`` of ``angle`` degrees, exact for multiples of 90 (so right-angle views stay pixel-aligned)."""
+    if float(angle).is_integer() and int(angle) % 90 == 0:
+        return _RIGHT_ANGLES[int(angle) % 360]
     theta = math.radians(angle)
     return math.cos(theta), math.sin(theta)
 
@@ -210,6 +229,15 @@ def extract_view(image: torch.Tensor, view: ViewParams) -> torch.Tensor:
     return out[0]
 
 
+# Output pixel (x, y) reads input (cos x + sin y, -sin x + cos y) about the centre: a view rotated by 90 degrees
+# shows the crop turned clockwise, PIL's (counter-clockwise) ROTATE_270.
+_PIL_ROTATIONS = {
+    (0.0, 1.0): Image.Transpose.ROTATE_270,
+    (-1.0, 0.0): Image.Transpose.ROTATE_180,
+    (0.0, -1.0): Image.Transpose.ROTATE_90,
+}
+
+
 def extract_view_pil(image: Image.Image, view: ViewParams) -> Image.Image:
     """Same view as :func:`extract_view`, resampled by PIL on 8-bit images (the loader's fast path).
 
@@ -227,12 +255,13 @@ def extract_view_pil(image: Image.Image, view: ViewParams) -> Image.Image:
     """
     size = view.size
     half = size / 2
-    if view.angle == 0.0:
-        top, left = view.center_row - half, view.center_col - half
-        if top.is_integer() and left.is_integer() and top >= 0 and left >= 0:
-            if top + size <= image.height and left + size <= image.width:
-                return image.crop((int(left), int(top), int(left) + size, int(top) + size))
     cos, sin = _rotation(view.angle)
+    top, left = view.center_row - half, view.center_col - half
+    if cos * sin == 0.0 and float(top).is_integer() and float(left).is_integer() and top >= 0 and left >= 0:
+        if top + size <= image.height and left + size <= image.width:
+            # Pixel-aligned right-angle view: an exact crop (plus an exact transpose when rotated).
+            crop = image.crop((int(left), int(top), int(left) + size, int(top) + size))
+            return crop if cos == 1.0 else crop.transpose(_PIL_ROTATIONS[(cos, sin)])
     # Output (x, y) = view (col, row); input (col, row) = centre + R(theta) (view - size / 2), see module docstring.
     data = (
         cos,

@@ -350,11 +350,26 @@ def _normalised_fp16(vectors: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy().astype(np.float16)
 
 
-class _ShardEmbedder:
-    """Embeds the photos of one record batch and rebuilds its ``photos`` column."""
+#: Most distinct texts whose embeddings are remembered during one run (about 1 KiB each at 512-d fp16).
+TEXT_CACHE_SIZE = 200_000
 
-    def __init__(self, teacher: Teacher, config: EmbedConfig, skipped: Counter[str]):
+
+class _ShardEmbedder:
+    """Embeds the photos of one record batch and rebuilds its ``photos`` column.
+
+    In text mode, repeated texts (captions reused across photos, simulated observations) are embedded once: their
+    fp16 vectors are kept in ``text_cache`` (shared across shards, bounded by :data:`TEXT_CACHE_SIZE`).
+    """
+
+    def __init__(
+        self,
+        teacher: Teacher,
+        config: EmbedConfig,
+        skipped: Counter[str],
+        text_cache: dict[str, np.ndarray] | None = None,
+    ):
         self.teacher, self.config, self.skipped = teacher, config, skipped
+        self.text_cache = text_cache if text_cache is not None else {}
 
     def _inputs(self, photos: pa.StructArray) -> tuple[list[int], list[Image.Image | str]]:
         source = "text" if self.config.text else "image"
@@ -382,6 +397,24 @@ class _ShardEmbedder:
             indices.append(index)
         return indices, inputs
 
+    def _embed_texts(self, indices: list[int], texts: list[str], vectors: np.ndarray, has_vector: np.ndarray) -> None:
+        """Fill ``vectors[indices]`` with the texts' embeddings, running the teacher on unseen texts only."""
+        cache, dim, size = self.text_cache, self.teacher.dim, self.config.batch_size
+        unseen = [text for text in dict.fromkeys(texts) if text not in cache]
+        fresh: dict[str, np.ndarray] = {}
+        for begin in range(0, len(unseen), size):
+            chunk = unseen[begin : begin + size]
+            embeds = self.teacher.embed_texts(chunk)
+            if embeds.shape != (len(chunk), dim):
+                raise RuntimeError(f"teacher returned shape {tuple(embeds.shape)}, expected ({len(chunk)}, {dim})")
+            fresh.update(zip(chunk, _normalised_fp16(embeds), strict=True))
+        for row, text in zip(indices, texts, strict=True):
+            vectors[row] = cache[text] if text in cache else fresh[text]
+            has_vector[row] = True
+        room = TEXT_CACHE_SIZE - len(cache)
+        if room > 0:
+            cache.update(list(fresh.items())[:room])
+
     def embed_column(self, column: pa.ListArray) -> tuple[pa.ListArray, int]:
         offsets = np.asarray(column.offsets)
         start, stop = int(offsets[0]), int(offsets[-1])
@@ -391,6 +424,9 @@ class _ShardEmbedder:
         vectors = np.zeros((len(photos), dim), dtype=np.float16)
         has_vector = np.zeros(len(photos), dtype=bool)
         size = self.config.batch_size
+        if self.config.text:
+            self._embed_texts(indices, inputs, vectors, has_vector)  # type: ignore[arg-type]
+            inputs = []
         for begin in range(0, len(inputs), size):
             chunk = inputs[begin : begin + size]
             if self.config.text:
@@ -429,7 +465,14 @@ def _check_schema(schema: pa.Schema, path: Path, field_name: str) -> None:
         raise ValueError(f"{path}: photos.{field_name} is {value_type}, expected list<float16> (the pairs schema)")
 
 
-def _embed_shard(path: Path, teacher: Teacher, config: EmbedConfig, report: EmbedReport, progress) -> None:
+def _embed_shard(
+    path: Path,
+    teacher: Teacher,
+    config: EmbedConfig,
+    report: EmbedReport,
+    progress,
+    text_cache: dict[str, np.ndarray] | None = None,
+) -> None:
     parquet = pq.ParquetFile(path)
     schema = parquet.schema_arrow
     _check_schema(schema, path, config.field)
@@ -444,7 +487,7 @@ def _embed_shard(path: Path, teacher: Teacher, config: EmbedConfig, report: Embe
     metadata = {**(schema.metadata or {}), EMBED_METADATA_KEY: json.dumps(record).encode()}
     out_schema = schema.with_metadata(metadata)
     photos_index = schema.get_field_index("photos")
-    embedder = _ShardEmbedder(teacher, config, Counter())
+    embedder = _ShardEmbedder(teacher, config, Counter(), text_cache)
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
         with pq.ParquetWriter(tmp, out_schema) as writer:
@@ -504,9 +547,10 @@ def embed_pairs(config: EmbedConfig, teacher: Teacher | None = None) -> EmbedRep
         teacher.teacher_id,
     )
     total_rows = sum(pq.ParquetFile(shard).metadata.num_rows for shard in todo)
+    text_cache: dict[str, np.ndarray] = {}
     with tqdm(total=total_rows, unit="tile", desc=f"embed {config.field}", disable=None) as progress:
         for shard in todo:
-            _embed_shard(shard, teacher, config, report, progress)
+            _embed_shard(shard, teacher, config, report, progress, text_cache)
             report.shards_embedded += 1
     report.seconds = round(time.perf_counter() - started, 3)
     logger.info(

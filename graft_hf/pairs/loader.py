@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from PIL import Image, UnidentifiedImageError
 
@@ -79,6 +81,8 @@ class LoaderConfig:
         view_size: Side of the student's view in pixels (native resolution).
         rotate: Rotate training views by a uniform angle in ``[0, 360)``.
         translate: Translate training views anywhere inside the crop.
+        right_angles: Rotate by multiples of 90 degrees only (exact, axis-aligned views), for crops no larger than
+            about ``view_size * sqrt(2)``, such as 64 px EuroSAT tiles seen whole.
         max_photos: Most photos kept per tile (a random subset in training, the first ones in evaluation).
         rank: This node's rank; ``None`` reads ``torch.distributed`` or the ``RANK`` variable (default 0).
         world_size: Number of nodes; ``None`` reads ``torch.distributed`` or ``WORLD_SIZE`` (default 1).
@@ -101,6 +105,7 @@ class LoaderConfig:
     view_size: int = 224
     rotate: bool = True
     translate: bool = True
+    right_angles: bool = False
     max_photos: int = 25
     rank: int | None = None
     world_size: int | None = None
@@ -144,13 +149,17 @@ def _load_stream(config: LoaderConfig):
         ) from error
 
 
-def open_pairs_stream(config: LoaderConfig):
+def open_pairs_stream(config: LoaderConfig, arrow: bool = False):
     """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
 
     The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
 
     Args:
         config: Loader configuration.
+        arrow: Yield each row as a one-row ``pyarrow.Table`` instead of a Python dict. Precomputed targets are
+            then read straight from Arrow buffers (:meth:`PairsIterableDataset.prepare_arrow`), skipping the
+            conversion of every float of every photo embedding to a Python object (the loader's main cost on
+            small tiles).
 
     Returns:
         The node's ``datasets.IterableDataset`` of raw rows.
@@ -161,6 +170,10 @@ def open_pairs_stream(config: LoaderConfig):
     stream = _load_stream(config)
     if "image" in (stream.features or {}):
         stream = stream.cast_column("image", ImageFeature(decode=False))
+    if arrow:
+        # Before shuffle/split: those keep the format, while with_format() on a shuffled stream drops its
+        # per-epoch reshuffling.
+        stream = stream.with_format("arrow")
     if config.train:
         stream = stream.shuffle(
             seed=config.seed, buffer_size=config.shuffle_buffer, max_buffer_input_shards=config.interleave_shards
@@ -244,7 +257,7 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.stats = Counter()
         for row in self.stream:
-            sample = self.prepare(row)
+            sample = self.prepare_arrow(row) if isinstance(row, pa.Table) else self.prepare(row)
             if sample is not None:
                 yield sample
         worker = torch.utils.data.get_worker_info()
@@ -283,15 +296,56 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         Returns:
             The sample dict described in the class docstring, or ``None``.
         """
-        config = self.config
-        tile_id = str(row["tile_id"])
-        photos = row.get("photos") or []
-        rng = _tile_rng(config.seed, self.epoch, tile_id)
         kept: list[tuple[float, float, torch.Tensor]] = []
-        for photo in photos:
+        for photo in row.get("photos") or []:
             target = self._targets(photo)
             if target is not None:
                 kept.append((float(photo["row"]), float(photo["col"]), target))
+        return self._sample(str(row["tile_id"]), row["image"], kept)
+
+    def prepare_arrow(self, table: pa.Table) -> dict[str, Any] | None:
+        """:meth:`prepare` for a one-row ``pyarrow.Table`` (a stream opened with ``arrow=True``).
+
+        Precomputed targets (``embedding``/``text_embedding``) are read from the Arrow buffers as one array; other
+        targets go through :meth:`prepare`. The sample is identical to the one :meth:`prepare` builds.
+
+        Args:
+            table: One shard row as a table.
+
+        Returns:
+            The sample dict, or ``None``.
+        """
+        if self.config.target not in ("embedding", "text_embedding") or type(self)._targets is not (
+            PairsIterableDataset._targets
+        ):
+            return self.prepare(table.to_pylist()[0])
+        target = self.config.target
+        photos = table.column("photos").combine_chunks()
+        kept: list[tuple[float, float, torch.Tensor]] = []
+        if len(photos) and photos.is_valid()[0].as_py():
+            structs = photos.flatten()  # (num_photos,) struct array of this row's photos
+            if len(structs):
+                vectors = structs.field(target)
+                lengths = pc.fill_null(pc.list_value_length(vectors), 0).to_numpy(zero_copy_only=False)
+                usable = lengths > 0
+                usable &= np.asarray(structs.is_valid(), dtype=bool)
+                rows = structs.field("row").to_numpy(zero_copy_only=False)
+                cols = structs.field("col").to_numpy(zero_copy_only=False)
+                missing = int((~usable).sum())
+                if missing:
+                    self.stats[f"photos_without_{target}"] += missing
+                values = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+                starts = np.concatenate([[0], np.cumsum(lengths)])  # null lists contribute no values
+                for i in np.flatnonzero(usable):
+                    vector = torch.from_numpy(values[starts[i] : starts[i + 1]].copy())
+                    kept.append((float(rows[i]), float(cols[i]), vector))
+        image = table.column("image")[0].as_py()
+        return self._sample(str(table.column("tile_id")[0].as_py()), image, kept)
+
+    def _sample(self, tile_id: str, image: Any, kept: list[tuple[float, float, torch.Tensor]]) -> dict[str, Any] | None:
+        """Subsample photos, decode the crop, draw the view and move the photo positions into it."""
+        config = self.config
+        rng = _tile_rng(config.seed, self.epoch, tile_id)
         if len(kept) > config.max_photos:
             self.stats["photos_over_max"] += len(kept) - config.max_photos
             if config.train:
@@ -302,7 +356,6 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         if not kept:
             self.stats["tiles_skipped_no_target"] += 1
             return None
-        image = row["image"]
         try:
             pil = image.convert("RGB") if isinstance(image, Image.Image) else _decode_rgb(image["bytes"])
         except (UnidentifiedImageError, OSError, ValueError, TypeError):
@@ -310,7 +363,13 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             return None
         if config.train:
             view = random_view(
-                rng, pil.height, pil.width, config.view_size, rotate=config.rotate, translate=config.translate
+                rng,
+                pil.height,
+                pil.width,
+                config.view_size,
+                rotate=config.rotate,
+                translate=config.translate,
+                right_angles=config.right_angles,
             )
         else:
             view = center_view(pil.height, pil.width, config.view_size)
@@ -409,7 +468,7 @@ def build_pairs_dataloader(
         :class:`PairsIterableDataset`.
     """
     target = _resolve_target(config, teacher_preprocess)
-    stream = open_pairs_stream(config)
+    stream = open_pairs_stream(config, arrow=target in ("embedding", "text_embedding"))
     if target != config.target:
         logger.info("loader target resolved to %r", target)
         config = LoaderConfig(**{**config.__dict__, "target": target})

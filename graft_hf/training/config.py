@@ -56,6 +56,7 @@ class DataSection:
         max_photos: Most photos kept per tile.
         rotate: Random rotation of training views.
         translate: Random translation of training views.
+        right_angles: Rotate by multiples of 90 degrees only (views as large as the crop, e.g. 64 px EuroSAT tiles).
         num_tiles: Tiles per epoch, for the LR schedule when the shards cannot be counted (remote data).
     """
 
@@ -69,6 +70,7 @@ class DataSection:
     max_photos: int = 25
     rotate: bool = True
     translate: bool = True
+    right_angles: bool = False
     num_tiles: int | None = None
 
 

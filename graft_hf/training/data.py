@@ -148,6 +148,7 @@ def _loader_config(data: DataSection, **kwargs: Any) -> LoaderConfig:
         "max_photos": data.max_photos,
         "rotate": data.rotate,
         "translate": data.translate,
+        "right_angles": data.right_angles,
         "interleave_shards": data.interleave_shards,
         **kwargs,
     }
@@ -200,7 +201,7 @@ def build_loader(
         view_size=view_size,
         drop_last=train,
     )
-    stream = open_pairs_stream(config)
+    stream = open_pairs_stream(config, arrow=target in ("embedding", "text_embedding"))
     collate: Any = collate_pairs
     if target == "image+text":
         if image_dim is None:

@@ -240,3 +240,36 @@ def test_interrupted_rewrite_leaves_the_shard_intact(pairs_dir: Path, clip_dir: 
     assert shard0.read_bytes() == original
     assert not list(pairs_dir.rglob("*.embed-tmp"))
     assert EMBED_METADATA_KEY not in (pq.read_schema(shard0).metadata or {})
+
+
+class _CountingTextTeacher:
+    """A deterministic text 'teacher' that records every text it is asked to embed."""
+
+    teacher_id, dim = "counting-text", 6
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        self.seen.extend(texts)
+        return torch.stack([torch.arange(1.0, 7.0) * (1 + len(text)) + float(sum(map(ord, text))) for text in texts])
+
+
+def test_repeated_texts_are_embedded_once_with_the_same_vectors(tmp_path: Path) -> None:
+    for shard in range(2):
+        write_shard(tmp_path / "data" / f"train-{shard}.parquet", shard)
+    # Make texts repeat across photos and shards.
+    for path in sorted((tmp_path / "data").glob("*.parquet")):
+        table = pq.read_table(path).to_pylist()
+        for row in table:
+            for k, photo in enumerate(row["photos"]):
+                photo["text"] = None if photo["text"] is None else f"repeated text {k % 2}"
+        pq.write_table(pa.Table.from_pylist(table, schema=pairs_arrow_schema()), path)
+    teacher = _CountingTextTeacher()
+    report = embed_pairs(EmbedConfig(pairs=str(tmp_path), teacher="counting", text=True, batch_size=1), teacher)
+    assert sorted(teacher.seen) == ["repeated text 0"]  # the only text at an even index: embedded exactly once
+    assert report.photos_embedded == 4
+    expected = torch.nn.functional.normalize(teacher.embed_texts(["repeated text 0"]), dim=-1)[0].half()
+    vectors = [p["text_embedding"] for path in (tmp_path / "data").glob("*.parquet") for p in _photos(path)]
+    filled = [torch.tensor(v, dtype=torch.float16) for v in vectors if v is not None]
+    assert len(filled) == 4 and all(torch.equal(v, expected) for v in filled)

@@ -309,3 +309,86 @@ def test_text_embedding_targets_and_max_photos(tiny_pairs) -> None:
     assert torch.equal(dataset.prepare(row)["ground_embeds"], sample["ground_embeds"])  # same seed, epoch, tile
     evaluation = PairsIterableDataset(stream, _config(root, target="text_embedding", train=False, max_photos=3))
     assert evaluation.prepare(row)["ground_embeds"][:, 0].tolist() == [0.0, 1.0, 3.0]  # the first three
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_arrow_rows_give_the_same_samples_as_python_rows(tiny_pairs, train: bool) -> None:
+    root, expected = tiny_pairs
+    config = _config(root, target="embedding", train=train, max_photos=2)
+    python_rows = list(open_pairs_stream(config))
+    arrow_rows = list(open_pairs_stream(config, arrow=True))
+    assert all(isinstance(row, pa.Table) and row.num_rows == 1 for row in arrow_rows)
+    slow, fast = PairsIterableDataset(None, config), PairsIterableDataset(None, config)
+    compared = 0
+    for row, table in zip(python_rows, arrow_rows, strict=True):
+        a, b = slow.prepare(row), fast.prepare_arrow(table)
+        assert (a is None) == (b is None)
+        if a is None:
+            continue
+        assert a["tile_id"] == b["tile_id"] and a.keys() == b.keys()
+        for key in ("pixel_values", "ground_embeds", "ground_pixel_coords", "ground_in_view"):
+            assert torch.equal(a[key], b[key]), key
+        compared += 1
+    assert compared == len(expected)
+    assert slow.stats == fast.stats  # skipped tiles, photos without embedding, photos over max_photos
+
+
+def test_arrow_rows_skip_null_photo_lists_and_null_embeddings(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+    config = _config(root, target="text_embedding", train=False)
+    row = next(iter(open_pairs_stream(config)))
+    base = row["photos"][0]
+    row["photos"] = [
+        {**base, "row": 10.0 + k, "col": 20.0, "text_embedding": None if k == 1 else [float(k)] * DIM} for k in range(3)
+    ]
+    dataset = PairsIterableDataset(None, config)
+    table = pa.Table.from_pylist([row], schema=pairs_arrow_schema())
+    sample = dataset.prepare_arrow(table)
+    assert sample["ground_embeds"][:, 0].tolist() == [0.0, 2.0]
+    assert sample["ground_pixel_coords"][:, 0].tolist() == [10.0 - (CROP - 224) / 2, 12.0 - (CROP - 224) / 2]
+    assert dataset.stats["photos_without_text_embedding"] == 1
+    empty = pa.Table.from_pylist([{**row, "photos": None}], schema=pairs_arrow_schema())
+    assert dataset.prepare_arrow(empty) is None
+    assert dataset.stats["tiles_skipped_no_target"] == 1
+
+
+def test_right_angle_views_of_a_whole_small_tile(tmp_path: Path) -> None:
+    """64 px tiles seen whole (EuroSAT): only right angles fit, and photos stay on their marks."""
+    rng = np.random.default_rng(3)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "README.md").write_text(README)
+    tile = rng.integers(0, 255, size=(64, 64, 3), dtype=np.uint8)
+    photo = _photo(rng, 0, 10.5, 50.5, embed=True)
+    row = {
+        "tile_id": "small",
+        "image": {"bytes": _png(tile), "path": None},
+        "bands": None,
+        "band_names": [],
+        "crs": None,
+        "transform": None,
+        "gsd": 10.0,
+        "sensor": "sentinel2",
+        "acquisition_date": None,
+        "center_lat": None,
+        "center_lon": None,
+        "raster": "x",
+        "photos": [photo],
+    }
+    pq.write_table(pa.Table.from_pylist([row], schema=pairs_arrow_schema()), tmp_path / "data" / "train-0.parquet")
+    config = _config(tmp_path, target="embedding", view_size=64, right_angles=True, translate=True)
+    dataset = PairsIterableDataset(None, config)
+    mean, std = np.asarray(OPENAI_CLIP_MEAN), np.asarray(OPENAI_CLIP_STD)
+    views = set()
+    for epoch in range(12):
+        dataset.epoch = epoch
+        sample = dataset.prepare(row)
+        pixels = np.rint((sample["pixel_values"].numpy().transpose(1, 2, 0) * std + mean) * 255).astype(np.uint8)
+        views.add(pixels.tobytes())
+        r, c = sample["ground_pixel_coords"][0].floor().int().tolist()
+        assert np.array_equal(pixels[r, c], tile[10, 50])  # the photo's pixel moved with the view
+        assert any(np.array_equal(pixels, np.rot90(tile, k)) for k in range(4))  # exact rotation, no blur
+    assert len(views) == 4
+    with pytest.raises(ValueError, match="disable rotation"):
+        PairsIterableDataset(None, _config(tmp_path, target="embedding", view_size=64)).prepare(
+            row
+        )  # any angle needs a larger crop
