@@ -50,8 +50,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _limits_text(limits: DemoLimits) -> str:
     return (
-        f"Limits: uploads up to {limits.max_upload_bytes / 1e6:.0f} MB and {limits.max_pixels / 1e6:.1f} MP "
-        f"(region maps {limits.max_map_pixels / 1e6:.1f} MP, {limits.max_map_windows:,} tiles); queries up to "
+        f"Limits: uploads up to {limits.max_upload_bytes / 2**20:.3g} MiB and {limits.max_pixels:,} pixels "
+        f"(region maps {limits.max_map_pixels:,} pixels, {limits.max_map_windows:,} tiles); queries up to "
         f"{limits.max_query_chars} characters, {limits.max_queries} per segmentation."
     )
 
@@ -95,7 +95,7 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
                 search = gr.Button("Search", variant="primary", elem_id="retrieval-button")
             summary = gr.Markdown(elem_id="retrieval-summary")
             with gr.Row():
-                gallery = gr.Gallery(label="Top results (lat, lon, score)", columns=4, height=520, format="png",
+                gallery = gr.Gallery(label="Top results (lat, lon, score)", columns=3, height=520, format="png",
                                      elem_id="retrieval-gallery")  # fmt: skip
                 where = gr.Image(label="Where they are", type="pil", format="png", elem_id="retrieval-map")
             outputs = [gallery, where, summary]
@@ -110,7 +110,8 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
                                              elem_id="seg-queries")  # fmt: skip
                     seg_background = gr.Checkbox(value=True, label="background label", elem_id="seg-background")
                     seg_button = gr.Button("Segment", variant="primary", elem_id="seg-button")
-            seg_gallery = gr.Gallery(label="Mask overlays", columns=3, height=520, format="png", elem_id="seg-gallery")
+            seg_gallery = gr.Gallery(label="Mask overlays", columns=2, height=560, format="png", object_fit="contain",
+                                     elem_id="seg-gallery")  # fmt: skip
             seg_summary = gr.Markdown(elem_id="seg-summary")
             seg_button.click(segment, [seg_file, seg_queries, seg_background], [seg_gallery, seg_summary],
                              api_name="segment", concurrency_limit=1)  # fmt: skip

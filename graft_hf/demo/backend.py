@@ -43,6 +43,7 @@ __all__ = ["DemoBackend", "Hit", "QueryEmbeddingCache", "RegionMapOutput", "Retr
 
 _MAX_CONTEXT_POINTS = 4000
 _KEPT_MAP_RUNS = 8
+_MIN_DISPLAY_SIDE = 320
 
 
 class QueryEmbeddingCache:
@@ -291,10 +292,16 @@ class DemoBackend:
             raise DemoInputError(str(error)) from error
         mask = result.mask.numpy()
         fractions = result.label_fractions()
-        overlays = [(result.overlay(), "all queries")]
+        # Small tiles (e.g. 64 px EuroSAT) are enlarged with nearest neighbours so the legend does not dwarf them.
+        factor = max(1, _MIN_DISPLAY_SIDE // max(mask.shape))
+        shown = np.repeat(np.repeat(result.image, factor, axis=0), factor, axis=1)  # (H * f, W * f, 3)
+        shown_mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)  # (H * f, W * f)
+        overlays = [
+            (render_overlay(shown, shown_mask, result.class_names, 0.5, result.background_index), "all queries")
+        ]
         for i, query in enumerate(queries):
-            binary = np.where(mask == i, 0, 1)
-            picture = render_overlay(result.image, binary, [query, "other"], 0.55, background_index=1,
+            binary = np.where(shown_mask == i, 0, 1)
+            picture = render_overlay(shown, binary, [query, "other"], 0.55, background_index=1,
                                      palette=(PALETTE[i % len(PALETTE)], (0, 0, 0)))  # fmt: skip
             overlays.append((picture, f"{query}: {100 * fractions[query]:.1f}% of pixels"))
         height, width = result.size

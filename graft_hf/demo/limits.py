@@ -213,8 +213,8 @@ def check_upload(
     size = os.path.getsize(path)
     if size > limits.max_upload_bytes:
         raise DemoInputError(
-            f"the file is {size / 1e6:.1f} MB; the limit is max_upload_bytes={limits.max_upload_bytes} "
-            f"({limits.max_upload_bytes / 1e6:.1f} MB): upload a smaller crop"
+            f"the file is {size / 2**20:.2f} MiB; the limit is max_upload_bytes={limits.max_upload_bytes} "
+            f"({limits.max_upload_bytes / 2**20:.2f} MiB): upload a smaller crop"
         )
     if size == 0:
         raise DemoInputError(f"the file {Path(path).name!r} is empty; upload a PNG, JPEG or GeoTIFF")

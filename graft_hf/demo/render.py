@@ -58,8 +58,8 @@ def render_results_map(
     font = load_font(12)
     all_lat = np.asarray([*lats, *context_lats], dtype=np.float64)
     all_lon = np.asarray([*lons, *context_lons], dtype=np.float64)
-    left, right, top, bottom = 58, 16, 28, 34
-    draw.text((left, 6), title, fill=(0, 0, 0), font=font)
+    left, right, top, bottom = 58, 16, 46, 34
+    draw.text((left, 24), title, fill=(0, 0, 0), font=font)  # below the label Gradio floats over the corner
     if all_lat.size == 0:
         draw.text((left, height // 2), "no results", fill=(0, 0, 0), font=font)
         return image
