@@ -70,17 +70,17 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
     @_guard
     def retrieve(query: str, k: float) -> tuple[list[tuple[Any, str]], Any, str]:
         out = backend.retrieve(query, k)
-        return [(hit.image, hit.caption) for hit in out.hits], out.map_image, out.summary
+        return [(hit.image_path, hit.caption) for hit in out.hits], backend.save_picture(out.map_image), out.summary
 
     @_guard
     def segment(upload: Any, queries: str, background: bool) -> tuple[list[tuple[Any, str]], str]:
         out = backend.segment(upload, queries, bool(background))
-        return out.overlays, out.summary
+        return [(backend.save_picture(image), caption) for image, caption in out.overlays], out.summary
 
     @_guard
     def region_map(upload: Any, query: str, gsd: str) -> tuple[Any, str, str]:
         out = backend.region_map(upload, query, gsd)
-        return out.overlay, out.score_path, out.summary
+        return backend.save_picture(out.overlay), out.score_path, out.summary
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(_INTRO.format(model=backend.model_ref, count=len(backend.index)))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import tempfile
 import threading
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = ["DemoBackend", "Hit", "QueryEmbeddingCache", "RegionMapOutput", "Retr
 
 _MAX_CONTEXT_POINTS = 4000
 _KEPT_MAP_RUNS = 8
+_KEPT_PICTURES = 512  # far more than can be in flight: Gradio copies a picture as soon as the callback returns
 _MIN_DISPLAY_SIDE = 320
 
 
@@ -113,6 +115,7 @@ class Hit:
     tile_id: str | None
     caption: str
     image: Any
+    image_path: str
 
 
 @dataclass
@@ -196,6 +199,9 @@ class DemoBackend:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._runs: list[Path] = []
         self._runs_lock = threading.Lock()
+        self._pictures: deque[Path] = deque()
+        (self.workdir / "thumbnails").mkdir(exist_ok=True)
+        (self.workdir / "pictures").mkdir(exist_ok=True)
         dataset = index.dataset
         lats = np.asarray(dataset[index.columns["lat"]], dtype=np.float64)
         lons = np.asarray(dataset[index.columns["lon"]], dtype=np.float64)
@@ -221,6 +227,30 @@ class DemoBackend:
         model, image_processor, tokenizer = load_map_model(str(model_dir_or_id), device)
         return cls(model, image_processor, tokenizer, index, info, str(model_dir_or_id), limits, templates, workdir)
 
+    # ------------------------------------------------------------------------------------------------ files
+    # Pictures go to the browser as files: Gradio copies a file into its cache atomically, while a PIL image is
+    # re-encoded into a path named by its hash and rewritten in place, so two requests showing the same thumbnail
+    # race (a client can read a half-written file).
+    def _thumbnail(self, row: int, data: bytes | None) -> tuple[Any, str]:
+        """The PIL thumbnail of a gallery row and a PNG file of it, written once per row."""
+        image = _png_to_image(data)
+        path = self.workdir / "thumbnails" / f"{row}.png"
+        if not path.exists():
+            tmp = path.with_name(f".{row}-{uuid.uuid4().hex}.png")
+            image.save(tmp, format="PNG")
+            os.replace(tmp, path)
+        return image, str(path)
+
+    def save_picture(self, image: Any) -> str:
+        """Writes a PIL image to a fresh PNG file for the browser; the oldest of many such files are deleted."""
+        path = self.workdir / "pictures" / f"{uuid.uuid4().hex}.png"
+        image.save(path, format="PNG")
+        with self._runs_lock:
+            self._pictures.append(path)
+            while len(self._pictures) > _KEPT_PICTURES:
+                self._pictures.popleft().unlink(missing_ok=True)
+        return str(path)
+
     # ------------------------------------------------------------------------------------------------ retrieval
     def retrieve(self, query: str | None, k: float | int | None) -> RetrievalOutput:
         """Top-k gallery tiles for a text query.
@@ -242,8 +272,8 @@ class DemoBackend:
             caption = f"#{rank}  {result.lat:.4f}, {result.lon:.4f}  score {result.score:.3f}"
             if label is not None:
                 caption += f"  ({label})"
-            image = _png_to_image(result.extra.get(THUMBNAIL_COLUMN))
-            hits.append(Hit(rank, result.score, result.lat, result.lon, result.tile_id, caption, image))
+            image, path = self._thumbnail(result.row, result.extra.get(THUMBNAIL_COLUMN))
+            hits.append(Hit(rank, result.score, result.lat, result.lon, result.tile_id, caption, image, path))
         map_image = render_results_map(
             [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
             title=f"top {k} for {query!r} (grey: gallery)",
