@@ -1,0 +1,24 @@
+"""The EuroSAT benchmark behind ``graft quickstart``: GRAFT's alt-text mode on real Sentinel-2 tiles.
+
+Names are imported on first use (PEP 562), so importing the package stays cheap."""
+
+from __future__ import annotations
+
+from graft_hf._lazy import lazy_exports
+
+_EXPORTS = {
+    "QuickstartConfig": "graft_hf.quickstart.run",
+    "StudentArch": "graft_hf.quickstart.run",
+    "run_quickstart": "graft_hf.quickstart.run",
+    "EuroSATSplit": "graft_hf.quickstart.eurosat",
+    "load_eurosat_split": "graft_hf.quickstart.eurosat",
+    "write_eurosat_pairs": "graft_hf.quickstart.eurosat",
+    "default_eurosat_path": "graft_hf.quickstart.eurosat",
+    "ObservationSampler": "graft_hf.quickstart.observations",
+    "all_observation_texts": "graft_hf.quickstart.observations",
+    "evaluate_student": "graft_hf.quickstart.report",
+    "write_markdown_report": "graft_hf.quickstart.report",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -195,7 +195,7 @@ OBSERVATIONS: dict[str, list[str]] = {
     ],
     "River": [
         "a kayak paddling down the stream",
-        "fishing from the riverbank",
+        "fishing from a muddy bank as the current flows past",
         "a bridge over flowing water",
         "a barge cruising along the waterway",
         "ducks floating on the current",
@@ -220,7 +220,7 @@ OBSERVATIONS: dict[str, list[str]] = {
         "a lighthouse on the coast",
         "jet skis racing across the bay",
         "a rowing boat on still water surrounded by hills",
-        "seagulls above the harbour",
+        "gulls above the harbour",
         "a ferry leaving the port",
         "a paddleboarder on a glassy reservoir",
         "ice skating on a frozen pond",

