@@ -66,6 +66,7 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
 
     limits = backend.limits
     k_max = min(limits.k_max, len(backend.index))
+    slider_max = max(k_max, limits.k_min + 1)  # Gradio needs min < max; check_k still caps k at the gallery size
 
     @_guard
     def retrieve(query: str, k: float) -> tuple[list[tuple[Any, str]], Any, str]:
@@ -90,7 +91,8 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
                     label="Query", placeholder="e.g. a river crossing farmland", max_lines=1, scale=4,
                     elem_id="retrieval-query",
                 )  # fmt: skip
-                k = gr.Slider(limits.k_min, k_max, value=min(limits.k_default, k_max), step=1, label="Results (k)",
+                k_value = max(limits.k_min, min(limits.k_default, k_max))
+                k = gr.Slider(limits.k_min, slider_max, value=k_value, step=1, label="Results (k)",
                               elem_id="retrieval-k")  # fmt: skip
                 search = gr.Button("Search", variant="primary", elem_id="retrieval-button")
             summary = gr.Markdown(elem_id="retrieval-summary")

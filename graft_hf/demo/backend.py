@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from graft_hf.demo.limits import (
     parse_queries,
 )
 from graft_hf.demo.render import placeholder_thumbnail, render_results_map
-from graft_hf.index import EmbeddingIndex
+from graft_hf.index import EmbeddingIndex, SearchResult
 from graft_hf.tasks.segmentation import PALETTE, SegmentationConfig, ZeroShotSegmenter, render_overlay
 from graft_hf.tasks.text import encode_queries
 
@@ -265,15 +265,17 @@ class DemoBackend:
         query = check_query(query, self.limits)
         k = check_k(k, self.limits, len(self.index))
         text_embeds = self.cache.get([query], self.templates)  # (1, dim)
-        results = self.index.search(text_embeds[0], k=k)
+        results = cast(list[list[SearchResult]], self.index.search(text_embeds, k=k))[0]  # the k hits of the query
         hits = []
         for rank, result in enumerate(results, start=1):
+            lat = float("nan") if result.lat is None else float(result.lat)
+            lon = float("nan") if result.lon is None else float(result.lon)
             label = result.extra.get("label")
-            caption = f"#{rank}  {result.lat:.4f}, {result.lon:.4f}  score {result.score:.3f}"
+            caption = f"#{rank}  {lat:.4f}, {lon:.4f}  score {result.score:.3f}"
             if label is not None:
                 caption += f"  ({label})"
             image, path = self._thumbnail(result.row, result.extra.get(THUMBNAIL_COLUMN))
-            hits.append(Hit(rank, result.score, result.lat, result.lon, result.tile_id, caption, image, path))
+            hits.append(Hit(rank, result.score, lat, lon, result.tile_id, caption, image, path))
         map_image = render_results_map(
             [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
             title=f"top {k} for {query!r} (grey: gallery)",
@@ -321,6 +323,7 @@ class DemoBackend:
         except (ValueError, TypeError) as error:  # e.g. a band count the model's sensor cannot use
             raise DemoInputError(str(error)) from error
         mask = result.mask.numpy()
+        assert result.image is not None  # segment() attaches the RGB rendering of the input
         fractions = result.label_fractions()
         # Small tiles (e.g. 64 px EuroSAT) are enlarged with nearest neighbours so the legend does not dwarf them.
         factor = max(1, _MIN_DISPLAY_SIDE // max(mask.shape))

@@ -168,10 +168,11 @@ def build_gallery(
     flush()
     if not embeds:
         raise ValueError("no gallery records given; pass at least one {'image', 'lat', 'lon'} mapping")
-    standard = {name: columns.pop(name) for name in ("tile_id", "lat", "lon", "date")}
-    if all(d is None for d in standard["date"]):
-        standard["date"] = None
-    index = EmbeddingIndex.from_embeddings(torch.cat(embeds), metadata=columns, **standard)
+    tile_ids, lats, lons, dates = (columns.pop(name) for name in ("tile_id", "lat", "lon", "date"))
+    index = EmbeddingIndex.from_embeddings(
+        torch.cat(embeds), tile_id=tile_ids, lat=lats, lon=lons, metadata=columns,
+        date=None if all(d is None for d in dates) else dates,
+    )  # fmt: skip
     out_dir = Path(out_dir)
     index.save_to_disk(out_dir)
     info = GalleryInfo(len(index), index.dim, model_name, thumbnail_size, True)

@@ -342,3 +342,24 @@ def test_space_metadata_matches_the_installed_gradio():
     assert meta["colorFrom"] in {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
     assert f"gradio=={gradio.__version__}" in (spaces / "requirements.txt").read_text()
     assert "build_demo" in (spaces / meta["app_file"]).read_text()
+
+
+def test_build_demo_from_paths_and_the_gallery_command(tmp_path, tiny_model_dir, naip_crop, demo_limits):
+    import gradio as gr
+
+    from graft_hf.demo import build_demo, load_gallery
+    from graft_hf_cli import main
+
+    gallery = tmp_path / "cli-gallery"
+    argv = ["demo-gallery", "--model", str(tiny_model_dir), "--geotiffs", str(naip_crop), "-o", str(gallery)]
+    assert main([*argv, "--device", "cpu", "--thumbnail-size", "48"]) == 0
+    index, info = load_gallery(gallery)
+    assert len(index) == 1 and info.thumbnail_size == 48 and info.model == str(tiny_model_dir)
+    demo = build_demo(tiny_model_dir, gallery, limits=demo_limits, templates=None)
+    try:
+        assert isinstance(demo, gr.Blocks) and demo.graft_backend.limits == demo_limits
+        api = {dep.api_name for dep in demo.fns.values() if dep.api_name}
+        assert {"retrieve", "segment", "region_map"} <= api
+        assert demo.graft_backend.retrieve("farmland", 1).hits[0].tile_id == naip_crop.stem
+    finally:
+        demo.graft_backend.close()
