@@ -270,6 +270,7 @@ def _image_header(path: str) -> UploadInfo:
             bands = len(image.getbands())
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
         raise DemoInputError(
-            f"cannot decode {Path(path).name!r} as an image ({type(error).__name__}); is it a corrupt or unsupported file?"
+            f"cannot decode {Path(path).name!r} as an image ({type(error).__name__}); "
+            "is it a corrupt or unsupported file?"
         ) from error
     return UploadInfo(path, False, int(width), int(height), bands, False)
