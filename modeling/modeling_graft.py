@@ -306,6 +306,90 @@ class GraftModel(GraftPreTrainedModel):
             return tuple(v for v in output.to_tuple() if v is not None)
         return output
 
+    # ------------------------------------------------------------------------------------------ zero-shot
+    @torch.no_grad()
+    def encode_text_queries(
+        self,
+        texts: str | list[str],
+        tokenizer: Any,
+        templates: list[str] | tuple[str, ...] | None = None,
+        batch_size: int = 256,
+    ) -> torch.Tensor:
+        """L2-normalised text embeddings of queries, optionally averaged over a prompt-template ensemble.
+
+        With `templates`, each query `q` is embedded as every `t.format(q)` (each template holds one `{}`); the
+        normalised prompt embeddings are averaged and the mean re-normalised (CLIP's prompt ensembling).
+
+        Args:
+            texts: A query or a list of queries (e.g. class names).
+            tokenizer: A CLIP tokenizer, or a processor with a `tokenizer` attribute (`GraftProcessor`).
+            templates: Prompt templates such as `"a satellite photo of {}."`; `None` embeds the texts as given.
+            batch_size: Prompts per forward pass.
+
+        Returns:
+            `(num_texts, projection_dim)` unit-norm embeddings.
+        """
+        queries = [texts] if isinstance(texts, str) else list(texts)
+        if not queries:
+            raise ValueError("no text queries given; pass at least one")
+        prompt_templates = list(templates) if templates else ["{}"]
+        for template in prompt_templates:
+            if not isinstance(template, str) or template.count("{}") != 1:
+                raise ValueError(f"each template must contain exactly one '{{}}' placeholder, got {template!r}")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        prompts = [t.replace("{}", q) for q in queries for t in prompt_templates]  # query-major
+        max_length = int(self.config.text_config.max_position_embeddings)
+        device = self.text_projection.weight.device
+        chunks = []
+        for start in range(0, len(prompts), batch_size):
+            tokens = tokenizer(
+                prompts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            mask = tokens.get("attention_mask")
+            features = self.get_text_features(tokens["input_ids"].to(device), None if mask is None else mask.to(device))
+            chunks.append(_l2_normalize(features.float()))
+        embeds = torch.cat(chunks).reshape(len(queries), len(prompt_templates), -1)  # (num_texts, templates, dim)
+        return _l2_normalize(embeds.mean(dim=1))
+
+    @torch.no_grad()
+    def zero_shot_classify(
+        self,
+        images: Any,
+        class_names: list[str] | tuple[str, ...],
+        processor: Any,
+        templates: list[str] | tuple[str, ...] | None = None,
+    ) -> torch.Tensor:
+        """Zero-shot class probabilities of satellite images.
+
+        Logits are `exp(logit_scale) * cos(image, class)` with class embeddings from
+        [`encode_text_queries`], as in CLIP; the softmax runs over `class_names`.
+
+        Args:
+            images: Anything the processor's image side accepts (PIL images, `(bands, H, W)` arrays, paths).
+            class_names: One name per class.
+            processor: A `GraftProcessor` (image processor + tokenizer).
+            templates: Prompt templates to ensemble (e.g. `["a satellite photo of {}."]`); `None` uses the names.
+
+        Returns:
+            `(num_images, num_classes)` probabilities (rows sum to 1).
+        """
+        if len(class_names) == 0:
+            raise ValueError("class_names is empty; pass at least one class name")
+        image_processor = getattr(processor, "image_processor", processor)
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is None:
+            raise ValueError("processor has no tokenizer; pass a GraftProcessor (image processor + CLIP tokenizer)")
+        device = self.visual_projection.weight.device
+        pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device, self.dtype)
+        image_embeds = _l2_normalize(self.get_image_features(pixel_values).float())  # (num_images, dim)
+        class_embeds = self.encode_text_queries(list(class_names), tokenizer, templates)  # (num_classes, dim)
+        logits = self.logit_scale.exp().float() * image_embeds @ class_embeds.T.to(device)
+        return logits.softmax(dim=-1)
+
     # ------------------------------------------------------------------------------------- CLIP interchange
     @classmethod
     def from_clip(
