@@ -317,12 +317,19 @@ def test_graft_demo_cli_parses_limits_without_importing_torch():
         "a = build_parser().parse_args(['demo', '--model', 'm', '--gallery', 'g', '--share', 'no', "
         "'--max-upload-mb', '1', '--k-max', '5']); "
         "assert a.share is False and a.port == 7860 and a.host == '127.0.0.1'; "
-        "assert 'torch' not in sys.modules and 'gradio' not in sys.modules, 'heavy import at parse time'; "
-        "from graft_hf_cli.demo import limits_from_args; l = limits_from_args(a); "
-        "assert l.max_upload_bytes == 1048576 and l.k_max == 5 and l.k_default == 5; print('ok')"
+        "assert 'torch' not in sys.modules and 'gradio' not in sys.modules, 'heavy import at parse time'; print('ok')"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+    from graft_hf_cli import build_parser
+    from graft_hf_cli.demo import limits_from_args
+
+    args = build_parser().parse_args(["demo", "--gallery", "g", "--max-upload-mb", "1", "--k-max", "5"])
+    limits = limits_from_args(args)
+    assert limits.max_upload_bytes == 1048576 and limits.k_max == 5 and limits.k_default == 5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["demo", "--gallery", "g", "--share", "maybe"])
 
 
 def test_space_metadata_matches_the_installed_gradio():
@@ -361,5 +368,24 @@ def test_build_demo_from_paths_and_the_gallery_command(tmp_path, tiny_model_dir,
         api = {dep.api_name for dep in demo.fns.values() if dep.api_name}
         assert {"retrieve", "segment", "region_map"} <= api
         assert demo.graft_backend.retrieve("farmland", 1).hits[0].tile_id == naip_crop.stem
+    finally:
+        demo.graft_backend.close()
+
+
+def test_the_space_app_builds_the_same_demo_from_its_variables(monkeypatch, tiny_model_dir, gallery_dir):
+    import runpy
+    from pathlib import Path
+
+    import gradio as gr
+
+    monkeypatch.setenv("MODEL_ID", str(tiny_model_dir))
+    monkeypatch.setenv("GALLERY", str(gallery_dir))
+    monkeypatch.setenv("TEMPLATES", "none")
+    app = Path(__file__).resolve().parents[2] / "spaces" / "app.py"
+    namespace = runpy.run_path(str(app), run_name="space_app")  # not __main__: builds the app, does not serve it
+    demo = namespace["demo"]
+    try:
+        assert isinstance(demo, gr.Blocks) and demo.graft_backend.templates is None
+        assert len(demo.graft_backend.retrieve("farmland", 3).hits) == 3
     finally:
         demo.graft_backend.close()
