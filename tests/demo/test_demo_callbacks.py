@@ -389,3 +389,29 @@ def test_the_space_app_builds_the_same_demo_from_its_variables(monkeypatch, tiny
         assert len(demo.graft_backend.retrieve("farmland", 3).hits) == 3
     finally:
         demo.graft_backend.close()
+
+
+def test_gallery_records_from_pairs_shards(tmp_path, eurosat_records):
+    from datasets import Dataset, Features, Image, Value
+
+    from graft_hf.demo import records_from_pairs
+
+    features = Features(
+        {"tile_id": Value("string"), "image": Image(), "center_lat": Value("float64"), "center_lon": Value("float64"),
+         "acquisition_date": Value("string"), "sensor": Value("string"), "gsd": Value("float64")}
+    )  # fmt: skip
+    rows = {
+        "tile_id": ["t0", "t1", "t2"], "image": [r["image"] for r in eurosat_records[:3]],
+        "center_lat": [47.0, 47.1, 47.2], "center_lon": [-99.0, -99.1, -99.2],
+        "acquisition_date": ["2020-08-31"] * 3, "sensor": ["naip"] * 3, "gsd": [1.0] * 3,
+    }  # fmt: skip
+    (tmp_path / "pairs").mkdir()
+    Dataset.from_dict(rows, features=features).to_parquet(str(tmp_path / "pairs" / "shard-00000.parquet"))
+    records = list(records_from_pairs(tmp_path / "pairs", limit=2))
+    assert [(r["tile_id"], r["lat"], r["lon"], r["date"]) for r in records] == [
+        ("t0", 47.0, -99.0, "2020-08-31"), ("t1", 47.1, -99.1, "2020-08-31"),
+    ]  # fmt: skip
+    assert records[0]["image"].size == (64, 64)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no parquet shards"):
+        list(records_from_pairs(tmp_path / "empty"))
