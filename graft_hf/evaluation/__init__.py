@@ -1,4 +1,4 @@
-"""Evaluation: zero-shot classification from embeddings, retrieval and classification metrics.
+"""Evaluation: zero-shot classification and retrieval from embeddings, metrics, the harness and its reports.
 
 Names are imported on first use (PEP 562), so importing the package stays cheap."""
 
@@ -28,6 +28,22 @@ _EXPORTS = {
     "TEMPLATE_SETS": "graft_hf.evaluation.templates",
     "get_templates": "graft_hf.evaluation.templates",
     "get_classnames": "graft_hf.evaluation.templates",
+    "plot_confusion_matrix": "graft_hf.evaluation.plots",
+    "retrieval_grid": "graft_hf.evaluation.plots",
+    "EvalDataset": "graft_hf.evaluation.datasets",
+    "load_eval_dataset": "graft_hf.evaluation.datasets",
+    "DATASET_KINDS": "graft_hf.evaluation.datasets",
+    "Encoder": "graft_hf.evaluation.encoders",
+    "GraftImageEncoder": "graft_hf.evaluation.encoders",
+    "GraftTextEncoder": "graft_hf.evaluation.encoders",
+    "TeacherImageEncoder": "graft_hf.evaluation.encoders",
+    "TeacherTextEncoder": "graft_hf.evaluation.encoders",
+    "graft_encoder": "graft_hf.evaluation.encoders",
+    "load_encoder": "graft_hf.evaluation.encoders",
+    "load_text_encoder": "graft_hf.evaluation.encoders",
+    "EvalReport": "graft_hf.evaluation.harness",
+    "evaluate_model": "graft_hf.evaluation.harness",
+    "resolve_templates": "graft_hf.evaluation.harness",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -231,7 +231,10 @@ def _read_bigearthnet_patch(folder: Path) -> np.ndarray:
 def _load_bigearthnet(root: Path, class_names: Sequence[str] | None) -> EvalDataset:
     patches = _bigearthnet_patches(root)
     if not patches:
-        raise FileNotFoundError(f"{root} holds no BigEarthNet patch folders (<patch>/<patch>_labels_metadata.json)")
+        raise ValueError(
+            f"{root} is not a BigEarthNet folder: it holds no <patch>/<patch>_labels_metadata.json; pass the folder "
+            "of patch folders, or another --dataset-kind"
+        )
     per_patch = [json.loads((p / f"{p.name}_labels_metadata.json").read_text())["labels"] for p in patches]
     names = list(class_names) if class_names else sorted({label for labels in per_patch for label in labels})
     unknown = sorted({label for labels in per_patch for label in labels} - set(names))
@@ -439,7 +442,7 @@ def load_eval_dataset(
         dataset = _load_bigearthnet(local, class_names)
         return _subset(dataset, limit, seed)
     if kind == "bigearthnet":
-        raise ValueError(f"{text!r} is not a BigEarthNet patch folder (<patch>/<patch>_labels_metadata.json)")
+        raise ValueError(f"{text!r} is not a BigEarthNet folder (<patch>/<patch>_labels_metadata.json)")
     imagefolder = kind == "imagefolder" or (kind == "auto" and local.is_dir() and _is_imagefolder(local))
     data = _load_hf(str(local) if local.exists() else text, split, imagefolder)
     image_col = _image_column(data, image_column)

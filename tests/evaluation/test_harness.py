@@ -1,0 +1,187 @@
+"""The evaluation harness end to end: tiny GRAFT on real EuroSAT, CLIP and open_clip baselines, multi-label."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from graft_hf import build_processor
+from graft_hf.evaluation.datasets import load_eval_dataset
+from graft_hf.evaluation.encoders import Encoder, GraftImageEncoder, graft_encoder, load_encoder
+from graft_hf.evaluation.harness import CLIP_EUROSAT_TEMPLATES, evaluate_model, resolve_templates
+from graft_hf.hub.cards import load_eval_results, render_model_card
+from graft_hf.testing import tiny_clip_model, tiny_graft_model
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+EUROSAT = DATA / "eurosat-rgb"
+BIGEARTHNET = DATA / "bigearthnet-s2-examples"
+needs_eurosat = pytest.mark.skipif(not EUROSAT.is_dir(), reason=f"real EuroSAT data not found at {EUROSAT}")
+needs_ben = pytest.mark.skipif(not BIGEARTHNET.is_dir(), reason=f"BigEarthNet examples not found at {BIGEARTHNET}")
+
+
+@pytest.fixture(scope="module")
+def eurosat():
+    if not EUROSAT.is_dir():
+        pytest.skip(f"real EuroSAT data not found at {EUROSAT}")
+    return load_eval_dataset(EUROSAT, split="test", limit=40)
+
+
+@needs_eurosat
+def test_tiny_graft_on_real_eurosat_end_to_end(eurosat, tmp_path):
+    model = tiny_graft_model(seed=1)
+    processor = build_processor(model.config)
+    report = evaluate_model(model, eurosat, templates="clip-eurosat", progress=False, keep_embeddings=True)
+    # The slow obvious reference: the model's own zero-shot method on every image.
+    probs = model.zero_shot_classify(
+        [eurosat.image(i) for i in range(len(eurosat))], eurosat.prompt_names, processor, list(CLIP_EUROSAT_TEMPLATES)
+    )
+    expected_top1 = float((probs.argmax(-1).numpy() == eurosat.labels).mean())
+    assert report.classification.top_k["top1"] == pytest.approx(expected_top1)
+    assert report.classification.confusion_matrix.sum() == 40
+    assert report.image_embeds.shape == (40, 16)
+    mean = report.retrieval.mean()
+    assert set(mean) == {"mAP", "mAP@100", "mAP@20", "recall@1", "recall@5", "recall@10"}
+    assert 0.0 < mean["mAP"] <= 1.0
+
+    paths = report.write(tmp_path / "report", grid_queries=4, grid_k=5)
+    results = load_eval_results(paths["json"])
+    types = {(r.task_type, r.metric_type) for r in results}
+    assert ("zero-shot-image-classification", "accuracy") in types and ("text-to-image-retrieval", "mAP@20") in types
+    accuracy = next(r for r in results if r.metric_type == "accuracy")
+    assert accuracy.metric_value == pytest.approx(expected_top1) and accuracy.dataset_name == "EuroSAT"
+    data = json.loads(paths["json"].read_text())
+    assert data["per_class"]["Forest"]["prompt_name"] == "forest"
+    assert sum(row["support"] for row in data["per_class"].values()) == 40
+    assert np.array(data["confusion_matrix"]).shape == (10, 10)
+    markdown = paths["markdown"].read_text()
+    assert (
+        "| Zero-shot classification | top-1 accuracy |" in markdown and "| AnnualCrop | annual crop land |" in markdown
+    )
+    assert "model-index" in paths["model_index"].read_text()
+    card = str(render_model_card(model.config, eval_results=results))
+    assert "text-to-image-retrieval" in card
+    with Image.open(paths["confusion_matrix"]) as image:
+        assert image.format == "PNG"
+    with Image.open(paths["retrieval_grid"]) as grid:
+        one_row = grid.height // 4
+        assert grid.width > 5 * 96 and one_row >= 96
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    from transformers import CLIPImageProcessor
+
+    from graft_hf.tokenizer import load_clip_tokenizer
+
+    path = tmp_path_factory.mktemp("clip")
+    tiny_clip_model(seed=2).save_pretrained(path)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    load_clip_tokenizer().save_pretrained(path)
+    return path
+
+
+@needs_eurosat
+def test_transformers_clip_baseline_matches_clip_model(eurosat, clip_dir):
+    from transformers import CLIPImageProcessor, CLIPModel
+
+    encoder = load_encoder(str(clip_dir))  # auto: config.json says model_type "clip"
+    small = load_eval_dataset(EUROSAT, split="test", limit=12, seed=3)
+    report = evaluate_model(encoder, small, templates="simple", progress=False, keep_embeddings=True)
+    clip = CLIPModel.from_pretrained(clip_dir).eval()
+    pixels = CLIPImageProcessor.from_pretrained(clip_dir)([small.image(i) for i in range(12)], return_tensors="pt")
+    with torch.no_grad():
+        reference = clip.get_image_features(pixel_values=pixels["pixel_values"])
+    reference = reference if isinstance(reference, torch.Tensor) else reference.pooler_output
+    torch.testing.assert_close(report.image_embeds, reference, atol=1e-4, rtol=1e-4)
+    assert report.model_name == clip_dir.name
+
+
+def test_open_clip_checkpoint_baseline(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    config = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    config_path = tmp_path / "graft-eval-tiny-vit.json"
+    config_path.write_text(json.dumps(config))
+    open_clip.add_model_config(config_path)
+    torch.manual_seed(0)
+    model = open_clip.create_model("graft-eval-tiny-vit")
+    checkpoint = tmp_path / "remoteclip-tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    encoder = load_encoder("remoteclip", arch="graft-eval-tiny-vit", checkpoint=str(checkpoint))
+    assert encoder.name == "remoteclip-tiny"
+    folder = tmp_path / "ucm"
+    rng = np.random.default_rng(0)
+    for name in ("forest", "river", "beach"):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(folder / name / f"{i}.jpg")
+    report = evaluate_model(encoder, load_eval_dataset(folder), templates="simple", progress=False)
+    assert report.classification.confusion_matrix.sum() == 9
+    with torch.no_grad():
+        expected = model.eval().encode_text(open_clip.get_tokenizer("graft-eval-tiny-vit")(["a photo of forest."]))
+    torch.testing.assert_close(encoder.encode_texts(["a photo of forest."]), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+        load_encoder("x", baseline="open_clip", arch="graft-eval-tiny-vit", checkpoint=str(tmp_path / "nope.pt"))
+    with pytest.raises(ValueError, match="--arch"):
+        load_encoder("x", baseline="open_clip")
+
+
+@needs_eurosat
+def test_separate_text_encoder_composes_and_dims_are_checked(eurosat):
+    model = tiny_graft_model(seed=4)
+    table = torch.randn(1000, 16, generator=torch.Generator().manual_seed(0))
+
+    def hashed_text_encoder(texts: list[str]) -> torch.Tensor:  # a stand-in 16-d sentence encoder
+        return torch.stack([table[[hash(w) % 1000 for w in t.split()]].mean(0) for t in texts])
+
+    small = load_eval_dataset(EUROSAT, split="test", limit=10)
+    report = evaluate_model(graft_encoder(model, text_encoder=hashed_text_encoder), small, progress=False)
+    assert report.classification is not None and len(report.results()) == 2
+    wide = Encoder(GraftImageEncoder(model), lambda texts: torch.zeros(len(texts), 384), "mismatch")
+    with pytest.raises(ValueError, match="dim 16 but text embeddings have dim 384"):
+        evaluate_model(wide, small, progress=False)
+
+
+@needs_ben
+def test_multilabel_bigearthnet_through_the_sentinel2_processor(tmp_path):
+    model = tiny_graft_model(seed=5)  # a NAIP model; the harness reads the 12-band stacks with the S2 preset
+    data = load_eval_dataset(BIGEARTHNET)
+    report = evaluate_model(model, data, progress=False)
+    assert report.classification is None and report.multilabel is not None
+    assert report.multilabel.threshold == pytest.approx(1 / data.num_classes)
+    assert report.support.tolist() == data.labels.sum(0).tolist()
+    paths = report.write(tmp_path / "ben", grid_k=3)
+    assert "confusion_matrix" not in paths and paths["retrieval_grid"].is_file()
+    results = load_eval_results(paths["json"])
+    assert {r.metric_name for r in results} >= {"multi-label mAP", "micro F1", "retrieval mAP"}
+
+
+def test_offline_model_hub_id_fails_fast():
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="--model DIR"):
+        load_encoder("openai/clip-vit-base-patch32", baseline="transformers")
+    with pytest.raises(RuntimeError, match="--model DIR"):
+        load_encoder("someone/graft-naip-vitb16")
+    assert time.perf_counter() - started < 20
+
+
+def test_template_resolution(tmp_path):
+    assert resolve_templates(None)[0] == "a satellite image of {}."
+    assert resolve_templates("clip-eurosat") == CLIP_EUROSAT_TEMPLATES
+    assert resolve_templates("an image of {}") == ("an image of {}",)
+    path = tmp_path / "t.txt"
+    path.write_text("# mine\na view of {}\n\nfarmland near {}\n")
+    assert resolve_templates(path) == ("a view of {}", "farmland near {}")
+    (tmp_path / "t.json").write_text(json.dumps({"templates": ["x {}"]}))
+    assert resolve_templates(str(tmp_path / "t.json")) == ("x {}",)
+    with pytest.raises(ValueError, match="unknown template set 'sattelite'"):
+        resolve_templates("sattelite")
