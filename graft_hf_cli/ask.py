@@ -59,13 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _planner(args: argparse.Namespace):  # noqa: ANN202 - a graft_hf.tasks.vqa.Planner (lazy import)
-    from graft_hf.tasks.vqa import ChainPlanner, RuleBasedPlanner
-
-    if args.planner == "rule":
-        if args.llm:
-            raise ValueError("--llm is used only with --planner llm or --planner chain")
-        return RuleBasedPlanner()
+def _llm_planner(args: argparse.Namespace):  # noqa: ANN202 - graft_hf.tasks.vqa_llm.LLMPlanner (lazy import)
     from pathlib import Path
 
     from graft_hf.tasks.vqa_llm import LLMPlanner
@@ -75,10 +69,28 @@ def _planner(args: argparse.Namespace):  # noqa: ANN202 - a graft_hf.tasks.vqa.P
         path = Path(args.llm)
         if not path.is_file():
             raise FileNotFoundError(f"GGUF file not found: {args.llm}")
-        llm = LLMPlanner.from_pretrained(path.parent, gguf_file=path.name, device=device)
-    else:
-        llm = LLMPlanner.from_pretrained(args.llm, device=device)
-    return llm if args.planner == "llm" else ChainPlanner([RuleBasedPlanner(), llm])
+        return LLMPlanner.from_pretrained(path.parent, gguf_file=path.name, device=device)
+    return LLMPlanner.from_pretrained(args.llm, device=device)
+
+
+def _plan(args: argparse.Namespace):  # noqa: ANN202 - a graft_hf.tasks.vqa_program.Program (lazy import)
+    """The program for the question; with `chain`, the language model is loaded only when the rules give up."""
+    from graft_hf.tasks.vqa import CannotAnswerError, RuleBasedPlanner
+
+    if args.planner == "rule" and args.llm:
+        raise ValueError("--llm is used only with --planner llm or --planner chain")
+    if args.planner == "llm":
+        return _llm_planner(args).plan(args.question)
+    try:
+        return RuleBasedPlanner().plan(args.question)
+    except CannotAnswerError as err:
+        if args.planner == "rule":
+            raise
+        rules_reason = str(err)
+    try:
+        return _llm_planner(args).plan(args.question)
+    except CannotAnswerError as err:
+        raise CannotAnswerError(f"RuleBasedPlanner: {rules_reason}; LLMPlanner: {err}") from err
 
 
 def _emit(payload: dict, as_json: bool) -> None:
@@ -100,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # Plan before loading the GRAFT model, so an unanswerable question is refused at once.
     try:
-        program = parse_program(args.program) if args.program else _planner(args).plan(args.question)
+        program = parse_program(args.program) if args.program else _plan(args)
     except (CannotAnswerError, ProgramError) as err:
         reason = str(err)
         text = reason if reason.startswith("cannot answer") else f"cannot answer: {reason}"
