@@ -88,8 +88,12 @@ _LOCATION = re.compile(
 )
 _FORBIDDEN_OBJECT_WORDS = {
     "and", "or", "than", "more", "fewer", "less", "number", "how", "what", "which", "where", "why", "not", "no",
-    "if", "bigger", "larger", "smaller", "greater", "equal", "same", "as",
+    "if", "bigger", "larger", "smaller", "greater", "equal", "same", "as", "least", "most", "at", "exactly",
+    "over", "under", "many", "several", "few", "one", "two", "three", "four", "five", "six",
+    "seven", "eight", "nine", "ten", "dozen", "hundred",
 }  # fmt: skip
+# Quantities are conditions, not object names: "at least 3 bridges" must not become exists("at least 3 bridge").
+_QUANTITY = re.compile(r"\b\d+(?:[.,]\d+)?\b")
 
 
 def normalize_object(phrase: str) -> str:
@@ -105,7 +109,7 @@ def normalize_object(phrase: str) -> str:
         raise CannotAnswerError("the question names no object")
     if len(words) > 5:
         raise CannotAnswerError(f"object description too long to look for: {text!r}")
-    bad = sorted(set(words) & _FORBIDDEN_OBJECT_WORDS)
+    bad = sorted(set(words) & _FORBIDDEN_OBJECT_WORDS) + (["a number"] if _QUANTITY.search(text) else [])
     if bad:
         raise CannotAnswerError(f"{text!r} combines objects or conditions ({', '.join(bad)}); ask about one object")
     if not re.fullmatch(r"[a-z][a-z0-9 '\-]*", text):

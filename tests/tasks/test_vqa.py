@@ -62,6 +62,9 @@ def test_rule_based_planner_each_question_kind(question, program):
         "Why are there so many buildings?",
         "Are there more buildings than roads and trees?",
         "Is there a road; import os?",
+        "Are there at least three bridges?",
+        "Are there 12 houses?",
+        "Is there exactly one pool?",
     ],
 )
 def test_rule_based_planner_refuses_rather_than_guesses(question):
