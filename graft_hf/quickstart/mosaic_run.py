@@ -116,7 +116,7 @@ class MosaicConfig:
         if self.student.image_size != self.grid * self.tile_size:
             raise ValueError(
                 f"the student's input ({self.student.image_size} px) must equal the mosaic size grid x tile_size = "
-                f"{self.grid * self.tile_size} px; set --image-size {self.grid * self.tile_size}"
+                f"{self.grid * self.tile_size} px; use StudentArch(image_size={self.grid * self.tile_size}, ...)"
             )
         if self.tile_size % self.student.patch_size:
             raise ValueError(
