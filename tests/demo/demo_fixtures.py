@@ -1,5 +1,10 @@
 """Fixtures of the demo tests: a tiny random GRAFT model, a gallery of 30 real EuroSAT tiles with synthetic
-coordinates, a real NAIP GeoTIFF crop, the demo backend and (once per session) the app served on 127.0.0.1."""
+coordinates, a real NAIP GeoTIFF crop, the demo backend and (once per session) the app served on 127.0.0.1.
+
+Test modules load this file as a plugin (`pytest_plugins = ["demo_fixtures"]`), so its session fixtures are built
+once per session. It is not a `conftest.py` on purpose: other test folders import names from the top-level
+`tests/conftest.py` as module `conftest`, which a second conftest would shadow.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from demo_test_data import GALLERY_SIZE, gallery_coordinates
 
+pytest_plugins = ["demo_fixtures"]  # the shared fixtures (tests/demo/demo_fixtures.py)
+
 torch = pytest.importorskip("torch")
 pytest.importorskip("gradio")
 
