@@ -46,6 +46,7 @@ _MAX_CONTEXT_POINTS = 4000
 _KEPT_MAP_RUNS = 8
 _KEPT_PICTURES = 512  # far more than can be in flight: Gradio copies a picture as soon as the callback returns
 _MIN_DISPLAY_SIDE = 320
+_SOURCE_THUMBNAIL_SIDE = 128
 
 
 class QueryEmbeddingCache:
@@ -169,6 +170,8 @@ class DemoBackend:
         limits: Input limits.
         templates: Prompt templates for queries (a set name, templates, or None for the text as typed).
         workdir: Folder for region-map outputs (a fresh temporary folder by default).
+        gallery_dir: The gallery's folder; an index written by `graft index` (no stored thumbnails) shows the
+            images it was built from, when they are still where they were.
     """
 
     def __init__(
@@ -182,6 +185,7 @@ class DemoBackend:
         limits: DemoLimits | None = None,
         templates: str | Sequence[str] | None = "satellite",
         workdir: str | Path | None = None,
+        gallery_dir: str | Path | None = None,
     ) -> None:
         projection_dim = int(model.config.projection_dim)
         if index.dim != projection_dim:
@@ -193,6 +197,7 @@ class DemoBackend:
         self.index, self.gallery_info, self.model_ref = index, gallery_info, model_ref
         self.limits = limits or DemoLimits()
         self.templates = templates
+        self.gallery_dir = Path(gallery_dir) if gallery_dir is not None else None
         self.cache = QueryEmbeddingCache(model, tokenizer, self.limits.query_cache_size)
         self.segmenter = _CachedSegmenter(model, tokenizer, image_processor, self.cache)
         self.workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="graft-demo-"))
@@ -223,23 +228,55 @@ class DemoBackend:
         """Loads the model (directory or Hub id) and the gallery folder."""
         from graft_hf.tasks.map_setup import load_map_model
 
-        index, info = load_gallery(resolve_gallery(gallery_index_dir))
+        gallery_dir = resolve_gallery(gallery_index_dir)
+        index, info = load_gallery(gallery_dir)
         model, image_processor, tokenizer = load_map_model(str(model_dir_or_id), device)
-        return cls(model, image_processor, tokenizer, index, info, str(model_dir_or_id), limits, templates, workdir)
+        return cls(
+            model,
+            image_processor,
+            tokenizer,
+            index,
+            info,
+            str(model_dir_or_id),
+            limits,
+            templates,
+            workdir,
+            gallery_dir,
+        )
 
     # ------------------------------------------------------------------------------------------------ files
     # Pictures go to the browser as files: Gradio copies a file into its cache atomically, while a PIL image is
     # re-encoded into a path named by its hash and rewritten in place, so two requests showing the same thumbnail
     # race (a client can read a half-written file).
-    def _thumbnail(self, row: int, data: bytes | None) -> tuple[Any, str]:
-        """The PIL thumbnail of a gallery row and a PNG file of it, written once per row."""
-        image = _png_to_image(data)
-        path = self.workdir / "thumbnails" / f"{row}.png"
-        if not path.exists():
-            tmp = path.with_name(f".{row}-{uuid.uuid4().hex}.png")
-            image.save(tmp, format="PNG")
-            os.replace(tmp, path)
+    def _thumbnail(self, result: SearchResult) -> tuple[Any, str]:
+        """The PIL thumbnail of a hit and a PNG file of it, written once per gallery row."""
+        from PIL import Image
+
+        path = self.workdir / "thumbnails" / f"{result.row}.png"
+        if path.exists():
+            with Image.open(path) as cached:
+                return cached.convert("RGB"), str(path)
+        data = result.extra.get(THUMBNAIL_COLUMN)
+        image = _png_to_image(data) if data else self._source_thumbnail(result)
+        tmp = path.with_name(f".{result.row}-{uuid.uuid4().hex}.png")
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
         return image, str(path)
+
+    def _source_thumbnail(self, result: SearchResult) -> Any:
+        """A thumbnail read from the images an index of `graft index` was built from, or a grey placeholder."""
+        from graft_hf.evaluation.archive import MANIFEST, hit_images
+
+        if self.gallery_dir is None or not (self.gallery_dir / MANIFEST).is_file():
+            return placeholder_thumbnail()
+
+        try:
+            image = hit_images(self.gallery_dir, [result])[0]
+        except (OSError, ValueError, KeyError) as error:  # the source moved or is not shipped with the gallery
+            logger.warning("no thumbnail for gallery row %d (%s); showing a placeholder", result.row, error)
+            return placeholder_thumbnail()
+        image.thumbnail((_SOURCE_THUMBNAIL_SIDE, _SOURCE_THUMBNAIL_SIDE))
+        return image
 
     def save_picture(self, image: Any) -> str:
         """Writes a PIL image to a fresh PNG file for the browser; the oldest of many such files are deleted."""
@@ -274,7 +311,7 @@ class DemoBackend:
             caption = f"#{rank}  {lat:.4f}, {lon:.4f}  score {result.score:.3f}"
             if label is not None:
                 caption += f"  ({label})"
-            image, path = self._thumbnail(result.row, result.extra.get(THUMBNAIL_COLUMN))
+            image, path = self._thumbnail(result)
             hits.append(Hit(rank, result.score, lat, lon, result.tile_id, caption, image, path))
         map_image = render_results_map(
             [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,

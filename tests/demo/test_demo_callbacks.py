@@ -417,3 +417,21 @@ def test_gallery_records_from_pairs_shards(tmp_path, eurosat_records):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no parquet shards"):
         list(records_from_pairs(tmp_path / "empty"))
+
+
+def test_an_index_from_graft_index_shows_its_source_images(tmp_path, tiny_model_dir, naip_crop, demo_limits):
+    import shutil
+
+    from graft_hf.evaluation.archive import IndexBuildConfig, build_index
+
+    tiles = tmp_path / "tiles"
+    tiles.mkdir()
+    shutil.copy(naip_crop, tiles / "a.tif")
+    build_index(
+        IndexBuildConfig(model=str(tiny_model_dir), data=str(tiles), output=str(tmp_path / "idx"), progress=False)
+    )
+    backend = DemoBackend.from_paths(str(tiny_model_dir), tmp_path / "idx", demo_limits, workdir=tmp_path / "work")
+    hit = backend.retrieve("farmland", 1).hits[0]
+    assert hit.image.size == (96, 96)  # the GeoTIFF itself, not the grey placeholder
+    assert np.asarray(hit.image).std() > 5
+    assert f"{hit.lat:.4f}" in hit.caption and 46 < hit.lat < 48
