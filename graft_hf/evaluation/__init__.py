@@ -44,6 +44,10 @@ _EXPORTS = {
     "EvalReport": "graft_hf.evaluation.harness",
     "evaluate_model": "graft_hf.evaluation.harness",
     "resolve_templates": "graft_hf.evaluation.harness",
+    "IndexBuildConfig": "graft_hf.evaluation.archive",
+    "SearchConfig": "graft_hf.evaluation.archive",
+    "build_index": "graft_hf.evaluation.archive",
+    "search_index": "graft_hf.evaluation.archive",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -190,8 +190,12 @@ def build_index(config: IndexBuildConfig) -> Any:
         source = str(root.resolve()) if root.exists() else config.data
         manifest["source"] = {"kind": "datasets", "path": source, "split": dataset.split and str(dataset.split)}
     if config.approximate:
-        kind = "ivf_flat" if config.approximate == "ivf" else "hnsw"
-        index.build_approximate(ApproximateIndexConfig(kind=kind))
+        approximate = (
+            ApproximateIndexConfig(kind="ivf_flat")
+            if config.approximate == "ivf"
+            else ApproximateIndexConfig(kind="hnsw")
+        )
+        index.build_approximate(approximate)
     out = Path(config.output)
     index.save_to_disk(out)
     manifest["build"] = asdict(config)
@@ -241,7 +245,7 @@ def search_index(config: SearchConfig) -> tuple[list[list[Any]], Any]:
         results = index.search_approximate(text_embeds, k)
     else:
         results = index.search(text_embeds, k)
-    return results, index
+    return results, index  # type: ignore[return-value]  # 2-D queries give one list of hits per query
 
 
 def hit_images(index_dir: str | os.PathLike, hits: list[Any]) -> list[Image.Image]:

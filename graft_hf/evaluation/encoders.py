@@ -308,12 +308,12 @@ def load_encoder(
             baseline = "open_clip"
         else:
             model_type = _model_type(model)
-            baseline = {"graft": "graft", "clip": "transformers"}.get(model_type or "", "graft")
             if model_type not in (None, "graft", "clip"):
                 raise ValueError(
                     f"{model} holds a {model_type!r} model; pass a GRAFT or CLIP directory, or --baseline open_clip "
                     "--arch NAME --checkpoint PATH"
                 )
+            baseline = "transformers" if model_type == "clip" else "graft"
     if baseline == "graft":
         return _load_graft(model, torch_device, text)
     if baseline == "transformers":

