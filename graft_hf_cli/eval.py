@@ -37,7 +37,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--data", required=True, help="dataset folder or Hub dataset id")
     data.add_argument("--split", default="test", help="split to evaluate (default: test)")
     data.add_argument("--dataset-kind", choices=_KINDS, default="auto", help="dataset layout (default: detect)")
-    data.add_argument("--class-names", help="comma-separated prompt names, or a file with one name per line")
+    data.add_argument(
+        "--class-names",
+        help="class names in label-id order (comma-separated or a file, one per line): the prompt names for named "
+        "labels, required for unnamed integer labels",
+    )
     data.add_argument("--image-column", help="image column (default: the first Image feature)")
     data.add_argument("--label-column", help="label column (default: label, labels, class, ...)")
     data.add_argument("--limit", type=int, help="evaluate a seeded random subset of N images")
@@ -76,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         split=args.split,
         kind=args.dataset_kind,
+        class_names=names,
         image_column=args.image_column,
         label_column=args.label_column,
         limit=args.limit,

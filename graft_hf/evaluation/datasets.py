@@ -342,10 +342,9 @@ def _single_labels(values: list, feature: Any, class_names: Sequence[str] | None
     from datasets import ClassLabel
 
     if isinstance(feature, ClassLabel):
-        names = list(class_names) if class_names else list(feature.names)
-        if len(names) != feature.num_classes:
-            raise ValueError(f"got {len(names)} class names for a label with {feature.num_classes} classes")
-        return np.asarray(values, dtype=np.int64), names
+        if class_names and len(class_names) != feature.num_classes:
+            raise ValueError(f"got {len(class_names)} class names for a label with {feature.num_classes} classes")
+        return np.asarray(values, dtype=np.int64), list(feature.names)
     if values and isinstance(values[0], str):
         names = list(class_names) if class_names else sorted(set(values))
         index = {n: i for i, n in enumerate(names)}
@@ -365,8 +364,9 @@ def _multi_labels(values: list, inner: Any, class_names: Sequence[str] | None) -
     from datasets import ClassLabel
 
     if isinstance(inner, ClassLabel):
-        names = list(class_names) if class_names else list(inner.names)
-        rows = [list(v) for v in values]
+        if class_names and len(class_names) != inner.num_classes:
+            raise ValueError(f"got {len(class_names)} class names for a label with {inner.num_classes} classes")
+        names, rows = list(inner.names), [list(v) for v in values]
     elif any(isinstance(x, str) for v in values for x in v):
         names = list(class_names) if class_names else sorted({x for v in values for x in v})
         index = {n: i for i, n in enumerate(names)}
@@ -413,7 +413,9 @@ def load_eval_dataset(
         path: Folder (parquet/Hub layout, image folder, or BigEarthNet patch folders) or Hub dataset id.
         split: Split to evaluate (an image folder without splits uses all its images).
         kind: One of `DATASET_KINDS`; `"auto"` detects it from the layout and the features.
-        class_names: Label names overriding the dataset's (required for unnamed integer labels).
+        class_names: Class names in label-id order. With named labels (ClassLabel) they become the prompt names
+            (the stored names stay the class names); with string labels they fix the class order; integer
+            labels without names require them.
         image_column: Image column; default: the first `datasets.Image` feature.
         label_column: Label column; default: the first of `label`, `labels`, `class`, ...
         limit: Evaluate a seeded random subset of this many images (all classes represented in expectation).
@@ -450,6 +452,7 @@ def load_eval_dataset(
     feature = data.features[label_col]
     values = data[label_col]
     inner = _list_inner(feature)
+    user_names = list(class_names) if class_names else None
     if kind in ("sat4", "sat6") and not class_names:
         class_names = SAT4_CLASSNAMES if kind == "sat4" else SAT6_CLASSNAMES
     if inner is not None:
@@ -461,11 +464,12 @@ def load_eval_dataset(
             raise ValueError(f"label column {label_col!r} holds one label per image; drop --dataset-kind multilabel")
         labels, names = _single_labels(values, feature, class_names)
     resolved = kind if kind != "auto" else _detect_kind(names, inner is not None, imagefolder)
-    prompt_names = (
-        _eurosat_prompt_names()
-        if resolved == "eurosat" and names == list(EUROSAT_LABELS)
-        else [readable_class_name(n) for n in names]
-    )
+    if user_names is not None:
+        prompt_names = user_names
+    elif resolved == "eurosat" and names == list(EUROSAT_LABELS):
+        prompt_names = _eurosat_prompt_names()
+    else:
+        prompt_names = [readable_class_name(n) for n in names]
     display = {"eurosat": "EuroSAT", "sat4": "SAT-4", "sat6": "SAT-6"}.get(
         resolved, local.name if local.exists() else text
     )

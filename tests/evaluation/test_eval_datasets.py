@@ -130,3 +130,12 @@ def test_readable_class_names():
     assert readable_class_name("AnnualCrop") == "annual crop"
     assert readable_class_name("storage_tanks") == "storage tanks"
     assert readable_class_name("golfcourse") == "golf course"
+
+
+@needs_eurosat
+def test_class_names_become_prompt_names_for_named_labels():
+    names = [f"class {i}" for i in range(10)]
+    data = load_eval_dataset(EUROSAT, limit=5, class_names=names)
+    assert data.kind == "eurosat" and data.class_names[0] == "AnnualCrop" and data.prompt_names == names
+    with pytest.raises(ValueError, match="got 3 class names for a label with 10 classes"):
+        load_eval_dataset(EUROSAT, limit=5, class_names=names[:3])
