@@ -3,7 +3,7 @@
 Writes the EuroSAT training tiles as pair shards with simulated ground observations, embeds the observations
 with all-MiniLM-L6-v2, trains a ViT student from scratch with GRAFT's loss, and scores zero-shot classification
 and retrieval on the test split with CLIP's EuroSAT prompts. The report (``report/report.md``, ``report.json``,
-confusion matrix, retrieval grid, ``eval_results.json`` for the model card) lands in ``--output``. Rerunning
+confusion matrix, retrieval grid, ``results.json`` for the model card) lands in ``--output``. Rerunning
 the command after a kill resumes: finished shards, embeddings and checkpoints are kept.
 """
 

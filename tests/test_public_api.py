@@ -7,7 +7,10 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("package", ["graft_hf", "graft_hf.pairs", "graft_hf.evaluation", "graft_hf.tasks", "graft_hf.quickstart", "graft_hf.demo"])
+@pytest.mark.parametrize(
+    "package",
+    ["graft_hf", "graft_hf.pairs", "graft_hf.evaluation", "graft_hf.tasks", "graft_hf.quickstart", "graft_hf.demo"],
+)
 def test_all_names_resolve(package):
     module = importlib.import_module(package)
     assert module.__all__

@@ -26,6 +26,8 @@ _EXPORTS = {
     "multilabel_metrics": "graft_hf.evaluation.metrics",
     "SATELLITE_TEMPLATES": "graft_hf.evaluation.templates",
     "TEMPLATE_SETS": "graft_hf.evaluation.templates",
+    "CLIP_EUROSAT_TEMPLATES": "graft_hf.evaluation.templates",
+    "EUROSAT_LABELS": "graft_hf.evaluation.templates",
     "get_templates": "graft_hf.evaluation.templates",
     "get_classnames": "graft_hf.evaluation.templates",
     "plot_confusion_matrix": "graft_hf.evaluation.plots",

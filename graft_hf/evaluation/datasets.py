@@ -29,6 +29,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from graft_hf.evaluation.templates import EUROSAT_LABELS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -54,18 +56,6 @@ DATASET_KINDS: tuple[str, ...] = (
     "multilabel",
 )
 
-EUROSAT_LABELS = (
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-)
 #: SAT-4 (Basu et al. 2015) label order of the original one-hot vectors.
 SAT4_CLASSNAMES: tuple[str, ...] = ("barren land", "trees", "grassland", "other")
 #: SAT-6 label order of the original one-hot vectors.

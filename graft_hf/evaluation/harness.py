@@ -39,19 +39,13 @@ from graft_hf.evaluation.metrics import (
     classification_metrics,
     multilabel_metrics,
 )
-from graft_hf.evaluation.templates import TEMPLATE_SETS, get_templates
+from graft_hf.evaluation.templates import CLIP_EUROSAT_TEMPLATES, TEMPLATE_SETS, get_templates
 from graft_hf.evaluation.zeroshot import build_zero_shot_classifier, zero_shot_logits
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CLIP_EUROSAT_TEMPLATES", "EvalReport", "evaluate_model", "resolve_templates"]
 
-#: The prompts CLIP's authors used for EuroSAT (Radford et al. 2021, `prompts.md`).
-CLIP_EUROSAT_TEMPLATES: tuple[str, ...] = (
-    "a centered satellite photo of {}.",
-    "a centered satellite photo of a {}.",
-    "a centered satellite photo of the {}.",
-)
 _EXTRA_TEMPLATE_SETS = {"clip-eurosat": CLIP_EUROSAT_TEMPLATES}
 RETRIEVAL_TASK = "text-to-image-retrieval"
 CLASSIFICATION_TASK = "zero-shot-image-classification"

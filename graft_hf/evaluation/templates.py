@@ -12,7 +12,9 @@ from collections.abc import Sequence
 __all__ = [
     "BIGEARTHNET19_CLASSNAMES",
     "CLASSNAME_SETS",
+    "CLIP_EUROSAT_TEMPLATES",
     "EUROSAT_CLASSNAMES",
+    "EUROSAT_LABELS",
     "GROUND_TEMPLATES",
     "SATELLITE_TEMPLATES",
     "SIMPLE_TEMPLATES",
@@ -57,6 +59,27 @@ TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "simple": SIMPLE_TEMPLATES,
     "satellite+ground": SATELLITE_TEMPLATES + GROUND_TEMPLATES,
 }
+
+#: The prompts CLIP's authors used for EuroSAT (Radford et al. 2021, `prompts.md`).
+CLIP_EUROSAT_TEMPLATES: tuple[str, ...] = (
+    "a centered satellite photo of {}.",
+    "a centered satellite photo of a {}.",
+    "a centered satellite photo of the {}.",
+)
+
+#: EuroSAT's label names, in label order (the dataset's ClassLabel).
+EUROSAT_LABELS: tuple[str, ...] = (
+    "AnnualCrop",
+    "Forest",
+    "HerbaceousVegetation",
+    "Highway",
+    "Industrial",
+    "Pasture",
+    "PermanentCrop",
+    "Residential",
+    "River",
+    "SeaLake",
+)
 
 #: EuroSAT class names in label order (AnnualCrop ... SeaLake), phrased as in CLIP's zero-shot evaluation.
 EUROSAT_CLASSNAMES: tuple[str, ...] = (

@@ -17,28 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graft_hf.evaluation.templates import CLIP_EUROSAT_TEMPLATES as _CLIP_EUROSAT_TEMPLATES
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES as _CLIP_EUROSAT_CLASSNAMES
+from graft_hf.evaluation.templates import EUROSAT_LABELS as _EUROSAT_LABELS
 
 # Label order of ../shared/data/eurosat-rgb; names used in the zero-shot prompts (CLIP's EuroSAT class names).
-EUROSAT_LABELS = [
-    "AnnualCrop",
-    "Forest",
-    "HerbaceousVegetation",
-    "Highway",
-    "Industrial",
-    "Pasture",
-    "PermanentCrop",
-    "Residential",
-    "River",
-    "SeaLake",
-]
+EUROSAT_LABELS = list(_EUROSAT_LABELS)
 EUROSAT_CLASSNAMES = list(_CLIP_EUROSAT_CLASSNAMES)
 # CLIP's EuroSAT prompt templates.
-EUROSAT_TEMPLATES = [
-    "a centered satellite photo of {}.",
-    "a centered satellite photo of a {}.",
-    "a centered satellite photo of the {}.",
-]
+EUROSAT_TEMPLATES = list(_CLIP_EUROSAT_TEMPLATES)
 
 OBSERVATIONS: dict[str, list[str]] = {
     "AnnualCrop": [

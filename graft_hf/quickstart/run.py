@@ -9,9 +9,10 @@ Steps (each one resumes where a killed run stopped):
 3. **train** -- a ViT student trained from scratch with the image-level multi-positive loss (paper eq. 2) on the
    streaming loader and the Accelerate loop (:func:`graft_hf.training.train`), checkpointing as it goes;
 4. **evaluate** -- zero-shot classification of the EuroSAT test split with CLIP's EuroSAT class names and
-   templates (wording that never appears in an observation), and text-to-image retrieval per class; writes
-   ``report.md``, ``report.json``, ``eval_results.json`` (model-card format), a confusion matrix and a retrieval
-   grid.
+   templates (wording that never appears in an observation), and text-to-image retrieval per class, through the
+   evaluation harness (:func:`graft_hf.evaluation.evaluate_model`); writes ``report.md``, ``report.json``, the
+   harness's ``results.json`` (model-card evaluation format), ``results.md``, ``model_index.yaml``, a confusion
+   matrix and a retrieval grid.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import numpy as np
 from graft_hf.quickstart.eurosat import default_eurosat_path
 from graft_hf.quickstart.observations import (
     EUROSAT_CLASSNAMES,
-    EUROSAT_LABELS,
     EUROSAT_TEMPLATES,
     ObservationSampler,
 )
@@ -239,7 +239,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     from graft_hf.pairs.embed import EmbedConfig, embed_pairs, load_teacher
     from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
-    from graft_hf.quickstart.report import evaluate_student
+    from graft_hf.quickstart.report import evaluate_student, summarize_evaluation
     from graft_hf.training.checkpoint import find_latest_checkpoint
     from graft_hf.training.loop import train
 
@@ -256,7 +256,6 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
 
     with timer.step("load"):
         train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
-        test_split = load_eurosat_split(data, "test", config.test_limit, config.seed)
         teacher = load_teacher(encoder_path, "sentence", device="cpu")
     with timer.step("pairs"):
         sampler = ObservationSampler(
@@ -289,14 +288,15 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         else:
             logger.info("quickstart: %s exists, training already finished", model_dir)
     with timer.step("evaluate"):
-        evaluation = evaluate_student(
+        evaluation, files = evaluate_student(
             model_dir,
-            test_split,
+            data,
             teacher.embed_texts,
             out / "report",
             classnames=EUROSAT_CLASSNAMES,
             templates=EUROSAT_TEMPLATES,
-            label_names=EUROSAT_LABELS,
+            limit=config.test_limit,
+            seed=config.seed,
             progress=config.progress,
         )
     total = round(time.perf_counter() - started, 1)
@@ -304,13 +304,14 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         "benchmark": "EuroSAT zero-shot, GRAFT alt-text mode (simulated ground observations, MiniLM teacher)",
         "data": data,
         "train_tiles": len(train_split),
-        "test_tiles": len(test_split),
+        "test_tiles": evaluation.num_images,
         "pairs": pairs_summary,
         "embed": {"photos_embedded": embed_report.photos_embedded, "shards_skipped": embed_report.shards_skipped},
         "model": str(model_dir),
         "seconds": {**timer.seconds, "total": total},
         "threads": torch.get_num_threads(),
-        **evaluation,
+        **summarize_evaluation(evaluation),
+        "files": {name: str(path) for name, path in files.items()},
     }
     _write_json(out / "report" / "report.json", report)
     from graft_hf.quickstart.report import write_markdown_report
@@ -332,6 +333,6 @@ def _write_json(path: Path, value: dict) -> None:
     os.replace(tmp, path)
 
 
-def as_percent(value: float) -> str:
-    """``0.8731`` -> ``"87.31%"``."""
-    return f"{100 * value:.2f}%" if np.isfinite(value) else "n/a"
+def as_percent(value: float | None) -> str:
+    """``0.8731`` -> ``"87.31%"``; ``None`` or NaN -> ``"n/a"``."""
+    return f"{100 * value:.2f}%" if value is not None and np.isfinite(value) else "n/a"

@@ -52,16 +52,19 @@ def test_reduced_quickstart_writes_the_whole_report(reduced_run) -> None:
     assert 0.0 <= report["top1"] <= report["top5"] <= 1.0
     assert report["train_tiles"] == 120 and report["test_tiles"] == 40
     assert sum(row["tiles"] for row in report["per_class"].values()) == 40
+    assert report["per_class"]["PermanentCrop"]["prompt_name"] == "permanent crop land"
     assert set(report["per_class"]) == set(EUROSAT_LABELS)
     matrix = np.asarray(report["confusion_matrix"])
     assert matrix.shape == (10, 10) and matrix.sum() == 40
     assert np.isclose(np.trace(matrix) / 40, report["top1"])
     assert set(report["seconds"]) == {"load", "pairs", "embed", "train", "evaluate", "total"}
-    results = load_eval_results(out / "eval_results.json")
-    assert {r.metric_name for r in results} == {"top-1 accuracy", "top-5 accuracy", "mAP", "mAP@100", "mAP@20"}
+    results = load_eval_results(out / "results.json")
+    names = {r.metric_name for r in results}
+    assert {"top-1 accuracy", "top-5 accuracy", "retrieval mAP", "retrieval mAP@100", "retrieval mAP@20"} <= names
+    assert "model-index" in (out / "model_index.yaml").read_text()
     assert "EuroSAT" in eval_results_table(results)
     markdown = (out / "report.md").read_text()
-    assert "| PermanentCrop | permanent crop land | 4 |" in markdown
+    assert "| PermanentCrop | permanent crop land |" in markdown
     assert "confusion_matrix.png" in markdown and "retrieval_grid.png" in markdown
     for name in ("confusion_matrix.png", "retrieval_grid.png"):
         with Image.open(out / name) as image:
