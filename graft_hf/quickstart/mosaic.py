@@ -109,8 +109,9 @@ class MosaicSet:
         return [[self.split.filenames[int(i)] for i in row] for row in self.tile_indices[mosaic]]
 
 
-def build_mosaics(split: EuroSATSplit, num_mosaics: int, grid: int = 4, tile_size: int = 32, seed: int = 0,
-                  name: str = "train") -> MosaicSet:  # fmt: skip
+def build_mosaics(
+    split: EuroSATSplit, num_mosaics: int, grid: int = 4, tile_size: int = 32, seed: int = 0, name: str = "train"
+) -> MosaicSet:
     """Lay the split's tiles out in ``num_mosaics`` random ``grid x grid`` mosaics (deterministic for a seed).
 
     Cells are filled from consecutive seeded permutations of the split, so tiles are used evenly: no tile appears
@@ -289,8 +290,8 @@ def write_mosaic_pairs(
         "shards": num_shards,
         "fingerprint": fingerprint,
     }
-    _write_json(out / "mosaics.json", {"tile_size": mosaics.tile_size, "layout": mosaics.tile_indices.tolist(),
-                                       "filenames": mosaics.split.filenames})  # fmt: skip
+    layout = {"tile_size": mosaics.tile_size, "layout": mosaics.tile_indices.tolist()}
+    _write_json(out / "mosaics.json", layout | {"filenames": mosaics.split.filenames})
     (out / "README.md").write_text(_card(summary))
     _write_json(out / "build_report.json", summary)
     return summary
