@@ -1,4 +1,5 @@
-"""The EuroSAT benchmark behind ``graft quickstart``: GRAFT's alt-text mode on real Sentinel-2 tiles.
+"""The EuroSAT benchmarks: ``graft quickstart`` (image level) and ``graft mosaic-benchmark`` (pixel level), GRAFT's
+alt-text mode on real Sentinel-2 tiles.
 
 Names are imported on first use (PEP 562), so importing the package stays cheap."""
 
@@ -17,6 +18,11 @@ _EXPORTS = {
     "ObservationSampler": "graft_hf.quickstart.observations",
     "all_observation_texts": "graft_hf.quickstart.observations",
     "evaluate_student": "graft_hf.quickstart.report",
+    "MosaicConfig": "graft_hf.quickstart.mosaic_run",
+    "run_mosaic_benchmark": "graft_hf.quickstart.mosaic_run",
+    "MosaicSet": "graft_hf.quickstart.mosaic",
+    "build_mosaics": "graft_hf.quickstart.mosaic",
+    "write_mosaic_pairs": "graft_hf.quickstart.mosaic",
     "write_markdown_report": "graft_hf.quickstart.report",
 }
 __all__ = sorted(_EXPORTS)

