@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
 
 __all__ = [
     "EuroSATSplit",
@@ -177,21 +177,7 @@ def _tile_rows(split: EuroSATSplit, indices: np.ndarray, sampler: ObservationSam
         rng = np.random.default_rng([sampler.seed, index, 1])
         rows_cols = rng.uniform(0.0, size, size=(len(texts), 2))
         photos = [
-            {
-                "photo_id": f"{tile_id}-obs{j:02d}",
-                "lat": None,
-                "lon": None,
-                "row": float(r),
-                "col": float(c),
-                "time": None,
-                "license": "simulated",
-                "owner": None,
-                "text": text,
-                "image": None,
-                "url": None,
-                "embedding": None,
-                "text_embedding": None,
-            }
+            simulated_photo(f"{tile_id}-obs{j:02d}", r, c, text)
             for j, (text, (r, c)) in enumerate(zip(texts, rows_cols, strict=True))
         ]
         yield {

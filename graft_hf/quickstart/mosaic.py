@@ -29,7 +29,7 @@ from PIL import Image
 
 from graft_hf.quickstart.eurosat import EuroSATSplit
 from graft_hf.quickstart.observations import ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
 
 __all__ = ["MosaicSet", "build_mosaics", "write_mosaic_pairs"]
 
@@ -182,21 +182,9 @@ def placement_observations(mosaics: MosaicSet, mosaic: int, sampler: Observation
             offsets = rng.uniform(0.0, ts, size=(len(texts), 2))
             for j, text in enumerate(texts):
                 photos.append(
-                    {
-                        "photo_id": f"{mosaic_id}-r{r}c{c}-obs{j:02d}",
-                        "lat": None,
-                        "lon": None,
-                        "row": float(r * ts + offsets[j, 0]),
-                        "col": float(c * ts + offsets[j, 1]),
-                        "time": None,
-                        "license": "simulated",
-                        "owner": None,
-                        "text": text,
-                        "image": None,
-                        "url": None,
-                        "embedding": None,
-                        "text_embedding": None,
-                    }
+                    simulated_photo(
+                        f"{mosaic_id}-r{r}c{c}-obs{j:02d}", r * ts + offsets[j, 0], c * ts + offsets[j, 1], text
+                    )
                 )
     return photos
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MANIFEST", "simulated_pairs_card", "write_json", "write_resumable_shards"]
+__all__ = ["MANIFEST", "simulated_pairs_card", "simulated_photo", "write_json", "write_resumable_shards"]
 
 MANIFEST = "quickstart_pairs.json"
 
@@ -82,6 +82,25 @@ def write_resumable_shards(
                 done.add(shard.name)
                 write_json(manifest_path, {"fingerprint": fingerprint, "shards_done": sorted(done)})
             bar.update(len(part))
+
+
+def simulated_photo(photo_id: str, row: float, col: float, text: str) -> dict:
+    """One ``photos`` entry of the pair schema for a simulated observation: text at a pixel, nothing else known."""
+    return {
+        "photo_id": photo_id,
+        "lat": None,
+        "lon": None,
+        "row": float(row),
+        "col": float(col),
+        "time": None,
+        "license": "simulated",
+        "owner": None,
+        "text": text,
+        "image": None,
+        "url": None,
+        "embedding": None,
+        "text_embedding": None,
+    }
 
 
 def simulated_pairs_card(title: str, description: str, summary: dict) -> str:
