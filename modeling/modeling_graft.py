@@ -474,6 +474,25 @@ class GraftModel(GraftPreTrainedModel):
         kwargs.pop("safe_serialization", None)
         super().save_pretrained(save_directory, **kwargs)
 
+    def push_to_hub(self, repo_id: str, *args: Any, **kwargs: Any) -> Any:
+        """Push to the Hub; with graft-hf installed, weights, config, code, processor and card go in one commit.
+
+        With the `graft_hf` package importable this is `graft_hf.hub.push_model(self, repo_id, ...)` (any repo
+        name; `graft push` also checks the name against the config): safetensors weights, the config with
+        `auto_map`, the model files as remote code, the processor built from the config and a rendered model card,
+        all in a single commit, returning its `PushResult`. The keyword arguments it understands are `private`,
+        `token`, `revision`, `create_pr` and `commit_message`. Any other argument, or remote code without
+        graft-hf, falls back to transformers' `push_to_hub` (weights, config and code only).
+        """
+        handled = {"private", "token", "revision", "create_pr", "commit_message"}
+        try:
+            from graft_hf.hub.push import push_model
+        except ImportError:
+            push_model = None
+        if push_model is None or args or set(kwargs) - handled:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        return push_model(self, repo_id, allow_any_name=True, **kwargs)
+
 
 def _load_clip(path_or_id: str | os.PathLike) -> CLIPModel:
     try:

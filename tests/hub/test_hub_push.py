@@ -38,8 +38,9 @@ model_dir, eval_json, dataset_dir, dataset_id, plain_name = sys.argv[1:6]
 assert main(["push", model_dir, "--namespace", "graft-tester", "--eval", eval_json,
              "--train-dataset", dataset_id]) == 0
 assert main(["push", "--dataset", dataset_dir, dataset_id]) == 0
-# transformers' own push_to_hub: weights, config with auto_map and the remote code files.
-tiny_graft_model(seed=0).push_to_hub(plain_name)
+# model.push_to_hub with graft_hf installed: weights, config with auto_map, remote code, processor and card.
+result = tiny_graft_model(seed=0).push_to_hub(plain_name, commit_message="plain push")
+assert result.repo_id.endswith(plain_name), result
 # The library call with a model object (saved into a staging folder, processor built from the config).
 result = graft_hf.hub.push_model(tiny_graft_model(seed=0), "graft-naip-vit-w32-d2-p8-object")
 assert result.repo_id == "graft-tester/graft-naip-vit-w32-d2-p8-object", result
@@ -84,6 +85,7 @@ from huggingface_hub import snapshot_download
 import os
 
 out["snapshot"] = sorted(os.listdir(snapshot_download(repo_id)))
+out["plain_snapshot"] = sorted(os.listdir(snapshot_download(plain_id)))
 # 3. With graft_hf imported (registered Auto classes), no remote code.
 sys.meta_path.remove(blocker)
 import graft_hf
@@ -276,7 +278,8 @@ def test_fresh_process_loads_model_processor_and_streams_dataset(hub_server, pus
         assert out[f"{key}_class"] == "graft_hf.modeling.modeling_graft.GraftModel"
     for key in ("remote", "graft", "plain"):
         assert out[f"{key}_image"] == 0.0 and out[f"{key}_patch"] == 0.0, out
-    assert {"README.md", "model.safetensors", "modeling_graft.py", "processor_config.json"} <= set(out["snapshot"])
+    for key in ("snapshot", "plain_snapshot"):
+        assert {"README.md", "model.safetensors", "modeling_graft.py", "processor_config.json"} <= set(out[key])
     assert out["processor"] == "GraftProcessor"
     assert out["input_ids"] == clip_tokenizer("farmland", padding="max_length", max_length=77)["input_ids"]
     assert out["tiles"] == ["naip-0", "naip-1"] and out["image_size"] == [16, 16] and out["photo"] == "p0"
