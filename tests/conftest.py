@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 _TMP_HOME = tempfile.mkdtemp(prefix="graft-hf-tests-")
 for key, value in {
@@ -23,17 +22,7 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 import pytest  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
-
-
-def shared_data(*parts: str) -> Path:
-    """Path inside ../shared/data; skips the calling test with a reason when it is missing."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real test data not found at {path} (expected ../shared/data beside the repository)")
-    return path
+from graft_test_data import REPO_ROOT, SHARED_DATA, shared_data  # noqa: E402, F401  (re-exported)
 
 
 @pytest.fixture(scope="session")

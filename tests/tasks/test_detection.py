@@ -7,7 +7,7 @@ from collections import deque
 import numpy as np
 import pytest
 import torch
-from conftest import shared_data
+from graft_test_data import shared_data
 
 from graft_hf.tasks.detection import (
     DetectionConfig,

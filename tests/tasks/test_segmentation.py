@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import shared_data
+from graft_test_data import shared_data
 
 from graft_hf.evaluation.segmentation_metrics import segmentation_metrics
 from graft_hf.tasks.segmentation import (
