@@ -423,7 +423,7 @@ class DemoBackend:
                     f"max_map_windows={self.limits.max_map_windows:,}: upload a smaller crop"
                     + (" or choose gsd 'native'" if gsd == "model" else "")
                 )
-            result = run_region_map(config)
+            result = run_region_map(config, loaded=(self.model, self.image_processor, self.tokenizer))
         except DemoInputError:
             raise
         except (ValueError, FileNotFoundError) as error:

@@ -255,7 +255,7 @@ class _Run:
         return blocks
 
 
-def run_region_map(config: RegionMapConfig) -> RegionMapResult:
+def run_region_map(config: RegionMapConfig, loaded: tuple[Any, Any, Any] | None = None) -> RegionMapResult:
     """Map text queries over a raster; see the module docstring for the outputs and their guarantees.
 
     GDAL's block cache is capped at `config.gdal_cache_mb` for the run (GDAL reads the cap when its cache is first
@@ -263,6 +263,9 @@ def run_region_map(config: RegionMapConfig) -> RegionMapResult:
 
     Args:
         config: What to map and where to write it.
+        loaded: `(model, image_processor, tokenizer)` already in memory (as `load_map_model` returns them) for a
+            caller that maps many rasters, e.g. the demo; `config.model` then only names the model in the run's
+            settings. By default the model is loaded from `config.model`.
 
     Returns:
         Paths of the outputs and run statistics.
@@ -270,7 +273,7 @@ def run_region_map(config: RegionMapConfig) -> RegionMapResult:
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb * 1024 * 1024), open_raster(config.raster) as src:
-        state = _prepare(config, src)
+        state = _prepare(config, src, loaded)
         began = time.perf_counter()
         _tile_loop(state)
         seconds = time.perf_counter() - began
@@ -282,7 +285,7 @@ def run_region_map(config: RegionMapConfig) -> RegionMapResult:
     return result
 
 
-def _prepare(config: RegionMapConfig, src: Any) -> _Run:
+def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | None = None) -> _Run:
     """Check inputs, load the model, build the grid and either create fresh outputs or pick up a saved run."""
     from graft_hf.tasks.text import encode_queries
 
@@ -299,7 +302,7 @@ def _prepare(config: RegionMapConfig, src: Any) -> _Run:
     if config.resume and saved is None:
         logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
 
-    model, image_processor, tokenizer = load_map_model(config.model, config.device)
+    model, image_processor, tokenizer = loaded if loaded is not None else load_map_model(config.model, config.device)
     indexes = band_indexes(src, config, model.config)
     grid, tile, _ = tile_grid(src, config, model.config, region)
     settings = _settings(config, src, grid, tile)

@@ -174,6 +174,26 @@ def test_softmax_scores_sum_to_one_across_queries(model_dir, tmp_path, one_threa
     np.testing.assert_allclose(np.sum(stacked, axis=0), 1.0, atol=1e-5)
 
 
+def test_a_model_already_in_memory_gives_the_same_map(model_dir, tmp_path, one_thread, monkeypatch):
+    """The demo maps many uploads with the model it holds: no reload, and the same scores as loading it."""
+    import graft_hf.tasks.region_map as region_map
+    from graft_hf.tasks.map_setup import load_map_model
+
+    raster = _naip()
+    loaded = load_map_model(str(model_dir), "cpu")
+    window = {"window": (0, 0, 200, 100), "png": False}
+    expected = run_region_map(_config(raster, model_dir, tmp_path / "a", **window))
+
+    def no_reload(*args, **kwargs):
+        raise AssertionError("run_region_map reloaded the model it was given")
+
+    monkeypatch.setattr(region_map, "load_map_model", no_reload)
+    result = run_region_map(_config(raster, model_dir, tmp_path / "b", **window), loaded=loaded)
+    for query, path in result.score_paths.items():
+        with rasterio.open(path) as got, rasterio.open(expected.score_paths[query]) as want:
+            np.testing.assert_array_equal(got.read(1), want.read(1))
+
+
 def test_bounds_in_degrees_select_the_matching_pixel_region(model_dir, tmp_path, one_thread):
     raster = _naip()
     with rasterio.open(raster) as src:
