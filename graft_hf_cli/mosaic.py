@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "one on single tiles)",
     )
     parser.add_argument("--text-encoder", default=None, help="text teacher folder (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--train-mosaics", type=int, default=4000, help="training mosaics (default: %(default)s)")
+    parser.add_argument("--train-mosaics", type=int, default=8000, help="training mosaics (default: %(default)s)")
     parser.add_argument("--test-mosaics", type=int, default=300, help="test mosaics (default: %(default)s)")
     parser.add_argument("--grid", type=int, default=4, help="tiles per mosaic side (default: %(default)s)")
     parser.add_argument(
@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--hidden-size", type=int, default=192, help="student width (default: %(default)s)")
     parser.add_argument("--layers", type=int, default=4, help="student depth (default: %(default)s)")
     parser.add_argument("--heads", type=int, default=3, help="student attention heads (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=6, help="passes over the mosaics (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=16, help="passes over the mosaics (default: %(default)s)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps")
     parser.add_argument("--batch-size", type=int, default=64, help="mosaics per step (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")

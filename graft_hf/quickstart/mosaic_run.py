@@ -31,6 +31,7 @@ from graft_hf.quickstart.run import (
     StudentArch,
     embed_observations,
     text_encoder_path,
+    timer_fields,
     train_or_resume,
 )
 from graft_hf.quickstart.shards import write_json
@@ -86,13 +87,13 @@ class MosaicConfig:
     output_dir: str = "runs/mosaic"
     image_model: str | None = None
     text_encoder: str | None = None
-    train_mosaics: int = 4000
+    train_mosaics: int = 8000
     test_mosaics: int = 300
     grid: int = 4
     tile_size: int = 32
     train_limit: int | None = None
     test_limit: int | None = None
-    epochs: int = 6
+    epochs: int = 16
     max_steps: int | None = None
     batch_size: int = 64
     lr: float = 1e-3
@@ -265,7 +266,7 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "mosaic_config.json", asdict(config) | {"data": data})
     encoder_path = text_encoder_path(config.text_encoder)
-    timer = StepTimer("mosaic benchmark")
+    timer = StepTimer("mosaic benchmark", ledger=out / "timings.json")
 
     with timer.step("load"):
         train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
@@ -348,7 +349,9 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
         "prompts": {"classnames": list(EUROSAT_CLASSNAMES), "templates": list(EUROSAT_TEMPLATES)},
         "pixel_level": metrics["pixel_level"],
         "baseline": metrics["baseline"],
+        "oracle_broadcast": metrics["oracle_broadcast"],
         "seconds": {**timer.seconds, "total": total},
+        **timer_fields(timer),
         "threads": torch.get_num_threads(),
         "files": {"examples": str(examples_png), "confusion_pixel_level": str(confusion_png)},
     }

@@ -92,10 +92,9 @@ def summarize_evaluation(report: EvalReport) -> dict[str, Any]:
 
 def write_markdown_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """The human-readable report: headline figures, per-class table, timings and the two pictures."""
-    from graft_hf.quickstart.run import as_percent
+    from graft_hf.quickstart.run import as_percent, time_line
 
     path = Path(path)
-    seconds = report["seconds"]
     lines = [
         "# GRAFT quickstart: EuroSAT zero-shot benchmark",
         "",
@@ -108,9 +107,7 @@ def write_markdown_report(report: dict[str, Any], path: str | os.PathLike) -> Pa
         f"{as_percent(report['retrieval']['mAP@100'])}, mAP@20 {as_percent(report['retrieval']['mAP@20'])}",
         f"- Trained on {report['train_tiles']} tiles with {report['pairs']['observations']} simulated observations "
         f"({report['pairs']['sampler']['distractor_rate']:.0%} distractors); no label was seen in training",
-        f"- Time: {seconds['total']:.0f} s in all on {report['threads']} threads ("
-        + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total")
-        + ")",
+        time_line(report),
         f"- Prompts: {', '.join(repr(t) for t in report['prompts']['templates'])} with CLIP's EuroSAT class names",
         "",
         "| class | prompt name | tiles | accuracy | mAP | mAP@100 | mAP@20 |",

@@ -17,6 +17,7 @@ Steps (each one resumes where a killed run stopped):
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -250,11 +251,26 @@ def _train_config(config: QuickstartConfig, pairs: Path, out: Path, dim: int) ->
 
 
 class StepTimer:
-    """Wall time of named steps: ``with timer.step("train"): ...`` fills ``timer.seconds["train"]``."""
+    """Wall time of named steps: ``with timer.step("train"): ...`` fills ``timer.seconds["train"]``.
 
-    def __init__(self, label: str) -> None:
+    With a ``ledger`` file the finished steps of every invocation of a resumable run add up there, so the report of
+    a run resumed after a kill (or rerun) can state the time spent in all, not only the last invocation's. A step
+    cut short by a kill is not counted; an unreadable ledger is ignored with a warning.
+    """
+
+    def __init__(self, label: str, ledger: str | Path | None = None) -> None:
         self.label = label
         self.seconds: dict[str, float] = {}
+        self.ledger = Path(ledger) if ledger is not None else None
+        self.previous: dict[str, float] = {}
+        self.invocations = 1
+        if self.ledger is not None and self.ledger.exists():
+            try:
+                saved = json.loads(self.ledger.read_text())
+                self.previous = {str(k): float(v) for k, v in saved["seconds"].items()}
+                self.invocations = int(saved["invocations"]) + 1
+            except (ValueError, KeyError, TypeError, AttributeError) as error:
+                logger.warning("ignoring the unreadable step-time ledger %s (%s)", self.ledger, error)
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
@@ -264,6 +280,38 @@ class StepTimer:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 1)
+            if self.ledger is not None:
+                write_json(self.ledger, {"invocations": self.invocations, "seconds": self.all_invocations()})
+
+    def all_invocations(self) -> dict[str, float]:
+        """Seconds per step summed over this and the earlier invocations recorded in the ledger."""
+        names = [*self.previous, *(k for k in self.seconds if k not in self.previous)]
+        return {k: round(self.previous.get(k, 0.0) + self.seconds.get(k, 0.0), 1) for k in names}
+
+
+def timer_fields(timer: StepTimer) -> dict[str, Any]:
+    """Report fields of a :class:`StepTimer` with a ledger: invocations and the seconds over all of them."""
+    steps = timer.all_invocations()
+    return {
+        "invocations": timer.invocations,
+        "seconds_all_invocations": {**steps, "total": round(sum(steps.values()), 1)},
+    }
+
+
+def time_line(report: dict[str, Any]) -> str:
+    """The report's time line: this invocation's steps and, for a resumed run, the time over all invocations."""
+    seconds = report["seconds"]
+    steps = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total")
+    line = f"- Time: {seconds['total']:.0f} s on {report['threads']} threads ({steps})"
+    invocations = report.get("invocations", 1)
+    if invocations > 1:
+        earlier = report["seconds_all_invocations"]
+        steps = ", ".join(f"{k} {v:.0f} s" for k, v in earlier.items() if k != "total")
+        line = (
+            f"- Time: {earlier['total']:.0f} s of steps over {invocations} invocations of this resumable run "
+            f"({steps}); this invocation {seconds['total']:.0f} s on {report['threads']} threads"
+        )
+    return line
 
 
 def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
@@ -290,7 +338,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "quickstart_config.json", asdict(config) | {"data": data})
     encoder_path = text_encoder_path(config.text_encoder)
-    timer = StepTimer("quickstart")
+    timer = StepTimer("quickstart", ledger=out / "timings.json")
 
     with timer.step("load"):
         train_split = load_eurosat_split(data, "train", config.train_limit, config.seed)
@@ -329,6 +377,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         "embed": {"photos_embedded": embed_report.photos_embedded, "shards_skipped": embed_report.shards_skipped},
         "model": str(model_dir),
         "seconds": {**timer.seconds, "total": total},
+        **timer_fields(timer),
         "threads": torch.get_num_threads(),
         **summarize_evaluation(evaluation),
         "files": {name: str(path) for name, path in files.items()},

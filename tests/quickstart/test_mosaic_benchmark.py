@@ -126,7 +126,7 @@ def test_reduced_run_writes_the_report(reduced_run) -> None:
     out = Path(config.output_dir) / "report"
     assert json.loads((out / "report.json").read_text())["pixel_level"] == report["pixel_level"]
     assert report["test_pixels"] == 3 * 128 * 128 and report["setup"]["patches_per_tile"] == 4
-    for method in ("pixel_level", "baseline"):
+    for method in ("pixel_level", "baseline", "oracle_broadcast"):
         metrics = report[method]
         confusion = np.asarray(metrics["confusion"])
         assert confusion.shape == (10, 10) and confusion.sum() == 3 * 128 * 128
@@ -137,6 +137,7 @@ def test_reduced_run_writes_the_report(reduced_run) -> None:
     assert sum(report["baseline_class_counts"].values()) == 3
     markdown = (out / "report.md").read_text()
     assert "| **mean** |" in markdown and "| River | river |" in markdown and "mosaic_examples.png" in markdown
+    assert "Ceiling of any broadcast method" in markdown
     with Image.open(out / "mosaic_examples.png") as picture:
         assert picture.width == 8 + 4 * (256 + 8) and picture.height > 2 * 256
     assert (out / "confusion_pixel_level.png").is_file()
@@ -176,6 +177,29 @@ def test_baseline_broadcasts_one_class_per_mosaic(reduced_run, test_split) -> No
     assert (blocks == blocks[:, :, :1, :, :1]).all()
 
 
+def test_oracle_broadcast_paints_the_dominant_class(test_split) -> None:
+    from graft_hf.quickstart.mosaic_eval import evaluate_mosaics, oracle_broadcast_maps
+
+    mosaics = build_mosaics(test_split, num_mosaics=4, grid=4, tile_size=8, seed=2, name="test")
+    maps = oracle_broadcast_maps(mosaics, 10)
+    assert maps.shape == (4, 32, 32) and maps.dtype == np.int64
+    for k in range(4):
+        cells = mosaics.cell_labels(k).reshape(-1).tolist()
+        counts = {c: cells.count(c) for c in cells}
+        best = max(counts.values())
+        assert (maps[k] == min(c for c, n in counts.items() if n == best)).all()  # most common, lowest on a tie
+    # Its pixel accuracy is the dominant share of each mosaic, and no broadcast map does better.
+    truth = np.stack([mosaics.label_map(k) for k in range(4)])
+    results = evaluate_mosaics(truth, maps, mosaics, EUROSAT_LABELS)
+    assert results["pixel_level"]["pixel_accuracy"] == 1.0  # the true maps score perfectly
+    assert results["baseline"] == results["oracle_broadcast"]
+    expected = np.mean([(maps[k] == truth[k]).mean() for k in range(4)])
+    assert np.isclose(results["oracle_broadcast"]["pixel_accuracy"], expected)
+    for constant in range(10):
+        other = evaluate_mosaics(truth, np.full_like(maps, constant), mosaics, EUROSAT_LABELS)["baseline"]
+        assert other["pixel_accuracy"] <= results["oracle_broadcast"]["pixel_accuracy"]
+
+
 def test_rerun_resumes_and_accepts_an_image_model(reduced_run) -> None:
     config, first = reduced_run
     shards = sorted((Path(config.output_dir) / "pairs" / "data").glob("*.parquet"))
@@ -186,6 +210,8 @@ def test_rerun_resumes_and_accepts_an_image_model(reduced_run) -> None:
     assert again["embed"]["shards_skipped"] == len(shards)
     assert again["pixel_level"] == first["pixel_level"] and again["baseline"] == first["baseline"]
     assert again["image_model_source"] == "given with --image-model"
+    assert again["invocations"] == 2
+    assert again["seconds_all_invocations"]["train"] >= first["seconds"]["train"]
 
 
 def test_bad_arguments_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

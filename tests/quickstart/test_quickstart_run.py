@@ -58,6 +58,7 @@ def test_reduced_quickstart_writes_the_whole_report(reduced_run) -> None:
     assert matrix.shape == (10, 10) and matrix.sum() == 40
     assert np.isclose(np.trace(matrix) / 40, report["top1"])
     assert set(report["seconds"]) == {"load", "pairs", "embed", "train", "evaluate", "total"}
+    assert report["invocations"] == 1 and report["seconds_all_invocations"]["train"] == report["seconds"]["train"]
     results = load_eval_results(out / "results.json")
     names = {r.metric_name for r in results}
     assert {"top-1 accuracy", "top-5 accuracy", "retrieval mAP", "retrieval mAP@100", "retrieval mAP@20"} <= names
@@ -103,6 +104,38 @@ def test_rerun_resumes_every_step_and_gives_the_same_result(reduced_run) -> None
     assert [p.stat().st_mtime_ns for p in shards] == stamps  # shards (and their embeddings) were kept
     assert again["embed"]["shards_skipped"] == len(shards)
     assert again["top1"] == first["top1"] and again["confusion_matrix"] == first["confusion_matrix"]
+    # The report states the time spent over both invocations, not only the (short) rerun's.
+    assert again["invocations"] == 2
+    for step in ("pairs", "train", "evaluate"):
+        assert again["seconds_all_invocations"][step] == pytest.approx(
+            first["seconds"][step] + again["seconds"][step], abs=0.11
+        )
+    markdown = (Path(config.output_dir) / "report" / "report.md").read_text()
+    assert "over 2 invocations of this resumable run" in markdown
+
+
+def test_step_timer_ledger_adds_up_and_survives_a_corrupt_file(tmp_path: Path, caplog) -> None:
+    from graft_hf.quickstart.run import StepTimer
+
+    ledger = tmp_path / "timings.json"
+    first = StepTimer("t", ledger=ledger)
+    with first.step("a"):
+        pass
+    first.seconds["a"] = 2.0  # fixed values: the sums below are exact
+    with first.step("b"):
+        pass
+    saved = json.loads(ledger.read_text())
+    assert saved["invocations"] == 1 and saved["seconds"]["a"] == 2.0
+    second = StepTimer("t", ledger=ledger)
+    assert second.invocations == 2
+    with second.step("c"):
+        pass
+    second.seconds.update({"a": 1.5, "c": 3.0})
+    assert second.all_invocations() == {"a": 3.5, "b": first.seconds["b"], "c": 3.0}
+    ledger.write_text("{not json")
+    with caplog.at_level("WARNING"):
+        third = StepTimer("t", ledger=ledger)
+    assert third.invocations == 1 and third.previous == {} and "unreadable step-time ledger" in caplog.text
 
 
 def test_other_inputs_in_the_same_folder_are_refused(reduced_run, eurosat: Path) -> None:
