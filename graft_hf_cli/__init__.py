@@ -55,8 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         # Errors raised for users carry the fix in their message; a traceback would bury it.
         if args.verbose:
             raise
-        print(f"graft {args.command}: error: {err}", file=sys.stderr)
+        print(f"graft {args.command}: error: {_in_flag_terms(args, err)}", file=sys.stderr)
         return 1
+
+
+def _in_flag_terms(args: argparse.Namespace, err: Exception) -> str:
+    """A library ``ConfigError`` names the config field (``tile_size``); on the command line, name its flag."""
+    from graft_hf_cli._fields import flag_for
+
+    flag = flag_for(args, getattr(err, "key", None))
+    if flag is None:
+        return str(err)
+    return f"{flag}: {getattr(err, 'reason', err)}"
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ Installed as ``graft_hf.modeling`` and uploaded next to every saved model as Hub
 import torch and transformers only.
 """
 
-from .configuration_graft import SENSOR_PRESETS, GraftConfig
+from .configuration_graft import SENSOR_PRESETS, SENSORS, GraftConfig, SensorSpec, get_sensor
 from .image_processing_graft import GraftImageProcessor
 from .modeling_graft import GraftModel, GraftOutput, GraftPatchHead, GraftPreTrainedModel
 from .processing_graft import GraftProcessor
 
 __all__ = [
+    "SENSORS",
     "SENSOR_PRESETS",
     "GraftConfig",
     "GraftImageProcessor",
@@ -18,4 +19,6 @@ __all__ = [
     "GraftPatchHead",
     "GraftPreTrainedModel",
     "GraftProcessor",
+    "SensorSpec",
+    "get_sensor",
 ]

@@ -5,7 +5,8 @@ This file is uploaded to the Hub next to GRAFT weights as remote code: it import
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import CLIPTextConfig, CLIPVisionConfig
@@ -15,47 +16,139 @@ try:  # transformers >= 5
 except ImportError:  # transformers 4.x, for remote-code users on older versions
     from transformers import PretrainedConfig as PreTrainedConfig
 
-# Sensor metadata travels with the weights (as in torchgeo): which bands a raster holds, which three make the
-# RGB image the ViT sees, how raw values map to [0, 1] and the ground sample distance in metres per pixel.
-# `value_scale` is the raw value that maps to 1.0 (values above are clipped). Sentinel-2 reflectance is stored as
-# DN = 10000 * reflectance; 3000 (reflectance 0.3) is the usual true-colour stretch. Data of processing baseline
-# >= 04.00 (from 2022-01-25) carries an additive offset of -1000 (BOA_ADD_OFFSET / RADIO_ADD_OFFSET):
-# set `value_offset=1000` for it so that (DN - 1000) / 10000 is the reflectance.
-SENSOR_PRESETS: dict[str, dict[str, Any]] = {
-    "naip": {
-        "gsd": 1.0,
-        "band_names": ["red", "green", "blue", "nir"],
-        "rgb_bands": [0, 1, 2],
-        "value_scale": 255.0,
-        "value_offset": 0.0,
-        "nodata_value": None,
-    },
-    "sentinel2": {
-        "gsd": 10.0,
-        # Level-2A order (the BigEarthNet and most L2A stacks): B10 (cirrus) is not delivered at L2A.
-        "band_names": ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"],
-        "rgb_bands": [3, 2, 1],
-        "value_scale": 3000.0,
-        "value_offset": 0.0,
-        "nodata_value": 0,
-    },
-    "sentinel2-l1c": {
-        "gsd": 10.0,
-        "band_names": ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"],
-        "rgb_bands": [3, 2, 1],
-        "value_scale": 3000.0,
-        "value_offset": 0.0,
-        "nodata_value": 0,
-    },
-    "rgb": {
-        "gsd": None,
-        "band_names": ["red", "green", "blue"],
-        "rgb_bands": [0, 1, 2],
-        "value_scale": 255.0,
-        "value_offset": 0.0,
-        "nodata_value": None,
-    },
+
+@dataclass(frozen=True)
+class SensorSpec:
+    """Everything graft-hf knows about one sensor: the one registry the model, the processor, the pair builder and
+    the cards read (sensor metadata travels with the weights, as in torchgeo).
+
+    Attributes:
+        name: Registry key (``naip``, ``sentinel2``, ...), stored in ``GraftConfig.sensor``.
+        display_name: Name for people (cards, reports).
+        gsd: Training ground sample distance in metres per pixel (``None``: unknown, e.g. plain RGB photos).
+        band_names: Names of the bands in file order.
+        rgb_bands: Indices into ``band_names`` of the red, green and blue bands the ViT sees.
+        rgb_aliases: Band names that identify red, green and blue in a raster whose bands are named (tried in
+            order); ``None`` takes ``rgb_bands`` by position (NAIP files carry no band names).
+        value_scale: Raw value (after subtracting ``value_offset``) that maps to 1.0 (brighter values are clipped).
+            Sentinel-2 reflectance is stored as DN = 10000 x reflectance; 3000 (reflectance 0.3) is the usual
+            true-colour stretch.
+        value_offset: Subtracted from raw values before scaling. Sentinel-2 data of processing baseline >= 04.00
+            (from 2022-01-25) carries an additive offset of -1000 (``BOA_ADD_OFFSET``): use 1000 for it.
+        nodata_value: Raw value marking missing pixels, or ``None``.
+        hub_tag: Tag of the sensor on Hub cards, or ``None``.
+    """
+
+    name: str
+    display_name: str
+    gsd: float | None
+    band_names: tuple[str, ...]
+    rgb_bands: tuple[int, int, int]
+    value_scale: float
+    value_offset: float = 0.0
+    nodata_value: float | None = None
+    rgb_aliases: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+    hub_tag: str | None = None
+
+    def preset(self) -> dict[str, Any]:
+        """The ``GraftConfig`` / ``GraftImageProcessor`` metadata fields of this sensor (fresh lists)."""
+        return {
+            "gsd": self.gsd,
+            "band_names": list(self.band_names),
+            "rgb_bands": list(self.rgb_bands),
+            "value_scale": self.value_scale,
+            "value_offset": self.value_offset,
+            "nodata_value": self.nodata_value,
+        }
+
+    def rgb_band_indices(self, band_names: Sequence[str]) -> list[int]:
+        """0-based indices of red, green and blue among a raster's ``band_names``.
+
+        Raises:
+            ValueError: A band is missing (named sensors) or the raster has too few bands.
+        """
+        if self.rgb_aliases is None:
+            if len(band_names) <= max(self.rgb_bands):
+                raise ValueError(
+                    f"{self.display_name} RGB needs bands {[i + 1 for i in self.rgb_bands]} but the raster has "
+                    f"{len(band_names)} band(s)"
+                )
+            return list(self.rgb_bands)
+        lookup = {name.lower(): i for i, name in enumerate(band_names)}
+        indices = []
+        for aliases in self.rgb_aliases:
+            found = next((lookup[a.lower()] for a in aliases if a.lower() in lookup), None)
+            if found is None:
+                raise ValueError(
+                    f"no {aliases[0]} band among {list(band_names)}; {self.display_name} RGB needs "
+                    f"{', '.join(a[0] for a in self.rgb_aliases)}: name the raster's bands"
+                )
+            indices.append(found)
+        return indices
+
+
+_S2_RGB_ALIASES = (("B04", "B4", "red"), ("B03", "B3", "green"), ("B02", "B2", "blue"))
+
+SENSORS: dict[str, SensorSpec] = {
+    spec.name: spec
+    for spec in (
+        SensorSpec(
+            name="naip",
+            display_name="NAIP",
+            gsd=1.0,
+            band_names=("red", "green", "blue", "nir"),
+            rgb_bands=(0, 1, 2),
+            value_scale=255.0,
+            hub_tag="naip",
+        ),
+        SensorSpec(
+            name="sentinel2",
+            display_name="Sentinel-2 (L2A)",
+            gsd=10.0,
+            # Level-2A order (the BigEarthNet and most L2A stacks): B10 (cirrus) is not delivered at L2A.
+            band_names=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"),
+            rgb_bands=(3, 2, 1),
+            value_scale=3000.0,
+            nodata_value=0,
+            rgb_aliases=_S2_RGB_ALIASES,
+            hub_tag="sentinel-2",
+        ),
+        SensorSpec(
+            name="sentinel2-l1c",
+            display_name="Sentinel-2 (L1C)",
+            gsd=10.0,
+            band_names=("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"),
+            rgb_bands=(3, 2, 1),
+            value_scale=3000.0,
+            nodata_value=0,
+            rgb_aliases=_S2_RGB_ALIASES,
+            hub_tag="sentinel-2",
+        ),
+        SensorSpec(
+            name="rgb",
+            display_name="RGB",
+            gsd=None,
+            band_names=("red", "green", "blue"),
+            rgb_bands=(0, 1, 2),
+            value_scale=255.0,
+        ),
+    )
 }
+
+#: ``GraftConfig`` metadata of each registered sensor (``SENSORS[name].preset()``), kept for existing callers.
+SENSOR_PRESETS: dict[str, dict[str, Any]] = {name: spec.preset() for name, spec in SENSORS.items()}
+
+
+def get_sensor(name: str) -> SensorSpec:
+    """The registered sensor ``name``.
+
+    Raises:
+        ValueError: Unknown sensor, listing the known ones.
+    """
+    if name not in SENSORS:
+        raise ValueError(f"unknown sensor {name!r}; known sensors: {', '.join(SENSORS)}")
+    return SENSORS[name]
+
 
 # openai/clip-vit-base-patch16 and openai/clip-vit-base-patch32 vision towers; the text tower is the same.
 _VIT_B_VISION = {
@@ -95,7 +188,7 @@ class GraftConfig(PreTrainedConfig):
             token into the joint space) is present.
         freeze_text_tower: Whether the text tower, the text projection and the logit scale are frozen, as in GRAFT
             training (only the satellite tower learns).
-        sensor: Sensor name; one of `SENSOR_PRESETS` fills the metadata below, any other name needs it explicitly.
+        sensor: Sensor name; a registered one (`SENSORS`) fills the metadata below, any other name needs it explicitly.
         gsd: Ground sample distance in metres per pixel of the imagery the model was trained on.
         band_names: Names of the raster bands, in file order.
         rgb_bands: Indices into `band_names` of the red, green and blue bands the model sees.
@@ -147,11 +240,11 @@ class GraftConfig(PreTrainedConfig):
         self.freeze_text_tower = bool(freeze_text_tower)
         self.initializer_factor = float(initializer_factor)
 
-        preset = SENSOR_PRESETS.get(sensor, {})
+        preset = SENSORS[sensor].preset() if sensor in SENSORS else {}
         self.sensor = sensor
         self.gsd = gsd if gsd is not None else preset.get("gsd")
-        self.band_names = list(band_names) if band_names is not None else copy.copy(preset.get("band_names"))
-        self.rgb_bands = list(rgb_bands) if rgb_bands is not None else copy.copy(preset.get("rgb_bands"))
+        self.band_names = list(band_names) if band_names is not None else preset.get("band_names")
+        self.rgb_bands = list(rgb_bands) if rgb_bands is not None else preset.get("rgb_bands")
         self.value_scale = float(value_scale) if value_scale is not None else preset.get("value_scale")
         self.value_offset = float(value_offset) if value_offset is not None else preset.get("value_offset", 0.0)
         self.nodata_value = nodata_value if nodata_value is not None else preset.get("nodata_value")
@@ -178,7 +271,7 @@ class GraftConfig(PreTrainedConfig):
             )
         if self.band_names is None or self.rgb_bands is None or self.value_scale is None:
             raise ValueError(
-                f"sensor {self.sensor!r} has no preset (known: {sorted(SENSOR_PRESETS)}); pass band_names, "
+                f"sensor {self.sensor!r} has no preset (registered sensors: {sorted(SENSORS)}); pass band_names, "
                 "rgb_bands and value_scale explicitly"
             )
         if len(self.rgb_bands) != 3:
@@ -218,4 +311,4 @@ class GraftConfig(PreTrainedConfig):
         return cls(vision_config={**_VIT_B_VISION, "patch_size": 32}, **kwargs)
 
 
-__all__ = ["SENSOR_PRESETS", "GraftConfig"]
+__all__ = ["SENSORS", "SENSOR_PRESETS", "GraftConfig", "SensorSpec", "get_sensor"]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from .configuration_graft import SENSOR_PRESETS
+from .configuration_graft import SENSORS
 
 _RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 _SUPPORTED_DTYPES = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float16, np.float32, np.float64)
@@ -67,7 +67,7 @@ class GraftImageProcessor(BaseImageProcessor):
         super().__init__(**kwargs)
         if isinstance(size, dict):  # {"height": h, "width": w} / {"shortest_edge": s} from other processors
             size = size.get("height", size.get("shortest_edge"))
-        preset = SENSOR_PRESETS.get(sensor, {})
+        preset = SENSORS[sensor].preset() if sensor in SENSORS else {}
         self.size = int(size)
         self.do_resize = bool(do_resize)
         self.do_normalize = bool(do_normalize)
@@ -81,7 +81,7 @@ class GraftImageProcessor(BaseImageProcessor):
         self.nodata_value = nodata_value if nodata_value is not None else preset.get("nodata_value")
         if not self.band_names or len(self.rgb_bands) != 3 or not self.value_scale:
             raise ValueError(
-                f"sensor {sensor!r} has no preset (known: {sorted(SENSOR_PRESETS)}); pass band_names, rgb_bands "
+                f"sensor {sensor!r} has no preset (registered sensors: {sorted(SENSORS)}); pass band_names, rgb_bands "
                 "(3 indices) and value_scale"
             )
         if self.size <= 0:
