@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import datasets
 
 __all__ = [
+    "COORDINATE_COLUMNS",
     "PHOTO_FIELDS",
     "TILE_COLUMNS",
     "decode_bands",
@@ -66,6 +67,13 @@ PHOTO_FIELDS: tuple[str, ...] = (
     "embedding",
     "text_embedding",
 )
+
+#: Column names recognised as latitude and longitude in any table graft-hf reads (photo tables, pair shards,
+#: image datasets, indexes), most specific first. The one list; readers take the first name a table has.
+COORDINATE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "lat": ("lat", "center_lat", "latitude"),
+    "lon": ("lon", "center_lon", "lng", "long", "longitude"),
+}
 
 #: Top-level column names, in schema order.
 TILE_COLUMNS: tuple[str, ...] = (
