@@ -21,32 +21,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from datasets import Image as ImageFeature
+from datasets import load_dataset
 from PIL import Image, UnidentifiedImageError
 
+from graft_hf.io import atomic_write, write_json
+from graft_hf.quickstart.config import MissingInputError
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_resumable_shards
 
 __all__ = [
     "EuroSATSplit",
-    "default_eurosat_path",
     "load_eurosat_split",
     "write_eurosat_pairs",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def default_eurosat_path() -> Path:
-    """``../shared/data/eurosat-rgb`` next to the working directory's repository, the benchmark's default data.
-
-    Looks beside the current directory first, then beside the installed source tree.
-    """
-    candidates = [Path.cwd() / ".." / "shared" / "data" / "eurosat-rgb"]
-    candidates.append(Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eurosat-rgb")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return candidates[0]
 
 
 @dataclass
@@ -92,24 +82,23 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         The split.
 
     Raises:
-        FileNotFoundError: No such folder, or no such split.
+        MissingInputError: No such folder, or no such split (a ``FileNotFoundError`` whose ``key`` is ``data``).
         ValueError: The columns or label names are not EuroSAT's.
     """
-    from datasets import Image as ImageFeature
-    from datasets import load_dataset
-
     source = str(data)
     if not Path(source).exists() and (source.startswith((".", "/")) or os.sep in source.rstrip("/").split("/", 1)[0]):
-        raise FileNotFoundError(
-            f"EuroSAT data not found at {source!r}: pass --data with the eurosat-rgb folder (parquet files and README)"
-            " or a Hub dataset id"
+        raise MissingInputError(
+            "data",
+            f"EuroSAT data not found at {source!r}: pass the eurosat-rgb folder (parquet files and README) or a Hub "
+            "dataset id",
         )
     try:
         stream = load_dataset(source, split=split, streaming=True)
     except (FileNotFoundError, ValueError) as error:
-        raise FileNotFoundError(
-            f"could not open split {split!r} of EuroSAT at {source!r}: {error}. Pass --data with a folder holding "
-            "train-*/test-* parquet files with a README configs block, or a Hub dataset id"
+        raise MissingInputError(
+            "data",
+            f"could not open split {split!r} of EuroSAT at {source!r}: {error}. Pass a folder holding "
+            "train-*/test-* parquet files with a README configs block, or a Hub dataset id",
         ) from error
     features = stream.features or {}
     if "image" not in features or "label" not in features:
@@ -256,8 +245,9 @@ def write_eurosat_pairs(
         "fingerprint": fingerprint,
         "skipped_while_loading": split.skipped,
     }
-    (out / "README.md").write_text(
-        simulated_pairs_card("EuroSAT GRAFT pairs with simulated ground observations", _CARD_DESCRIPTION, summary)
+    atomic_write(
+        out / "README.md",
+        simulated_pairs_card("EuroSAT GRAFT pairs with simulated ground observations", _CARD_DESCRIPTION, summary),
     )
     write_json(out / "build_report.json", summary)
     return summary

@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from graft_hf.io import atomic_write, write_json
 from graft_hf.quickstart.eurosat import EuroSATSplit
 from graft_hf.quickstart.observations import ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_resumable_shards
 
 __all__ = ["MosaicSet", "build_mosaics", "write_mosaic_pairs"]
 
@@ -263,7 +264,7 @@ def write_mosaic_pairs(
     }
     layout = {"tile_size": mosaics.tile_size, "layout": mosaics.tile_indices.tolist()}
     write_json(out / "mosaics.json", layout | {"filenames": mosaics.split.filenames})
-    (out / "README.md").write_text(_card(summary))
+    atomic_write(out / "README.md", _card(summary))
     write_json(out / "build_report.json", summary)
     return summary
 
