@@ -11,11 +11,15 @@ command after a kill resumes: finished shards, embeddings and checkpoints are ke
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from graft_hf_cli._fields import add_fields, fields_from_args
 from graft_hf_cli.quickstart import CONFIG, OUTPUT_AND_DATA, default_eurosat_path
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from graft_hf.quickstart.config import MosaicConfig
+
+__all__ = ["add_parser", "build_config", "run"]
 
 STUDENT_FLAGS = {
     "patch_size": "--patch-size",
@@ -38,21 +42,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def build_config(args: argparse.Namespace) -> MosaicConfig:
+    """The run's config from the parsed flags: the student's input is the mosaic (``grid * tile_size`` px)."""
     from graft_hf.config import ConfigError
-    from graft_hf.quickstart.common import as_percent
     from graft_hf.quickstart.config import MosaicConfig, StudentArch
-    from graft_hf.quickstart.mosaic_run import run_mosaic_benchmark
 
     values = fields_from_args(args, CONFIG, "MosaicConfig")
     values["data"] = values["data"] or str(default_eurosat_path())
     arch = fields_from_args(args, CONFIG, "StudentArch")
     try:
         student = StudentArch(image_size=values["grid"] * values["tile_size"], **arch)
-        config = MosaicConfig(**values, student=student)
+        return MosaicConfig(**values, student=student)
     except ConfigError as error:
         # The student's fields have flags of their own (--patch-size, --layers...): name those, not "student.".
         raise ConfigError((error.key or "").removeprefix("student.") or None, error.reason) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from graft_hf.quickstart.common import as_percent
+    from graft_hf.quickstart.mosaic_run import run_mosaic_benchmark
+
+    config = build_config(args)
     report = run_mosaic_benchmark(config)
     pixel, base = report["pixel_level"], report["baseline"]
     print(

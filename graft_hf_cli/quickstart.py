@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from graft_hf_cli._fields import add_fields, fields_from_args
 
-__all__ = ["OUTPUT_AND_DATA", "add_parser", "default_eurosat_path", "run"]
+if TYPE_CHECKING:
+    from graft_hf.quickstart.config import QuickstartConfig
+
+__all__ = ["OUTPUT_AND_DATA", "add_parser", "build_config", "default_eurosat_path", "run"]
 
 CONFIG = "graft_hf.quickstart.config"
 # Flags both benchmarks spell the same way: -o/--output, --data with the command line's default, --no-progress.
@@ -55,13 +59,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    from graft_hf.quickstart.common import as_percent
+def build_config(args: argparse.Namespace) -> QuickstartConfig:
+    """The run's config from the parsed flags; no ``--data`` means the shared EuroSAT folder."""
     from graft_hf.quickstart.config import QuickstartConfig
-    from graft_hf.quickstart.run import run_quickstart
 
     values = fields_from_args(args, CONFIG, "QuickstartConfig")
-    config = QuickstartConfig(**values | {"data": values["data"] or str(default_eurosat_path())})
+    return QuickstartConfig(**values | {"data": values["data"] or str(default_eurosat_path())})
+
+
+def run(args: argparse.Namespace) -> int:
+    from graft_hf.quickstart.common import as_percent
+    from graft_hf.quickstart.run import run_quickstart
+
+    config = build_config(args)
     report = run_quickstart(config)
     print(
         f"EuroSAT zero-shot top-1 {as_percent(report['top1'])} (chance 10%), retrieval mAP "
