@@ -11,9 +11,7 @@ The release has no georeferencing, so ``crs``/``transform``/``center_lat``/``cen
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -22,13 +20,18 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Image as ImageFeature
-from datasets import load_dataset
+from datasets import IterableDataset, load_dataset
 from PIL import Image, UnidentifiedImageError
 
 from graft_hf.io import atomic_write, write_json
 from graft_hf.quickstart.config import MissingInputError
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_resumable_shards
+from graft_hf.quickstart.shards import (
+    inputs_fingerprint,
+    simulated_pairs_card,
+    simulated_photo,
+    write_resumable_shards,
+)
 
 __all__ = [
     "EuroSATSplit",
@@ -86,6 +89,22 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         ValueError: The columns or label names are not EuroSAT's.
     """
     source = str(data)
+    images, labels, filenames, skipped = _read_rows(_open_eurosat(source, split), split)
+    if skipped:
+        logger.warning("EuroSAT %s: skipped %s", split, skipped)
+    if not images:
+        raise ValueError(f"split {split!r} of {source!r} has no readable images")
+    label_array = np.asarray(labels, dtype=np.int64)
+    if limit is not None and limit < len(images):
+        keep = _stratified_subset(label_array, limit, seed)
+        images = [images[i] for i in keep]
+        filenames = [filenames[i] for i in keep]
+        label_array = label_array[keep]
+    return EuroSATSplit(images, label_array, filenames, list(EUROSAT_LABELS), skipped)
+
+
+def _open_eurosat(source: str, split: str) -> IterableDataset:
+    """The split as a stream of undecoded images and labels, after checking it is EuroSAT."""
     if not Path(source).exists() and (source.startswith((".", "/")) or os.sep in source.rstrip("/").split("/", 1)[0]):
         raise MissingInputError(
             "data",
@@ -108,7 +127,11 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         raise ValueError(
             f"the label names of {source!r} are {names}, expected EuroSAT's {EUROSAT_LABELS} in that order"
         )
-    stream = stream.cast_column("image", ImageFeature(decode=False))
+    return stream.cast_column("image", ImageFeature(decode=False))
+
+
+def _read_rows(stream: IterableDataset, split: str) -> tuple[list[bytes], list[int], list[str], dict[str, int]]:
+    """Encoded images, labels and file names of the readable rows, and the count of skipped rows per reason."""
     images, labels, filenames = [], [], []
     skipped: dict[str, int] = {}
     for index, row in enumerate(stream):
@@ -126,17 +149,7 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         images.append(data_bytes)
         labels.append(int(row["label"]))
         filenames.append(str(row.get("filename") or payload.get("path") or f"{split}_{index}"))
-    if skipped:
-        logger.warning("EuroSAT %s: skipped %s", split, skipped)
-    if not images:
-        raise ValueError(f"split {split!r} of {source!r} has no readable images")
-    label_array = np.asarray(labels, dtype=np.int64)
-    if limit is not None and limit < len(images):
-        keep = _stratified_subset(label_array, limit, seed)
-        images = [images[i] for i in keep]
-        filenames = [filenames[i] for i in keep]
-        label_array = label_array[keep]
-    return EuroSATSplit(images, label_array, filenames, list(EUROSAT_LABELS), skipped)
+    return images, labels, filenames, skipped
 
 
 def _stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -221,10 +234,7 @@ def write_eurosat_pairs(
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     out = Path(output_dir)
-    digest = hashlib.sha256()
-    digest.update(json.dumps(asdict(sampler), sort_keys=True).encode())
-    digest.update(json.dumps([name, num_shards, split.filenames, split.labels.tolist()]).encode())
-    fingerprint = digest.hexdigest()
+    fingerprint = inputs_fingerprint(sampler, [name, num_shards, split.filenames, split.labels.tolist()])
     order = np.random.default_rng(sampler.seed).permutation(len(split))  # shards mix classes
     write_resumable_shards(
         out,

@@ -7,6 +7,8 @@ writes the missing ones, while a rerun with other inputs in the same folder is r
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -18,10 +20,20 @@ from tqdm.auto import tqdm
 
 from graft_hf.io import atomic_path, write_json
 from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.quickstart.observations import ObservationSampler
 
-__all__ = ["MANIFEST", "simulated_pairs_card", "simulated_photo", "write_resumable_shards"]
+__all__ = ["MANIFEST", "inputs_fingerprint", "simulated_pairs_card", "simulated_photo", "write_resumable_shards"]
 
 MANIFEST = "quickstart_pairs.json"
+
+
+def inputs_fingerprint(sampler: ObservationSampler, *parts: list) -> str:
+    """SHA-256 of everything that decides the shards' content: the sampler's settings, then each JSON part."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataclasses.asdict(sampler), sort_keys=True).encode())
+    for part in parts:
+        digest.update(json.dumps(part).encode())
+    return digest.hexdigest()
 
 
 def write_resumable_shards(
