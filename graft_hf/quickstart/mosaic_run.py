@@ -51,6 +51,7 @@ from graft_hf.quickstart.mosaic_eval import (
 from graft_hf.quickstart.observations import EUROSAT_CLASSNAMES, EUROSAT_LABELS, EUROSAT_TEMPLATES
 from graft_hf.quickstart.run import run_quickstart
 
+# MosaicConfig and mosaic_student live in config.py; they stay importable from here.
 __all__ = ["MosaicConfig", "mosaic_student", "run_mosaic_benchmark"]
 
 logger = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
 from graft_hf.quickstart.observations import EUROSAT_CLASSNAMES, EUROSAT_TEMPLATES
 from graft_hf.quickstart.report import evaluate_student, summarize_evaluation, write_markdown_report
 
+# The config and the shared helpers live in config.py and common.py; their names stay importable from here.
 __all__ = [
     "QuickstartConfig",
     "StepTimer",
