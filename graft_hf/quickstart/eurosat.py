@@ -70,7 +70,7 @@ class EuroSATSplit:
 
 
 def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = None, seed: int = 0) -> EuroSATSplit:
-    """Read a EuroSAT split (a local ``datasets`` folder such as ``../shared/data/eurosat-rgb``, or a Hub id).
+    """Read a EuroSAT split (a local ``datasets`` folder such as the eurosat-rgb release, or a Hub id).
 
     Undecodable images are skipped and counted. With ``limit``, a class-stratified random subset of that size is
     kept (the same for a given seed), so reduced runs still see every class.
