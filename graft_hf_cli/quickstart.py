@@ -10,8 +10,41 @@ the command after a kill resumes: finished shards, embeddings and checkpoints ar
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["add_parser", "run"]
+from graft_hf_cli._fields import add_fields, fields_from_args
+
+if TYPE_CHECKING:
+    from graft_hf.quickstart.config import QuickstartConfig
+
+__all__ = ["OUTPUT_AND_DATA", "add_parser", "build_config", "default_eurosat_path", "run"]
+
+CONFIG = "graft_hf.quickstart.config"
+# Flags both benchmarks spell the same way: -o/--output, --data with the command line's default, --no-progress.
+OUTPUT_AND_DATA = {
+    "flags": {"output_dir": ("-o", "--output")},
+    "metavars": {"output_dir": "DIR", "data": "DATA"},
+    "helps": {
+        "data": "EuroSAT folder or Hub dataset id (default: ../shared/data/eurosat-rgb beside the repository)",
+        "progress": "no progress bars",
+    },
+}
+
+
+def default_eurosat_path() -> Path:
+    """``../shared/data/eurosat-rgb`` beside the repository, the benchmarks' default data on the command line.
+
+    Looks beside the current directory first, then beside the source tree of this command line.
+    """
+    candidates = [
+        Path.cwd() / ".." / "shared" / "data" / "eurosat-rgb",
+        Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eurosat-rgb",
+    ]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return candidates[0]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,54 +54,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--data", default=None, help="EuroSAT folder or Hub dataset id (default: ../shared/data/eurosat-rgb)"
-    )
-    parser.add_argument("-o", "--output", default="runs/quickstart", help="run folder (default: %(default)s)")
-    parser.add_argument("--text-encoder", default=None, help="text teacher folder (default: all-MiniLM-L6-v2)")
-    parser.add_argument("--epochs", type=int, default=8, help="passes over the training tiles (default: %(default)s)")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (reduced runs)")
-    parser.add_argument("--batch-size", type=int, default=128, help="tiles per step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
-    parser.add_argument("--train-limit", type=int, default=None, help="use N training tiles (class-stratified)")
-    parser.add_argument("--test-limit", type=int, default=None, help="evaluate on N test tiles (class-stratified)")
-    parser.add_argument(
-        "--distractor-rate", type=float, default=0.2, help="share of unrelated observations (default: %(default)s)"
-    )
-    parser.add_argument("--num-workers", type=int, default=1, help="loader worker processes (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_fields(parser, CONFIG, "QuickstartConfig", **OUTPUT_AND_DATA)
     parser.set_defaults(handler=run)
     return parser
 
 
+def build_config(args: argparse.Namespace) -> QuickstartConfig:
+    """The run's config from the parsed flags; no ``--data`` means the shared EuroSAT folder."""
+    from graft_hf.quickstart.config import QuickstartConfig
+
+    values = fields_from_args(args, CONFIG, "QuickstartConfig")
+    return QuickstartConfig(**values | {"data": values["data"] or str(default_eurosat_path())})
+
+
 def run(args: argparse.Namespace) -> int:
-    import logging
+    from graft_hf.quickstart.common import as_percent
+    from graft_hf.quickstart.run import run_quickstart
 
-    from graft_hf.quickstart.run import QuickstartConfig, as_percent, run_quickstart
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = QuickstartConfig(
-        data=args.data,
-        output_dir=args.output,
-        text_encoder=args.text_encoder,
-        train_limit=args.train_limit,
-        test_limit=args.test_limit,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        distractor_rate=args.distractor_rate,
-        num_workers=args.num_workers,
-        seed=args.seed,
-        threads=args.threads,
-        progress=not args.no_progress,
-    )
+    config = build_config(args)
     report = run_quickstart(config)
     print(
         f"EuroSAT zero-shot top-1 {as_percent(report['top1'])} (chance 10%), retrieval mAP "
         f"{as_percent(report['retrieval']['mAP'])}, {report['seconds']['total']:.0f} s; report: "
-        f"{args.output}/report/report.md"
+        f"{config.output_dir}/report/report.md"
     )
     return 0

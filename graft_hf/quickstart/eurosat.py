@@ -11,9 +11,7 @@ The release has no georeferencing, so ``crs``/``transform``/``center_lat``/``cen
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -21,32 +19,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from datasets import Image as ImageFeature
+from datasets import IterableDataset, load_dataset
 from PIL import Image, UnidentifiedImageError
 
+from graft_hf.io import atomic_write, write_json
+from graft_hf.quickstart.config import MissingInputError
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import (
+    inputs_fingerprint,
+    simulated_pairs_card,
+    simulated_photo,
+    write_resumable_shards,
+)
 
 __all__ = [
     "EuroSATSplit",
-    "default_eurosat_path",
     "load_eurosat_split",
     "write_eurosat_pairs",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def default_eurosat_path() -> Path:
-    """``../shared/data/eurosat-rgb`` next to the working directory's repository, the benchmark's default data.
-
-    Looks beside the current directory first, then beside the installed source tree.
-    """
-    candidates = [Path.cwd() / ".." / "shared" / "data" / "eurosat-rgb"]
-    candidates.append(Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "eurosat-rgb")
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate.resolve()
-    return candidates[0]
 
 
 @dataclass
@@ -77,7 +70,7 @@ class EuroSATSplit:
 
 
 def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = None, seed: int = 0) -> EuroSATSplit:
-    """Read a EuroSAT split (a local ``datasets`` folder such as ``../shared/data/eurosat-rgb``, or a Hub id).
+    """Read a EuroSAT split (a local ``datasets`` folder such as the eurosat-rgb release, or a Hub id).
 
     Undecodable images are skipped and counted. With ``limit``, a class-stratified random subset of that size is
     kept (the same for a given seed), so reduced runs still see every class.
@@ -92,24 +85,39 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         The split.
 
     Raises:
-        FileNotFoundError: No such folder, or no such split.
+        MissingInputError: No such folder, or no such split (a ``FileNotFoundError`` whose ``key`` is ``data``).
         ValueError: The columns or label names are not EuroSAT's.
     """
-    from datasets import Image as ImageFeature
-    from datasets import load_dataset
-
     source = str(data)
+    images, labels, filenames, skipped = _read_rows(_open_eurosat(source, split), split)
+    if skipped:
+        logger.warning("EuroSAT %s: skipped %s", split, skipped)
+    if not images:
+        raise ValueError(f"split {split!r} of {source!r} has no readable images")
+    label_array = np.asarray(labels, dtype=np.int64)
+    if limit is not None and limit < len(images):
+        keep = _stratified_subset(label_array, limit, seed)
+        images = [images[i] for i in keep]
+        filenames = [filenames[i] for i in keep]
+        label_array = label_array[keep]
+    return EuroSATSplit(images, label_array, filenames, list(EUROSAT_LABELS), skipped)
+
+
+def _open_eurosat(source: str, split: str) -> IterableDataset:
+    """The split as a stream of undecoded images and labels, after checking it is EuroSAT."""
     if not Path(source).exists() and (source.startswith((".", "/")) or os.sep in source.rstrip("/").split("/", 1)[0]):
-        raise FileNotFoundError(
-            f"EuroSAT data not found at {source!r}: pass --data with the eurosat-rgb folder (parquet files and README)"
-            " or a Hub dataset id"
+        raise MissingInputError(
+            "data",
+            f"EuroSAT data not found at {source!r}: pass the eurosat-rgb folder (parquet files and README) or a Hub "
+            "dataset id",
         )
     try:
         stream = load_dataset(source, split=split, streaming=True)
     except (FileNotFoundError, ValueError) as error:
-        raise FileNotFoundError(
-            f"could not open split {split!r} of EuroSAT at {source!r}: {error}. Pass --data with a folder holding "
-            "train-*/test-* parquet files with a README configs block, or a Hub dataset id"
+        raise MissingInputError(
+            "data",
+            f"could not open split {split!r} of EuroSAT at {source!r}: {error}. Pass a folder holding "
+            "train-*/test-* parquet files with a README configs block, or a Hub dataset id",
         ) from error
     features = stream.features or {}
     if "image" not in features or "label" not in features:
@@ -119,7 +127,11 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         raise ValueError(
             f"the label names of {source!r} are {names}, expected EuroSAT's {EUROSAT_LABELS} in that order"
         )
-    stream = stream.cast_column("image", ImageFeature(decode=False))
+    return stream.cast_column("image", ImageFeature(decode=False))
+
+
+def _read_rows(stream: IterableDataset, split: str) -> tuple[list[bytes], list[int], list[str], dict[str, int]]:
+    """Encoded images, labels and file names of the readable rows, and the count of skipped rows per reason."""
     images, labels, filenames = [], [], []
     skipped: dict[str, int] = {}
     for index, row in enumerate(stream):
@@ -137,17 +149,7 @@ def load_eurosat_split(data: str | os.PathLike, split: str, limit: int | None = 
         images.append(data_bytes)
         labels.append(int(row["label"]))
         filenames.append(str(row.get("filename") or payload.get("path") or f"{split}_{index}"))
-    if skipped:
-        logger.warning("EuroSAT %s: skipped %s", split, skipped)
-    if not images:
-        raise ValueError(f"split {split!r} of {source!r} has no readable images")
-    label_array = np.asarray(labels, dtype=np.int64)
-    if limit is not None and limit < len(images):
-        keep = _stratified_subset(label_array, limit, seed)
-        images = [images[i] for i in keep]
-        filenames = [filenames[i] for i in keep]
-        label_array = label_array[keep]
-    return EuroSATSplit(images, label_array, filenames, list(EUROSAT_LABELS), skipped)
+    return images, labels, filenames, skipped
 
 
 def _stratified_subset(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -232,10 +234,7 @@ def write_eurosat_pairs(
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     out = Path(output_dir)
-    digest = hashlib.sha256()
-    digest.update(json.dumps(asdict(sampler), sort_keys=True).encode())
-    digest.update(json.dumps([name, num_shards, split.filenames, split.labels.tolist()]).encode())
-    fingerprint = digest.hexdigest()
+    fingerprint = inputs_fingerprint(sampler, [name, num_shards, split.filenames, split.labels.tolist()])
     order = np.random.default_rng(sampler.seed).permutation(len(split))  # shards mix classes
     write_resumable_shards(
         out,
@@ -256,8 +255,9 @@ def write_eurosat_pairs(
         "fingerprint": fingerprint,
         "skipped_while_loading": split.skipped,
     }
-    (out / "README.md").write_text(
-        simulated_pairs_card("EuroSAT GRAFT pairs with simulated ground observations", _CARD_DESCRIPTION, summary)
+    atomic_write(
+        out / "README.md",
+        simulated_pairs_card("EuroSAT GRAFT pairs with simulated ground observations", _CARD_DESCRIPTION, summary),
     )
     write_json(out / "build_report.json", summary)
     return summary

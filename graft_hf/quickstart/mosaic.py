@@ -15,9 +15,7 @@ label never enters a shard.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -27,9 +25,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from graft_hf.io import atomic_write, write_json
 from graft_hf.quickstart.eurosat import EuroSATSplit
 from graft_hf.quickstart.observations import ObservationSampler
-from graft_hf.quickstart.shards import simulated_pairs_card, simulated_photo, write_json, write_resumable_shards
+from graft_hf.quickstart.shards import (
+    inputs_fingerprint,
+    simulated_pairs_card,
+    simulated_photo,
+    write_resumable_shards,
+)
 
 __all__ = ["MosaicSet", "build_mosaics", "write_mosaic_pairs"]
 
@@ -228,11 +232,11 @@ def write_mosaic_pairs(
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {num_shards}")
     out = Path(output_dir)
-    digest = hashlib.sha256()
-    digest.update(json.dumps(asdict(sampler), sort_keys=True).encode())
-    digest.update(json.dumps([mosaics.name, mosaics.tile_size, num_shards, mosaics.tile_indices.tolist()]).encode())
-    digest.update(json.dumps([mosaics.split.filenames, mosaics.split.labels.tolist()]).encode())
-    fingerprint = digest.hexdigest()
+    fingerprint = inputs_fingerprint(
+        sampler,
+        [mosaics.name, mosaics.tile_size, num_shards, mosaics.tile_indices.tolist()],
+        [mosaics.split.filenames, mosaics.split.labels.tolist()],
+    )
     write_resumable_shards(
         out,
         np.array_split(np.arange(len(mosaics)), num_shards),  # the layout is already random
@@ -263,7 +267,7 @@ def write_mosaic_pairs(
     }
     layout = {"tile_size": mosaics.tile_size, "layout": mosaics.tile_indices.tolist()}
     write_json(out / "mosaics.json", layout | {"filenames": mosaics.split.filenames})
-    (out / "README.md").write_text(_card(summary))
+    atomic_write(out / "README.md", _card(summary))
     write_json(out / "build_report.json", summary)
     return summary
 

@@ -22,8 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
 
+from graft_hf import build_processor
+from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator
+from graft_hf.io import atomic_path, atomic_write
+from graft_hf.quickstart.common import as_percent, time_line
 from graft_hf.quickstart.mosaic import MosaicSet
+from graft_hf.tasks.segmentation import load_font
 
 __all__ = [
     "PALETTE",
@@ -58,8 +64,6 @@ PALETTE = np.array(
 
 def _normalised_batch(mosaics: MosaicSet, indices: Sequence[int], size: int, model: Any) -> torch.Tensor:
     """``(batch, 3, size, size)`` CLIP-normalised mosaics, resized (bicubic) when ``size`` differs."""
-    from graft_hf import build_processor
-
     processor = build_processor(model.config).image_processor
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
@@ -89,8 +93,6 @@ def predict_pixel_maps(
     Returns:
         int64 ``(num_mosaics, size, size)`` class maps.
     """
-    from tqdm.auto import tqdm
-
     size = int(model.config.vision_config.image_size)
     patch = int(model.config.vision_config.patch_size)
     if size != mosaics.size:
@@ -163,8 +165,6 @@ def evaluate_mosaics(
         :meth:`SegmentationMetrics.to_dict` plus the ``confusion`` matrix (pixel counts, rows true);
         ``oracle_broadcast`` scores :func:`oracle_broadcast_maps`, the ceiling of any broadcast baseline.
     """
-    from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator
-
     results = {}
     oracle_maps = oracle_broadcast_maps(mosaics, len(label_names))
     for method, maps in (("pixel_level", pixel_maps), ("baseline", baseline_maps), ("oracle_broadcast", oracle_maps)):
@@ -205,8 +205,6 @@ def render_mosaic_examples(
     Returns:
         The written path.
     """
-    from graft_hf.tasks.segmentation import load_font
-
     count = max(1, min(count, len(mosaics)))
     scale = max(1, 256 // mosaics.size)
     side = mosaics.size * scale
@@ -242,15 +240,12 @@ def render_mosaic_examples(
         x, y = pad + (c % 3) * column, top + (c // 3) * 22
         draw.rectangle((x, y + 2, x + 16, y + 18), fill=tuple(int(v) for v in PALETTE[c]), outline="black")
         draw.text((x + 22, y + 2), name, fill="black", font=font)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(out)
-    return out
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+    return Path(path)
 
 
 def _oracle_line(report: dict[str, Any]) -> list[str]:
-    from graft_hf.quickstart.run import as_percent
-
     oracle = report.get("oracle_broadcast")
     if oracle is None:  # a report.json written before the oracle existed
         return []
@@ -263,8 +258,6 @@ def _oracle_line(report: dict[str, Any]) -> list[str]:
 
 def write_mosaic_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """``report.md``: headline figures, the per-class table of both methods, timings and the pictures."""
-    from graft_hf.quickstart.run import as_percent, time_line
-
     pixel, base = report["pixel_level"], report["baseline"]
     setup = report["setup"]
     lines = [
@@ -309,6 +302,4 @@ def write_mosaic_report(report: dict[str, Any], path: str | os.PathLike) -> Path
         "![pixel-level confusion](confusion_pixel_level.png)",
         "",
     ]
-    path = Path(path)
-    path.write_text("\n".join(lines))
-    return path
+    return atomic_write(path, "\n".join(lines))

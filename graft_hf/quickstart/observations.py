@@ -21,7 +21,7 @@ from graft_hf.evaluation.templates import CLIP_EUROSAT_TEMPLATES as _CLIP_EUROSA
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES as _CLIP_EUROSAT_CLASSNAMES
 from graft_hf.evaluation.templates import EUROSAT_LABELS as _EUROSAT_LABELS
 
-# Label order of ../shared/data/eurosat-rgb; names used in the zero-shot prompts (CLIP's EuroSAT class names).
+# Label order of the eurosat-rgb release (its ClassLabel); names used in the zero-shot prompts (CLIP's EuroSAT names).
 EUROSAT_LABELS = list(_EUROSAT_LABELS)
 EUROSAT_CLASSNAMES = list(_CLIP_EUROSAT_CLASSNAMES)
 # CLIP's EuroSAT prompt templates.

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:
-    from graft_hf.evaluation.harness import EvalReport
+from graft_hf.evaluation.datasets import load_eval_dataset
+from graft_hf.evaluation.encoders import graft_encoder
+from graft_hf.evaluation.harness import EvalReport, evaluate_model
+from graft_hf.io import atomic_write
+from graft_hf.modeling import GraftModel
+from graft_hf.quickstart.common import as_percent, time_line
 
 __all__ = ["evaluate_student", "summarize_evaluation", "write_markdown_report"]
 
@@ -50,11 +54,6 @@ def evaluate_student(
         The harness report and the files it wrote (``json``, ``markdown``, ``model_index``, ``confusion_matrix``,
         ``retrieval_grid``).
     """
-    from graft_hf.evaluation.datasets import load_eval_dataset
-    from graft_hf.evaluation.encoders import graft_encoder
-    from graft_hf.evaluation.harness import evaluate_model
-    from graft_hf.modeling import GraftModel
-
     model = GraftModel.from_pretrained(str(model_dir))
     dataset = load_eval_dataset(
         data, split="test", kind="eurosat", class_names=list(classnames), limit=limit, seed=seed
@@ -92,9 +91,6 @@ def summarize_evaluation(report: EvalReport) -> dict[str, Any]:
 
 def write_markdown_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
     """The human-readable report: headline figures, per-class table, timings and the two pictures."""
-    from graft_hf.quickstart.run import as_percent, time_line
-
-    path = Path(path)
     lines = [
         "# GRAFT quickstart: EuroSAT zero-shot benchmark",
         "",
@@ -132,5 +128,4 @@ def write_markdown_report(report: dict[str, Any], path: str | os.PathLike) -> Pa
         "format, for `graft push --eval`), `results.md`, `model_index.yaml`.",
         "",
     ]
-    path.write_text("\n".join(lines))
-    return path
+    return atomic_write(path, "\n".join(lines))

@@ -1,30 +1,39 @@
 """Resumable writing of simulated pair shards, shared by the EuroSAT tile and mosaic benchmarks.
 
-Shards are written atomically (temporary file, then rename) and recorded in a manifest beside them together with
+Shards are written atomically (:func:`graft_hf.io.atomic_path`) and recorded in a manifest beside them together with
 a fingerprint of everything that decides their content: a rerun with the same inputs keeps the finished shards and
 writes the missing ones, while a rerun with other inputs in the same folder is refused instead of mixing the two.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
-__all__ = ["MANIFEST", "simulated_pairs_card", "simulated_photo", "write_json", "write_resumable_shards"]
+from graft_hf.io import atomic_path, write_json
+from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.quickstart.observations import ObservationSampler
+
+__all__ = ["MANIFEST", "inputs_fingerprint", "simulated_pairs_card", "simulated_photo", "write_resumable_shards"]
 
 MANIFEST = "quickstart_pairs.json"
 
 
-def write_json(path: Path, value: dict) -> None:
-    """Write ``value`` as indented JSON, atomically (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+def inputs_fingerprint(sampler: ObservationSampler, *parts: list) -> str:
+    """SHA-256 of everything that decides the shards' content: the sampler's settings, then each JSON part."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataclasses.asdict(sampler), sort_keys=True).encode())
+    for part in parts:
+        digest.update(json.dumps(part).encode())
+    return digest.hexdigest()
 
 
 def write_resumable_shards(
@@ -55,12 +64,6 @@ def write_resumable_shards(
     Raises:
         ValueError: The folder holds shards written from other inputs.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
-
-    from graft_hf.pairs.schema import pairs_arrow_schema
-
     manifest_path = output_dir / manifest
     record = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     if record and record.get("fingerprint") != fingerprint:
@@ -76,9 +79,8 @@ def write_resumable_shards(
             shard = output_dir / "data" / f"train-{k:05d}-of-{len(parts):05d}.parquet"
             if shard.name not in done or not shard.is_file():
                 table = pa.Table.from_pylist(list(make_rows(part)), schema=pairs_arrow_schema())
-                tmp = shard.with_name(shard.name + ".tmp")
-                pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
-                os.replace(tmp, shard)
+                with atomic_path(shard) as tmp:
+                    pq.write_table(table, tmp, row_group_size=row_group_size, compression="zstd")
                 done.add(shard.name)
                 write_json(manifest_path, {"fingerprint": fingerprint, "shards_done": sorted(done)})
             bar.update(len(part))

