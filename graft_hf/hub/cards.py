@@ -56,8 +56,6 @@ __all__ = [
 #: docstring), a list of `EvalResult`s, or `None`.
 EvalResults = str | os.PathLike | list | dict | None
 
-# GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
-DEFAULT_TRAINING_TEMPERATURE = 0.07
 REQUIRED_MODEL_CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
 REQUIRED_MODEL_CARD_SECTIONS = (
     "## Model details",
@@ -75,14 +73,6 @@ _BASE_MODELS = {
     ("vitb", 32): "openai/clip-vit-base-patch32",
     ("vitl", 14): "openai/clip-vit-large-patch14",
 }
-_DEFAULT_TRAINING_DATA = (
-    "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the photos "
-    "whose geotags fall inside it (built with `graft pairs build`)."
-)
-_DEFAULT_RECIPE = (
-    "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the frozen "
-    "CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
-)
 
 
 @config_dataclass
@@ -109,13 +99,25 @@ class ModelCardInfo:
     license: str = "apache-2.0"
     base_model: str | None = None
     datasets: list[str] = field(default_factory=list)
-    training_data: str = _DEFAULT_TRAINING_DATA
-    training_recipe: str = _DEFAULT_RECIPE
+    training_data: str = (
+        "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the "
+        "photos whose geotags fall inside it (built with `graft pairs build`)."
+    )
+    training_recipe: str = (
+        "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the "
+        "frozen CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
+    )
     training: dict[str, Any] = field(default_factory=dict)
-    training_temperature: float | None = DEFAULT_TRAINING_TEMPERATURE
+    # GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
+    training_temperature: float | None = 0.07
     converted_from: str | None = None
     tags: list[str] = field(default_factory=list)
     language: list[str] = field(default_factory=lambda: ["en"])
+
+
+#: GRAFT's contrastive loss temperature, the default of `ModelCardInfo.training_temperature`.
+DEFAULT_TRAINING_TEMPERATURE: float | None = ModelCardInfo.training_temperature
+_DEFAULT_TRAINING_DATA: str = ModelCardInfo.training_data
 
 
 # Rows of the recipe table taken from a `graft train` config (`train_config.yaml`): (dotted key, label).
