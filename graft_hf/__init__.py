@@ -2,11 +2,24 @@
 
 Importing this package registers GRAFT with transformers' Auto classes, so `AutoConfig`, `AutoModel`,
 `AutoModelForZeroShotImageClassification`, `AutoImageProcessor`, `AutoProcessor` and
-`pipeline("zero-shot-image-classification", model=...)` load GRAFT directories without remote code.
+`pipeline("zero-shot-image-classification", model=...)` load GRAFT directories without remote code, and sets
+`GraftModel`'s push handler so that `model.push_to_hub(repo_id)` sends weights, config, remote code, processor and
+model card in one commit (`graft_hf.hub.push_model`).
 """
 
 from __future__ import annotations
 
+import functools
+
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForZeroShotImageClassification,
+    AutoProcessor,
+)
+
+from graft_hf.hub.push import push_model
 from graft_hf.modeling import (
     SENSOR_PRESETS,
     GraftConfig,
@@ -21,14 +34,6 @@ __version__ = "0.1.0"
 
 
 def _register() -> None:
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        AutoModel,
-        AutoModelForZeroShotImageClassification,
-        AutoProcessor,
-    )
-
     AutoConfig.register("graft", GraftConfig, exist_ok=True)
     AutoModel.register(GraftConfig, GraftModel, exist_ok=True)
     AutoModelForZeroShotImageClassification.register(GraftConfig, GraftModel, exist_ok=True)
@@ -40,6 +45,8 @@ def _register() -> None:
     GraftModel.register_for_auto_class("AutoModel")
     GraftImageProcessor.register_for_auto_class("AutoImageProcessor")
     GraftProcessor.register_for_auto_class("AutoProcessor")
+    # `graft push` checks the repo name against the config; a direct push_to_hub takes any name, as transformers'.
+    GraftModel.set_push_handler(functools.partial(push_model, allow_any_name=True))
 
 
 _register()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from transformers import CLIPConfig, CLIPModel
 
 from graft_hf.modeling import GraftConfig, GraftModel
 
@@ -47,10 +48,8 @@ def tiny_graft_model(seed: int = 0, **config_kwargs: Any) -> GraftModel:
     return GraftModel(tiny_graft_config(**config_kwargs)).eval()
 
 
-def tiny_clip_model(seed: int = 0, image_size: int = 32, patch_size: int = 8, projection_dim: int = 16):
+def tiny_clip_model(seed: int = 0, image_size: int = 32, patch_size: int = 8, projection_dim: int = 16) -> CLIPModel:
     """A tiny random transformers `CLIPModel` with the same shapes as `tiny_graft_config`."""
-    from transformers import CLIPConfig, CLIPModel
-
     torch.manual_seed(seed)
     config = CLIPConfig(
         vision_config={

@@ -14,6 +14,8 @@ import logging
 import os
 from pathlib import Path
 
+from transformers import AutoTokenizer, CLIPTokenizer, PreTrainedTokenizerBase
+
 logger = logging.getLogger(__name__)
 
 # open_clip keeps the first 49152 - 256 - 2 merges of the file (after its header line).
@@ -22,7 +24,11 @@ CONTEXT_LENGTH = 77
 
 
 def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode character table."""
+    """GPT-2/CLIP's reversible byte -> printable unicode character table.
+
+    Written out here rather than imported: transformers keeps its copy inside a model's tokenization module (not
+    public API), and importing open_clip's costs seconds (it loads torch and timm).
+    """
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
     printable += list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
@@ -59,7 +65,7 @@ def _vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {token: index for index, token in enumerate(tokens)}, merges  # type: ignore[return-value]
 
 
-def load_clip_tokenizer(name_or_path: str | os.PathLike | None = None):
+def load_clip_tokenizer(name_or_path: str | os.PathLike | None = None) -> PreTrainedTokenizerBase:
     """A transformers CLIP tokenizer.
 
     Args:
@@ -72,8 +78,6 @@ def load_clip_tokenizer(name_or_path: str | os.PathLike | None = None):
     Returns:
         A `CLIPTokenizer` (pads with `<|endoftext|>` to 77 tokens when asked to pad to max length).
     """
-    from transformers import AutoTokenizer, CLIPTokenizer
-
     if name_or_path is not None:
         return AutoTokenizer.from_pretrained(name_or_path)
     vocab, merges = _vocab_and_merges()

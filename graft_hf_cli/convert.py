@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 
+from graft_hf_cli._fields import add_fields, fields_from_args
+
 __all__ = ["add_parser", "run"]
+
+_CARDS = "graft_hf.hub.cards"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,9 +39,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="checkpoint key prefix to drop on purpose (e.g. a frozen teacher); repeatable",
     )
     parser.add_argument("--eval", dest="eval_json", metavar="JSON", help="evaluation results JSON for the card")
-    parser.add_argument("--repo-id", help="Hub id the card's examples refer to (default: derived from the config)")
-    parser.add_argument("--license", default="apache-2.0", help="licence id of the weights for the card")
-    parser.set_defaults(handler=run)
+    add_fields(
+        parser, _CARDS, "ModelCardInfo", only=("repo_id", "license"),
+        helps={"repo_id": "Hub id the card's examples refer to (default: derived from the config)",
+               "license": "licence id of the weights for the card"},
+    )  # fmt: skip
+    # convert_authors_checkpoint's errors name its parameters; on this command line these flags set them.
+    flags = {**parser.get_default("_field_flags"), "clip": "--clip", "ignore_prefixes": "--ignore-key-prefix"}
+    parser.set_defaults(handler=run, _field_flags=flags)
     return parser
 
 
@@ -46,13 +55,12 @@ def run(args: argparse.Namespace) -> int:
     from graft_hf.hub.convert import convert_authors_checkpoint
 
     config_kwargs = {"gsd": args.gsd} if args.gsd is not None else {}
-    info = ModelCardInfo(repo_id=args.repo_id, license=args.license)
     convert_authors_checkpoint(
         args.checkpoint,
         args.clip,
         args.output,
         sensor=args.sensor,
-        card_info=info,
+        card_info=ModelCardInfo(**fields_from_args(args, _CARDS, "ModelCardInfo")),
         eval_results=args.eval_json,
         ignore_prefixes=tuple(args.ignore_key_prefix),
         **config_kwargs,

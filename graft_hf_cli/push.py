@@ -13,8 +13,25 @@ Authentication: ``HF_TOKEN`` or ``hf auth login`` (or ``--token``). ``--endpoint
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graft_hf_cli._fields import add_fields, fields_from_args
+
+if TYPE_CHECKING:
+    from graft_hf.hub import ModelCardInfo
 
 __all__ = ["add_parser", "run"]
+
+_CARDS = "graft_hf.hub.cards"
+# How the library's errors name push_model's parameters, and the flags that set them here.
+_FLAG_WORDS = (
+    ("card_info= / eval_results= (ModelCardInfo)", "--eval / --license / --train-config"),
+    ("the README text as card=", "--card FILE"),
+    ("allow_any_name=True", "--allow-any-name"),
+    ("token=", "--token"),
+    ("endpoint=", "--endpoint"),
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,8 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     card = parser.add_argument_group("model card (models only)")
     card.add_argument("--eval", dest="eval_json", metavar="JSON", help="evaluation results JSON (model-index)")
     card.add_argument("--license", help="licence id of the weights (default apache-2.0)")
-    card.add_argument("--train-dataset", action="append", default=[], metavar="REPO_ID", help="training dataset id")
-    card.add_argument("--base-model", help="Hub id of the CLIP it starts from (default: from the architecture)")
+    add_fields(
+        parser, _CARDS, "ModelCardInfo", only=("datasets", "base_model"), flags={"datasets": "--train-dataset"},
+        helps={"datasets": "training dataset id (repeatable)",
+               "base_model": "Hub id of the CLIP it starts from (default: from the architecture)"},
+        metavars={"datasets": "REPO_ID"}, group=card,
+    )  # fmt: skip
     card.add_argument("--card", metavar="README", help="use this README.md instead of rendering one")
     card.add_argument(
         "--train-config",
@@ -53,12 +74,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _card_requested(args: argparse.Namespace) -> bool:
-    return bool(args.eval_json or args.license or args.train_dataset or args.base_model or args.train_config)
+def _flag_terms(message: str) -> str:
+    for words, flag in _FLAG_WORDS:
+        message = message.replace(words, flag)
+    return message
 
 
 def run(args: argparse.Namespace) -> int:
-    hub = {
+    from graft_hf.hub import HubPushError
+
+    try:
+        result = _push_dataset(args) if args.dataset else _push_model(args)
+    except (HubPushError, ValueError) as err:
+        message = _flag_terms(str(err))
+        if message == str(err):
+            raise
+        raise (HubPushError if isinstance(err, HubPushError) else ValueError)(message) from err
+    if result is not None:
+        print(f"pushed {len(result.files)} files to {result.repo_type} {result.repo_id}: {result.commit_url}")
+    return 0
+
+
+def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         "endpoint": args.endpoint,
         "token": args.token,
         "private": args.private or None,
@@ -66,61 +104,60 @@ def run(args: argparse.Namespace) -> int:
         "create_pr": args.create_pr,
         "commit_message": args.message,
     }
-    if args.dataset:
-        from graft_hf.hub.push import push_dataset
 
-        if not args.repo_id:
-            raise ValueError("graft push --dataset needs a REPO_ID (e.g. my-name/graft-naip-pairs)")
-        if args.dry_run:
-            raise ValueError("--dry-run is available for models only")
-        result = push_dataset(args.folder, args.repo_id, **hub)
-    else:
-        from pathlib import Path
 
-        from graft_hf.modeling import GraftConfig
+def _push_dataset(args: argparse.Namespace) -> Any:
+    from graft_hf.hub import push_dataset
 
-        from graft_hf.hub.cards import ModelCardInfo, card_info_from_train_config
-        from graft_hf.hub.naming import model_repo_name, validate_model_repo_id, validate_repo_id
-        from graft_hf.hub.push import push_model, stage_model_files
+    if not args.repo_id:
+        raise ValueError("graft push --dataset needs a REPO_ID (e.g. my-name/graft-naip-pairs)")
+    if args.dry_run:
+        raise ValueError("--dry-run is available for models only")
+    return push_dataset(args.folder, args.repo_id, **_hub_options(args))
 
-        folder = Path(args.folder)
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"{folder} has no config.json; pass a folder saved by graft_hf (save_pretrained)")
-        repo_id = args.repo_id
-        if repo_id is None:
-            repo_id = model_repo_name(GraftConfig.from_pretrained(folder), args.suffix)
-            repo_id = f"{args.namespace}/{repo_id}" if args.namespace else repo_id
-        card_text = Path(args.card).read_text() if args.card else None
-        if args.train_config is None and (folder.resolve().parent / "train_config.yaml").is_file():
-            args.train_config = str(folder.resolve().parent / "train_config.yaml")  # `graft train` output layout
-        info = None
-        if _card_requested(args):
-            info = card_info_from_train_config(args.train_config) if args.train_config else ModelCardInfo()
-            info.repo_id = repo_id
-            info.datasets = list(args.train_dataset) or info.datasets
-            info.base_model = args.base_model or info.base_model
-            if args.license:
-                info.license = args.license
-        if args.dry_run:
-            validate_repo_id(repo_id)
-            if not args.allow_any_name:
-                validate_model_repo_id(repo_id, GraftConfig.from_pretrained(folder))
-            staged = stage_model_files(
-                folder, card_info=info, eval_results=args.eval_json, card=card_text, repo_id=repo_id
-            )
-            with staged as files:
-                for name, path in sorted(files.items()):
-                    print(f"{name}\t{path.stat().st_size}")
-            print(f"dry run: {len(files)} files would be pushed to {repo_id}")
-            return 0
-        result = push_model(
-            folder,
-            repo_id,
-            card_info=info,
-            eval_results=args.eval_json,
-            card=card_text,
-            allow_any_name=args.allow_any_name,
-            **hub,
-        )
-    print(f"pushed {len(result.files)} files to {result.repo_type} {result.repo_id}: {result.commit_url}")
-    return 0
+
+def _card_info(args: argparse.Namespace, folder: Path, repo_id: str) -> ModelCardInfo | None:
+    """The card details the flags ask for, or ``None`` to keep the folder's README.md (or render a default card)."""
+    from graft_hf.hub import ModelCardInfo, card_info_from_train_config
+
+    train_config = args.train_config
+    if train_config is None and (folder.resolve().parent / "train_config.yaml").is_file():
+        train_config = str(folder.resolve().parent / "train_config.yaml")  # `graft train` output layout
+    given = fields_from_args(args, _CARDS, "ModelCardInfo")
+    if not (args.eval_json or args.license or train_config or any(v is not None for v in given.values())):
+        return None
+    info = card_info_from_train_config(train_config) if train_config else ModelCardInfo()
+    info.repo_id = repo_id
+    info.datasets = given.get("datasets") or info.datasets
+    info.base_model = given.get("base_model") or info.base_model
+    if args.license:
+        info.license = args.license
+    return info
+
+
+def _push_model(args: argparse.Namespace) -> Any:
+    from graft_hf.hub import model_repo_name, push_model, stage_model_files, validate_model_repo_id, validate_repo_id
+    from graft_hf.modeling import GraftConfig
+
+    folder = Path(args.folder)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json; pass a folder saved by graft_hf (save_pretrained)")
+    repo_id = args.repo_id
+    if repo_id is None:
+        repo_id = model_repo_name(GraftConfig.from_pretrained(folder), args.suffix)
+        repo_id = f"{args.namespace}/{repo_id}" if args.namespace else repo_id
+    card = {
+        "card_info": _card_info(args, folder, repo_id),
+        "eval_results": args.eval_json,
+        "card": Path(args.card).read_text() if args.card else None,
+    }
+    if not args.dry_run:
+        return push_model(folder, repo_id, allow_any_name=args.allow_any_name, **card, **_hub_options(args))
+    validate_repo_id(repo_id)
+    if not args.allow_any_name:
+        validate_model_repo_id(repo_id, GraftConfig.from_pretrained(folder))
+    with stage_model_files(folder, repo_id=repo_id, **card) as files:
+        for name, path in sorted(files.items()):
+            print(f"{name}\t{path.stat().st_size}")
+    print(f"dry run: {len(files)} files would be pushed to {repo_id}")
+    return None

@@ -6,10 +6,11 @@ import torch and transformers only.
 
 from .configuration_graft import SENSOR_PRESETS, SENSORS, GraftConfig, SensorSpec, get_sensor
 from .image_processing_graft import GraftImageProcessor
-from .modeling_graft import GraftModel, GraftOutput, GraftPatchHead, GraftPreTrainedModel
+from .modeling_graft import PUSH_HANDLER_KWARGS, GraftModel, GraftOutput, GraftPatchHead, GraftPreTrainedModel
 from .processing_graft import GraftProcessor
 
 __all__ = [
+    "PUSH_HANDLER_KWARGS",
     "SENSORS",
     "SENSOR_PRESETS",
     "GraftConfig",

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,10 +26,17 @@ from transformers.utils import ModelOutput
 
 from .configuration_graft import GraftConfig
 
+try:
+    from huggingface_hub import is_offline_mode
+except ImportError:  # huggingface_hub < 1.0, for remote-code users on older versions
+    from transformers.utils import is_offline_mode
+
 logger = logging.getLogger(__name__)
 
 # Keys a CLIP checkpoint may carry that a GraftModel does not need (older transformers saved position ids).
 _IGNORED_CLIP_KEYS = ("vision_model.embeddings.position_ids", "text_model.embeddings.position_ids")
+#: Keyword arguments of `GraftModel.push_to_hub` that a push handler (`GraftModel.set_push_handler`) receives.
+PUSH_HANDLER_KWARGS = frozenset({"private", "token", "revision", "create_pr", "commit_message"})
 
 
 @dataclass
@@ -474,31 +482,44 @@ class GraftModel(GraftPreTrainedModel):
         kwargs.pop("safe_serialization", None)
         super().save_pretrained(save_directory, **kwargs)
 
-    def push_to_hub(self, repo_id: str, *args: Any, **kwargs: Any) -> Any:
-        """Push to the Hub; with graft-hf installed, weights, config, code, processor and card go in one commit.
+    # ------------------------------------------------------------------------------------------------- Hub
+    #: Replaces transformers' push in `push_to_hub` when set (see `set_push_handler`); `None` by default.
+    push_handler: ClassVar[Callable[..., Any] | None] = None
 
-        With the `graft_hf` package importable this is `graft_hf.hub.push_model(self, repo_id, ...)` (any repo
-        name; `graft push` also checks the name against the config): safetensors weights, the config with
-        `auto_map`, the model files as remote code, the processor built from the config and a rendered model card,
-        all in a single commit, returning its `PushResult`. The keyword arguments it understands are `private`,
-        `token`, `revision`, `create_pr` and `commit_message`. Any other argument, or remote code without
-        graft-hf, falls back to transformers' `push_to_hub` (weights, config and code only).
+    @classmethod
+    def set_push_handler(cls, handler: Callable[..., Any] | None) -> None:
+        """Route `push_to_hub` through `handler(model, repo_id, **kwargs)`; `None` restores transformers' push.
+
+        This is the hook through which a package built on these model files publishes more than transformers does:
+        importing `graft_hf` sets it to `graft_hf.hub.push_model`, which sends weights, config, remote code,
+        processor and model card in one commit. The handler receives the keyword arguments named in
+        `PUSH_HANDLER_KWARGS`; a call with any other argument goes to transformers' `push_to_hub`.
+
+        Args:
+            handler: Called as `handler(model, repo_id, **kwargs)`; its return value is `push_to_hub`'s.
         """
-        handled = {"private", "token", "revision", "create_pr", "commit_message"}
-        try:
-            from graft_hf.hub.push import push_model
-        except ImportError:
-            push_model = None
-        if push_model is None or args or set(kwargs) - handled:
+        cls.push_handler = None if handler is None else staticmethod(handler)  # type: ignore[assignment]
+
+    def push_to_hub(self, repo_id: str, *args: Any, **kwargs: Any) -> Any:
+        """Push to the Hub, through the push handler when one is set (see `set_push_handler`).
+
+        With `graft_hf` imported the handler is `graft_hf.hub.push_model` (any repo name allowed; `graft push`
+        also checks the name against the config): safetensors weights, the config with `auto_map`, the model files
+        as remote code, the processor built from the config and a rendered model card, all in a single commit,
+        returning its `PushResult`. Without a handler (these files loaded as remote code), or with an argument
+        outside `PUSH_HANDLER_KWARGS`, this is transformers' `push_to_hub` (weights, config and code only).
+        """
+        handler = type(self).push_handler
+        if handler is None or args or set(kwargs) - PUSH_HANDLER_KWARGS:
             return super().push_to_hub(repo_id, *args, **kwargs)
-        return push_model(self, repo_id, allow_any_name=True, **kwargs)
+        return handler(self, repo_id, **kwargs)
 
 
 def _load_clip(path_or_id: str | os.PathLike) -> CLIPModel:
     try:
         return CLIPModel.from_pretrained(path_or_id)
     except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+        offline = is_offline_mode()
         hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if offline else "it may be offline or missing; "
         raise OSError(
             f"could not load a CLIP checkpoint from {str(path_or_id)!r}: {hint}download it where the Hub is "
@@ -518,4 +539,4 @@ def _check_load_result(result: Any, *, allowed_missing: set[str], allowed_unexpe
         )
 
 
-__all__ = ["GraftModel", "GraftOutput", "GraftPatchHead", "GraftPreTrainedModel"]
+__all__ = ["PUSH_HANDLER_KWARGS", "GraftModel", "GraftOutput", "GraftPatchHead", "GraftPreTrainedModel"]

@@ -270,3 +270,24 @@ def test_remote_code_load_without_graft_hf(tmp_path, tiny_model):
         )
     torch.testing.assert_close(remote["logits"], local.logits_per_image, rtol=0, atol=0)
     torch.testing.assert_close(remote["patches"], local.patch_embeds, rtol=0, atol=0)
+
+
+def test_push_to_hub_goes_through_the_push_handler_graft_hf_sets(monkeypatch, tiny_model):
+    from graft_hf.modeling import PUSH_HANDLER_KWARGS
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    handler = GraftModel.push_handler
+    assert handler.func is graft_hf.hub.push_model and handler.keywords == {"allow_any_name": True}
+    calls = []
+    monkeypatch.setattr(GraftModel, "push_handler", None)  # restored after the test
+    GraftModel.set_push_handler(lambda model, repo_id, **kwargs: calls.append((model, repo_id, kwargs)) or "pushed")
+    assert tiny_model.push_to_hub("me/x", private=True, commit_message="m") == "pushed"
+    assert calls == [(tiny_model, "me/x", {"private": True, "commit_message": "m"})]
+    assert {"private", "token", "revision", "create_pr", "commit_message"} == PUSH_HANDLER_KWARGS
+    # Anything the handler does not take goes to transformers' push_to_hub (which fails here: no Hub, offline).
+    with pytest.raises(OfflineModeIsEnabled):
+        tiny_model.push_to_hub("me/x", max_shard_size="1GB")
+    GraftModel.set_push_handler(None)
+    with pytest.raises(OfflineModeIsEnabled):
+        tiny_model.push_to_hub("me/x")
+    assert len(calls) == 1

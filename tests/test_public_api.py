@@ -9,7 +9,16 @@ import pytest
 
 @pytest.mark.parametrize(
     "package",
-    ["graft_hf", "graft_hf.pairs", "graft_hf.evaluation", "graft_hf.tasks", "graft_hf.quickstart", "graft_hf.demo"],
+    [
+        "graft_hf",
+        "graft_hf.modeling",
+        "graft_hf.hub",
+        "graft_hf.pairs",
+        "graft_hf.evaluation",
+        "graft_hf.tasks",
+        "graft_hf.quickstart",
+        "graft_hf.demo",
+    ],
 )
 def test_all_names_resolve(package):
     module = importlib.import_module(package)

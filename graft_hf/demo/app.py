@@ -1,8 +1,9 @@
 """The Gradio app: three tabs over :class:`~graft_hf.demo.backend.DemoBackend`.
 
-`graft demo` and the Space's `app.py` both call :func:`build_demo` then :func:`launch_demo`, so they run the same
-code. Every callback turns a bad input into a visible `gr.Error` naming the broken limit; an unexpected failure is
-logged with its traceback on the server and shown to the visitor as a one-line error, never as a crash.
+`graft demo` and the Space's `app.py` both call :func:`build_demo_from_config` (or :func:`build_demo`) then
+:func:`launch_demo`, so they run the same code. Every callback turns a bad input into a visible `gr.Error` naming
+the broken limit; an unexpected failure is logged with its traceback on the server and shown to the visitor as a
+one-line error, never as a crash.
 
 API endpoints (for `gradio_client`): `/retrieve (query, k)`, `/segment (file, queries, background)` and
 `/region_map (file, query, gsd)`.
@@ -14,14 +15,22 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graft_hf.demo.backend import DemoBackend
 from graft_hf.demo.limits import IMAGE_SUFFIXES, RASTER_SUFFIXES, DemoInputError, DemoLimits
+from graft_hf.extras import require
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from graft_hf.demo.config import DemoConfig
+else:
+    gr = require("gradio", "demo", "the GRAFT demo")
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_demo", "build_demo_from_backend", "launch_demo"]
+__all__ = ["build_demo", "build_demo_from_backend", "build_demo_from_config", "launch_demo"]
 
 _INTRO = """# GRAFT: text queries over satellite images
 A satellite encoder aligned to CLIP through geotagged ground photos (Mall, Phoo et al., ICLR 2024), so a text query
@@ -31,7 +40,6 @@ text annotations in training. Model: `{model}`; gallery: {count:,} tiles."""
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Runs a callback, showing input errors as they are and anything else as a one-line error."""
-    import gradio as gr
 
     @functools.wraps(fn)
     def wrapper(*args: Any) -> Any:
@@ -56,14 +64,7 @@ def _limits_text(limits: DemoLimits) -> str:
     )
 
 
-def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
-    """The Gradio Blocks app over an existing backend (tests and embedding in other apps).
-
-    Returns:
-        A `gradio.Blocks`; call :func:`launch_demo` (or `.launch()`) to serve it.
-    """
-    import gradio as gr
-
+def _retrieval_tab(backend: DemoBackend) -> None:
     limits = backend.limits
     k_max = min(limits.k_max, len(backend.index))
     slider_max = max(k_max, limits.k_min + 1)  # Gradio needs min < max; check_k still caps k at the gallery size
@@ -73,66 +74,83 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo"):
         out = backend.retrieve(query, k)
         return [(hit.image_path, hit.caption) for hit in out.hits], backend.save_picture(out.map_image), out.summary
 
+    with gr.Tab("Text to image retrieval", id="retrieval"):
+        with gr.Row():
+            query = gr.Textbox(
+                label="Query", placeholder="e.g. a river crossing farmland", max_lines=1, scale=4,
+                elem_id="retrieval-query",
+            )  # fmt: skip
+            k_value = max(limits.k_min, min(limits.k_default, k_max))
+            k = gr.Slider(limits.k_min, slider_max, value=k_value, step=1, label="Results (k)",
+                          elem_id="retrieval-k")  # fmt: skip
+            search = gr.Button("Search", variant="primary", elem_id="retrieval-button")
+        summary = gr.Markdown(elem_id="retrieval-summary")
+        with gr.Row():
+            gallery = gr.Gallery(label="Top results (lat, lon, score)", columns=3, height=520, format="png",
+                                 elem_id="retrieval-gallery")  # fmt: skip
+            where = gr.Image(label="Where they are", type="pil", format="png", elem_id="retrieval-map")
+        outputs = [gallery, where, summary]
+        search.click(retrieve, [query, k], outputs, api_name="retrieve", concurrency_limit=4)
+        query.submit(retrieve, [query, k], outputs, api_visibility="private", concurrency_limit=4)
+
+
+def _segmentation_tab(backend: DemoBackend) -> None:
     @_guard
     def segment(upload: Any, queries: str, background: bool) -> tuple[list[tuple[Any, str]], str]:
         out = backend.segment(upload, queries, bool(background))
         return [(backend.save_picture(image), caption) for image, caption in out.overlays], out.summary
 
+    with gr.Tab("Segmentation", id="segmentation"):
+        with gr.Row():
+            seg_file = gr.File(label="Image or GeoTIFF", file_types=list(IMAGE_SUFFIXES + RASTER_SUFFIXES),
+                               type="filepath", elem_id="seg-upload")  # fmt: skip
+            with gr.Column():
+                seg_queries = gr.Textbox(label="Queries (comma-separated)", value="water, road, trees, buildings",
+                                         elem_id="seg-queries")  # fmt: skip
+                seg_background = gr.Checkbox(value=True, label="background label", elem_id="seg-background")
+                seg_button = gr.Button("Segment", variant="primary", elem_id="seg-button")
+        seg_gallery = gr.Gallery(label="Mask overlays", columns=2, height=560, format="png", object_fit="contain",
+                                 elem_id="seg-gallery")  # fmt: skip
+        seg_summary = gr.Markdown(elem_id="seg-summary")
+        seg_button.click(segment, [seg_file, seg_queries, seg_background], [seg_gallery, seg_summary],
+                         api_name="segment", concurrency_limit=1)  # fmt: skip
+
+
+def _region_map_tab(backend: DemoBackend) -> None:
     @_guard
     def region_map(upload: Any, query: str, gsd: str) -> tuple[Any, str, str]:
         out = backend.region_map(upload, query, gsd)
         return backend.save_picture(out.overlay), out.score_path, out.summary
 
+    with gr.Tab("Region map", id="region-map"):
+        with gr.Row():
+            map_file = gr.File(label="GeoTIFF (with a CRS)", file_types=list(RASTER_SUFFIXES), type="filepath",
+                               elem_id="map-upload")  # fmt: skip
+            with gr.Column():
+                map_query = gr.Textbox(label="Query", value="farmland", max_lines=1, elem_id="map-query")
+                map_gsd = gr.Radio(["model", "native"], value="model", label="Tile ground sample distance",
+                                   elem_id="map-gsd")  # fmt: skip
+                map_button = gr.Button("Map", variant="primary", elem_id="map-button")
+        map_image = gr.Image(label="Scores over the imagery", type="pil", format="png", elem_id="map-image")
+        with gr.Row():
+            map_scores = gr.File(label="Score GeoTIFF", elem_id="map-scores")
+            map_summary = gr.Markdown(elem_id="map-summary")
+        map_button.click(region_map, [map_file, map_query, map_gsd], [map_image, map_scores, map_summary],
+                         api_name="region_map", concurrency_limit=1)  # fmt: skip
+
+
+def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo") -> gr.Blocks:
+    """The Gradio Blocks app over an existing backend (tests and embedding in other apps).
+
+    Returns:
+        A `gradio.Blocks`; call :func:`launch_demo` (or `.launch()`) to serve it.
+    """
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         gr.Markdown(_INTRO.format(model=backend.model_ref, count=len(backend.index)))
-        with gr.Tab("Text to image retrieval", id="retrieval"):
-            with gr.Row():
-                query = gr.Textbox(
-                    label="Query", placeholder="e.g. a river crossing farmland", max_lines=1, scale=4,
-                    elem_id="retrieval-query",
-                )  # fmt: skip
-                k_value = max(limits.k_min, min(limits.k_default, k_max))
-                k = gr.Slider(limits.k_min, slider_max, value=k_value, step=1, label="Results (k)",
-                              elem_id="retrieval-k")  # fmt: skip
-                search = gr.Button("Search", variant="primary", elem_id="retrieval-button")
-            summary = gr.Markdown(elem_id="retrieval-summary")
-            with gr.Row():
-                gallery = gr.Gallery(label="Top results (lat, lon, score)", columns=3, height=520, format="png",
-                                     elem_id="retrieval-gallery")  # fmt: skip
-                where = gr.Image(label="Where they are", type="pil", format="png", elem_id="retrieval-map")
-            outputs = [gallery, where, summary]
-            search.click(retrieve, [query, k], outputs, api_name="retrieve", concurrency_limit=4)
-            query.submit(retrieve, [query, k], outputs, api_visibility="private", concurrency_limit=4)
-        with gr.Tab("Segmentation", id="segmentation"):
-            with gr.Row():
-                seg_file = gr.File(label="Image or GeoTIFF", file_types=list(IMAGE_SUFFIXES + RASTER_SUFFIXES),
-                                   type="filepath", elem_id="seg-upload")  # fmt: skip
-                with gr.Column():
-                    seg_queries = gr.Textbox(label="Queries (comma-separated)", value="water, road, trees, buildings",
-                                             elem_id="seg-queries")  # fmt: skip
-                    seg_background = gr.Checkbox(value=True, label="background label", elem_id="seg-background")
-                    seg_button = gr.Button("Segment", variant="primary", elem_id="seg-button")
-            seg_gallery = gr.Gallery(label="Mask overlays", columns=2, height=560, format="png", object_fit="contain",
-                                     elem_id="seg-gallery")  # fmt: skip
-            seg_summary = gr.Markdown(elem_id="seg-summary")
-            seg_button.click(segment, [seg_file, seg_queries, seg_background], [seg_gallery, seg_summary],
-                             api_name="segment", concurrency_limit=1)  # fmt: skip
-        with gr.Tab("Region map", id="region-map"):
-            with gr.Row():
-                map_file = gr.File(label="GeoTIFF (with a CRS)", file_types=list(RASTER_SUFFIXES), type="filepath",
-                                   elem_id="map-upload")  # fmt: skip
-                with gr.Column():
-                    map_query = gr.Textbox(label="Query", value="farmland", max_lines=1, elem_id="map-query")
-                    map_gsd = gr.Radio(["model", "native"], value="model", label="Tile ground sample distance",
-                                       elem_id="map-gsd")  # fmt: skip
-                    map_button = gr.Button("Map", variant="primary", elem_id="map-button")
-            map_image = gr.Image(label="Scores over the imagery", type="pil", format="png", elem_id="map-image")
-            with gr.Row():
-                map_scores = gr.File(label="Score GeoTIFF", elem_id="map-scores")
-                map_summary = gr.Markdown(elem_id="map-summary")
-            map_button.click(region_map, [map_file, map_query, map_gsd], [map_image, map_scores, map_summary],
-                             api_name="region_map", concurrency_limit=1)  # fmt: skip
-        gr.Markdown(_limits_text(limits))
+        _retrieval_tab(backend)
+        _segmentation_tab(backend)
+        _region_map_tab(backend)
+        gr.Markdown(_limits_text(backend.limits))
     demo.queue(max_size=64)
     return demo
 
@@ -145,7 +163,7 @@ def build_demo(
     templates: str | Sequence[str] | None = "satellite",
     device: str = "cpu",
     title: str = "GRAFT demo",
-):
+) -> gr.Blocks:
     """Loads a GRAFT model and a gallery and builds the demo app.
 
     Args:
@@ -165,8 +183,18 @@ def build_demo(
     return demo
 
 
+def build_demo_from_config(config: DemoConfig) -> gr.Blocks:
+    """The demo app `config` describes (model, gallery, prompt templates, device, title, limits); serve it with
+    ``launch_demo(demo, config.host, config.port, config.share, config.limits)``."""
+    assert config.model is not None and config.gallery is not None  # checked by the config's rules
+    return build_demo(
+        config.model, config.gallery, limits=config.limits, templates=config.prompt_templates,
+        device=config.device, title=config.title,
+    )  # fmt: skip
+
+
 def launch_demo(
-    demo: Any,
+    demo: gr.Blocks,
     host: str = "127.0.0.1",
     port: int | None = 7860,
     share: bool = False,

@@ -9,8 +9,8 @@ The methods are safe to call from several threads at once (Gradio runs callbacks
 from __future__ import annotations
 
 import io
+import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -19,10 +19,11 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
+from PIL import Image
 
 from graft_hf.demo.gallery import THUMBNAIL_COLUMN, GalleryInfo, load_gallery, resolve_gallery
 from graft_hf.demo.limits import (
@@ -34,9 +35,26 @@ from graft_hf.demo.limits import (
     parse_queries,
 )
 from graft_hf.demo.render import placeholder_thumbnail, render_results_map
+from graft_hf.evaluation.archive import MANIFEST, hit_images
 from graft_hf.index import EmbeddingIndex, SearchResult
+from graft_hf.io import atomic_path
+from graft_hf.tasks.map_setup import (
+    RegionMapConfig,
+    RegionMapResult,
+    band_indexes,
+    load_map_model,
+    open_raster,
+    resolve_region,
+    tile_grid,
+)
+from graft_hf.tasks.region_map import run_region_map
 from graft_hf.tasks.segmentation import PALETTE, SegmentationConfig, ZeroShotSegmenter, render_overlay
 from graft_hf.tasks.text import encode_queries
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from graft_hf.modeling import GraftImageProcessor, GraftModel
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +76,7 @@ class QueryEmbeddingCache:
         max_size: Entries kept; the least recently used is dropped first.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, max_size: int) -> None:
+    def __init__(self, model: GraftModel, tokenizer: PreTrainedTokenizerBase, max_size: int) -> None:
         self.model, self.tokenizer, self.max_size = model, tokenizer, max_size
         self._entries: OrderedDict[tuple[str, Any], torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
@@ -97,7 +115,13 @@ class QueryEmbeddingCache:
 class _CachedSegmenter(ZeroShotSegmenter):
     """A segmenter whose query embeddings come from the demo's bounded LRU cache (the base keeps every query)."""
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any, cache: QueryEmbeddingCache) -> None:
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: GraftImageProcessor,
+        cache: QueryEmbeddingCache,
+    ) -> None:
         super().__init__(model, tokenizer, image_processor)
         self.cache = cache
 
@@ -115,7 +139,7 @@ class Hit:
     lon: float
     tile_id: str | None
     caption: str
-    image: Any
+    image: Image.Image
     image_path: str
 
 
@@ -124,7 +148,7 @@ class RetrievalOutput:
     """Top-k tiles of a query, a map of where they are and a one-line summary."""
 
     hits: list[Hit]
-    map_image: Any
+    map_image: Image.Image
     summary: str
 
 
@@ -132,7 +156,7 @@ class RetrievalOutput:
 class SegmentationOutput:
     """Overlays (all queries, then one per query) with captions, the label mask and a summary."""
 
-    overlays: list[tuple[Any, str]]
+    overlays: list[tuple[Image.Image, str]]
     mask: np.ndarray
     class_names: tuple[str, ...]
     summary: str
@@ -142,15 +166,13 @@ class SegmentationOutput:
 class RegionMapOutput:
     """The region map's PNG overlay, its score GeoTIFF and the top tiles."""
 
-    overlay: Any
+    overlay: Image.Image
     score_path: str
     topk_path: str
     summary: str
 
 
-def _png_to_image(data: bytes | None) -> Any:
-    from PIL import Image
-
+def _png_to_image(data: bytes | None) -> Image.Image:
     if not data:
         return placeholder_thumbnail()
     with Image.open(io.BytesIO(data)) as image:
@@ -176,9 +198,9 @@ class DemoBackend:
 
     def __init__(
         self,
-        model: Any,
-        image_processor: Any,
-        tokenizer: Any,
+        model: GraftModel,
+        image_processor: GraftImageProcessor,
+        tokenizer: PreTrainedTokenizerBase,
         index: EmbeddingIndex,
         gallery_info: GalleryInfo,
         model_ref: str,
@@ -204,6 +226,7 @@ class DemoBackend:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._runs: list[Path] = []
         self._runs_lock = threading.Lock()
+        self._thumbnails_lock = threading.Lock()  # one writer per thumbnail file (atomic_path names its temp by pid)
         self._pictures: deque[Path] = deque()
         (self.workdir / "thumbnails").mkdir(exist_ok=True)
         (self.workdir / "pictures").mkdir(exist_ok=True)
@@ -226,8 +249,6 @@ class DemoBackend:
         workdir: str | Path | None = None,
     ) -> DemoBackend:
         """Loads the model (directory or Hub id) and the gallery folder."""
-        from graft_hf.tasks.map_setup import load_map_model
-
         gallery_dir = resolve_gallery(gallery_index_dir)
         index, info = load_gallery(gallery_dir)
         model, image_processor, tokenizer = load_map_model(str(model_dir_or_id), device)
@@ -248,25 +269,21 @@ class DemoBackend:
     # Pictures go to the browser as files: Gradio copies a file into its cache atomically, while a PIL image is
     # re-encoded into a path named by its hash and rewritten in place, so two requests showing the same thumbnail
     # race (a client can read a half-written file).
-    def _thumbnail(self, result: SearchResult) -> tuple[Any, str]:
+    def _thumbnail(self, result: SearchResult) -> tuple[Image.Image, str]:
         """The PIL thumbnail of a hit and a PNG file of it, written once per gallery row."""
-        from PIL import Image
-
         path = self.workdir / "thumbnails" / f"{result.row}.png"
-        if path.exists():
-            with Image.open(path) as cached:
-                return cached.convert("RGB"), str(path)
-        data = result.extra.get(THUMBNAIL_COLUMN)
-        image = _png_to_image(data) if data else self._source_thumbnail(result)
-        tmp = path.with_name(f".{result.row}-{uuid.uuid4().hex}.png")
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
+        with self._thumbnails_lock:
+            if path.exists():
+                with Image.open(path) as cached:
+                    return cached.convert("RGB"), str(path)
+            data = result.extra.get(THUMBNAIL_COLUMN)
+            image = _png_to_image(data) if data else self._source_thumbnail(result)
+            with atomic_path(path) as tmp:
+                image.save(tmp, format="PNG")
         return image, str(path)
 
-    def _source_thumbnail(self, result: SearchResult) -> Any:
+    def _source_thumbnail(self, result: SearchResult) -> Image.Image:
         """A thumbnail read from the images an index of `graft index` was built from, or a grey placeholder."""
-        from graft_hf.evaluation.archive import MANIFEST, hit_images
-
         if self.gallery_dir is None or not (self.gallery_dir / MANIFEST).is_file():
             return placeholder_thumbnail()
 
@@ -278,7 +295,7 @@ class DemoBackend:
         image.thumbnail((_SOURCE_THUMBNAIL_SIDE, _SOURCE_THUMBNAIL_SIDE))
         return image
 
-    def save_picture(self, image: Any) -> str:
+    def save_picture(self, image: Image.Image) -> str:
         """Writes a PIL image to a fresh PNG file for the browser; the oldest of many such files are deleted."""
         path = self.workdir / "pictures" / f"{uuid.uuid4().hex}.png"
         image.save(path, format="PNG")
@@ -321,12 +338,10 @@ class DemoBackend:
         return RetrievalOutput(hits, map_image, summary)
 
     # ------------------------------------------------------------------------------------------------ segmentation
-    def _load_for_segmentation(self, upload: Any) -> Any:
+    def _load_for_segmentation(self, upload: Any) -> str | Image.Image:
         info = check_upload(upload, self.limits)
         if info.is_raster:
             return info.path  # the image processor reads the sensor's bands with rasterio
-        from PIL import Image
-
         try:
             with Image.open(info.path) as image:
                 image.load()
@@ -388,6 +403,28 @@ class DemoBackend:
                 shutil.rmtree(self._runs.pop(0), ignore_errors=True)
         return run
 
+    def _region_map_config(self, raster: str, query: str, gsd: str) -> RegionMapConfig:
+        templates = (
+            self.templates if isinstance(self.templates, str) or self.templates is None else tuple(self.templates)
+        )
+        return RegionMapConfig(
+            raster=raster, queries=(query,), model=self.model_ref, output_dir=str(self._new_run_dir()), gsd=gsd,
+            templates=templates, progress=False, checkpoint_interval_s=3600.0, preview_max_side=768, top_k=5,
+            device="cpu",
+        )  # fmt: skip
+
+    def _check_map_windows(self, config: RegionMapConfig) -> None:
+        """The same checks and tiling `run_region_map` will do, so a too large map is refused before it starts."""
+        with open_raster(config.raster) as src:
+            band_indexes(src, config, self.model.config)
+            grid, _, _ = tile_grid(src, config, self.model.config, resolve_region(src, config))
+        if grid.num_windows > self.limits.max_map_windows:
+            raise DemoInputError(
+                f"this raster needs {grid.num_windows:,} model tiles; the limit is "
+                f"max_map_windows={self.limits.max_map_windows:,}: upload a smaller crop"
+                + (" or choose gsd 'native'" if config.gsd == "model" else "")
+            )
+
     def region_map(self, upload: Any, query: str | None, gsd: str = "model") -> RegionMapOutput:
         """Scores every tile of an uploaded GeoTIFF against a query (`graft_hf.tasks.region_map`).
 
@@ -399,46 +436,25 @@ class DemoBackend:
         Returns:
             The PNG overlay (scores over the imagery with a colour bar), the score GeoTIFF, the top tiles.
         """
-        from graft_hf.tasks.map_setup import RegionMapConfig, band_indexes, open_raster, resolve_region, tile_grid
-        from graft_hf.tasks.region_map import run_region_map
-
         query = check_query(query, self.limits)
         if gsd not in ("model", "native"):
             raise DemoInputError(f"ground sample distance must be 'model' or 'native', got {gsd!r}")
         info = check_upload(upload, self.limits, max_pixels=self.limits.max_map_pixels, raster_only=True)
-        run_dir = self._new_run_dir()
-        config = RegionMapConfig(
-            raster=info.path, queries=(query,), model=self.model_ref, output_dir=str(run_dir), gsd=gsd,
-            templates=self.templates if isinstance(self.templates, str) or self.templates is None
-            else tuple(self.templates),
-            progress=False, checkpoint_interval_s=3600.0, preview_max_side=768, top_k=5, device="cpu",
-        )  # fmt: skip
+        config = self._region_map_config(info.path, query, gsd)
         try:
-            with open_raster(info.path) as src:  # the same checks and tiling run_region_map will do
-                band_indexes(src, config, self.model.config)
-                grid, _, _ = tile_grid(src, config, self.model.config, resolve_region(src, config))
-            if grid.num_windows > self.limits.max_map_windows:
-                raise DemoInputError(
-                    f"this raster needs {grid.num_windows:,} model tiles; the limit is "
-                    f"max_map_windows={self.limits.max_map_windows:,}: upload a smaller crop"
-                    + (" or choose gsd 'native'" if gsd == "model" else "")
-                )
+            self._check_map_windows(config)
             result = run_region_map(config, loaded=(self.model, self.image_processor, self.tokenizer))
         except DemoInputError:
             raise
         except (ValueError, FileNotFoundError) as error:
             raise DemoInputError(str(error)) from error
-        from PIL import Image
-
         with Image.open(result.png_paths[query]) as picture:
             overlay = picture.convert("RGB")
         summary = self._map_summary(result, query)
         return RegionMapOutput(overlay, result.score_paths[query], result.topk_path, summary)
 
     @staticmethod
-    def _map_summary(result: Any, query: str) -> str:
-        import json
-
+    def _map_summary(result: RegionMapResult, query: str) -> str:
         features = json.loads(Path(result.topk_path).read_text())["features"]
         lines = [
             f"**{query}**: {result.num_windows} tiles of {result.window_pixels} px"

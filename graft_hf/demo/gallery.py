@@ -18,15 +18,30 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import rasterio
 import torch
+from datasets import load_dataset
+from huggingface_hub import snapshot_download
+from PIL import Image
+from rasterio.warp import transform
+from tqdm.auto import tqdm
 
 from graft_hf.index import EmbeddingIndex
+from graft_hf.io import write_json
+from graft_hf.modeling import GraftImageProcessor
+from graft_hf.tasks.map_setup import load_map_model
+from graft_hf.tasks.segmentation import prepare_image
+from graft_hf.tasks.text import model_device
+
+if TYPE_CHECKING:
+    from graft_hf.demo.config import GalleryConfig
+    from graft_hf.modeling import GraftModel
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +50,7 @@ __all__ = [
     "THUMBNAIL_COLUMN",
     "GalleryInfo",
     "build_gallery",
+    "build_gallery_from_config",
     "load_gallery",
     "records_from_geotiffs",
     "records_from_pairs",
@@ -67,8 +83,6 @@ class GalleryInfo:
 
 def _thumbnail_png(rgb: np.ndarray, size: int) -> bytes:
     """uint8 `(height, width, 3)` -> PNG bytes, longest side `size` (upscaled with nearest for tiny tiles)."""
-    from PIL import Image
-
     image = Image.fromarray(rgb)
     scale = size / max(image.size)
     new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
@@ -89,13 +103,71 @@ def _float(value: Any, name: str, position: int) -> float:
     return number
 
 
+class _GalleryColumns:
+    """Embeddings and metadata columns of the gallery, filled record by record (images embedded in batches)."""
+
+    def __init__(self, model: GraftModel, image_processor: GraftImageProcessor, batch_size: int, thumbnail_size: int):
+        self.model, self.image_processor = model, image_processor
+        self.batch_size, self.thumbnail_size = batch_size, thumbnail_size
+        self.device = model_device(model)
+        self.embeds: list[torch.Tensor] = []
+        self.pending: list[torch.Tensor] = []
+        self.columns: dict[str, list[Any]] = {"tile_id": [], "lat": [], "lon": [], "date": [], THUMBNAIL_COLUMN: []}
+        self.extra_names: list[str] | None = None
+
+    def _extra_names(self, record: Mapping[str, Any], position: int) -> list[str]:
+        if "image" not in record or record["image"] is None:
+            raise ValueError(f"record {position} has no 'image'; every record needs an image, 'lat' and 'lon'")
+        if "lat" not in record or "lon" not in record:
+            raise ValueError(f"record {position} lacks 'lat'/'lon' (degrees); the demo maps every result")
+        names = sorted(k for k in record if k not in _STANDARD)
+        if self.extra_names is None:
+            self.extra_names = names
+            self.columns.update({name: [] for name in names})
+        elif names != self.extra_names:
+            raise ValueError(f"record {position} has extra columns {names}, the first record had {self.extra_names}")
+        return names
+
+    def add(self, record: Mapping[str, Any], position: int) -> None:
+        names = self._extra_names(record, position)
+        pixel_values, rgb = prepare_image(record["image"], self.image_processor)  # (1, 3, size, size), (H, W, 3)
+        self.pending.append(pixel_values)
+        self.columns[THUMBNAIL_COLUMN].append(_thumbnail_png(rgb, self.thumbnail_size))
+        self.columns["lat"].append(_float(record["lat"], "lat", position))
+        self.columns["lon"].append(_float(record["lon"], "lon", position))
+        self.columns["tile_id"].append(str(record.get("tile_id", position)))
+        date = record.get("date")
+        self.columns["date"].append(None if date is None else str(date))
+        for name in names:
+            self.columns[name].append(record[name])
+        if len(self.pending) == self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            pixel_values = torch.cat(self.pending).to(self.device)  # (batch, 3, size, size)
+            self.embeds.append(self.model.get_image_features(pixel_values).float().cpu())  # (batch, projection_dim)
+            self.pending.clear()
+
+    def index(self) -> EmbeddingIndex:
+        self.flush()
+        if not self.embeds:
+            raise ValueError("no gallery records given; pass at least one {'image', 'lat', 'lon'} mapping")
+        columns = dict(self.columns)
+        tile_ids, lats, lons, dates = (columns.pop(name) for name in ("tile_id", "lat", "lon", "date"))
+        return EmbeddingIndex.from_embeddings(
+            torch.cat(self.embeds), tile_id=tile_ids, lat=lats, lon=lons, metadata=columns,
+            date=None if all(d is None for d in dates) else dates,
+        )  # fmt: skip
+
+
 @torch.no_grad()
 def build_gallery(
-    model: Any,
+    model: GraftModel,
     images_with_metadata: Iterable[Mapping[str, Any]],
     out_dir: str | Path,
     *,
-    image_processor: Any = None,
+    image_processor: GraftImageProcessor | None = None,
     batch_size: int = 32,
     thumbnail_size: int = 128,
     model_name: str | None = None,
@@ -119,66 +191,33 @@ def build_gallery(
     Raises:
         ValueError: No records, a record without an image or coordinates, or inconsistent extra columns.
     """
-    from tqdm.auto import tqdm
-
-    from graft_hf.tasks.segmentation import prepare_image
-    from graft_hf.tasks.text import model_device
-
     if batch_size <= 0 or thumbnail_size <= 0:
         raise ValueError(f"batch_size and thumbnail_size must be positive, got {batch_size} and {thumbnail_size}")
     if image_processor is None:
-        from graft_hf.modeling import GraftImageProcessor
-
         image_processor = GraftImageProcessor.from_graft_config(model.config)
-    device = model_device(model)
-    embeds: list[torch.Tensor] = []
-    columns: dict[str, list[Any]] = {"tile_id": [], "lat": [], "lon": [], "date": [], THUMBNAIL_COLUMN: []}
-    extra_names: list[str] | None = None
-    pending: list[torch.Tensor] = []
-
-    def flush() -> None:
-        if pending:
-            pixel_values = torch.cat(pending).to(device)  # (batch, 3, size, size)
-            embeds.append(model.get_image_features(pixel_values).float().cpu())  # (batch, projection_dim)
-            pending.clear()
-
+    columns = _GalleryColumns(model, image_processor, batch_size, thumbnail_size)
     for position, record in enumerate(tqdm(images_with_metadata, desc="embedding gallery", unit="tile")):
-        if "image" not in record or record["image"] is None:
-            raise ValueError(f"record {position} has no 'image'; every record needs an image, 'lat' and 'lon'")
-        if "lat" not in record or "lon" not in record:
-            raise ValueError(f"record {position} lacks 'lat'/'lon' (degrees); the demo maps every result")
-        names = sorted(k for k in record if k not in _STANDARD)
-        if extra_names is None:
-            extra_names = names
-            columns.update({name: [] for name in names})
-        elif names != extra_names:
-            raise ValueError(f"record {position} has extra columns {names}, the first record had {extra_names}")
-        pixel_values, rgb = prepare_image(record["image"], image_processor)  # (1, 3, size, size), (H, W, 3)
-        pending.append(pixel_values)
-        columns[THUMBNAIL_COLUMN].append(_thumbnail_png(rgb, thumbnail_size))
-        columns["lat"].append(_float(record["lat"], "lat", position))
-        columns["lon"].append(_float(record["lon"], "lon", position))
-        columns["tile_id"].append(str(record.get("tile_id", position)))
-        date = record.get("date")
-        columns["date"].append(None if date is None else str(date))
-        for name in names:
-            columns[name].append(record[name])
-        if len(pending) == batch_size:
-            flush()
-    flush()
-    if not embeds:
-        raise ValueError("no gallery records given; pass at least one {'image', 'lat', 'lon'} mapping")
-    tile_ids, lats, lons, dates = (columns.pop(name) for name in ("tile_id", "lat", "lon", "date"))
-    index = EmbeddingIndex.from_embeddings(
-        torch.cat(embeds), tile_id=tile_ids, lat=lats, lon=lons, metadata=columns,
-        date=None if all(d is None for d in dates) else dates,
-    )  # fmt: skip
+        columns.add(record, position)
+    index = columns.index()
     out_dir = Path(out_dir)
     index.save_to_disk(out_dir)
-    info = GalleryInfo(len(index), index.dim, model_name, thumbnail_size, True)
-    (out_dir / GALLERY_FILE).write_text(json.dumps(asdict(info), indent=2))
+    write_json(out_dir / GALLERY_FILE, asdict(GalleryInfo(len(index), index.dim, model_name, thumbnail_size, True)))
     logger.info("saved a gallery of %d tiles (dim %d) to %s", len(index), index.dim, out_dir)
     return index
+
+
+def build_gallery_from_config(config: GalleryConfig) -> EmbeddingIndex:
+    """`graft demo-gallery`: load the model, read the tiles (pairs shards or GeoTIFFs) and build the gallery."""
+    assert config.model is not None and config.output_dir is not None  # checked by the config's rules
+    model, image_processor, _ = load_map_model(config.model, config.device)
+    if config.pairs is not None:
+        records = records_from_pairs(config.pairs, config.limit)
+    else:
+        records = records_from_geotiffs(config.geotiffs or [])
+    return build_gallery(
+        model, records, config.output_dir, image_processor=image_processor, batch_size=config.batch_size,
+        thumbnail_size=config.thumbnail_size, model_name=config.model,
+    )  # fmt: skip
 
 
 def load_gallery(path: str | Path) -> tuple[EmbeddingIndex, GalleryInfo]:
@@ -220,8 +259,6 @@ def resolve_gallery(path_or_repo: str | Path) -> Path:
         return path
     text = str(path_or_repo)
     if text.count("/") == 1 and not text.startswith((".", "/")):
-        from huggingface_hub import snapshot_download
-
         try:
             return Path(snapshot_download(text, repo_type="dataset"))
         except Exception as error:  # noqa: BLE001 - offline, missing repo, auth: one message with the fix
@@ -232,7 +269,7 @@ def resolve_gallery(path_or_repo: str | Path) -> Path:
     raise FileNotFoundError(f"gallery folder not found: {path}; build one with `graft demo-gallery`")
 
 
-def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterable[dict[str, Any]]:
+def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterator[dict[str, Any]]:
     """Gallery records from pairs shards (the `graft pairs` parquet schema): one per satellite tile.
 
     Args:
@@ -242,8 +279,6 @@ def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterable[
     Yields:
         `{"image", "lat", "lon", "tile_id", "date", "sensor"}` per tile (the photos are not needed).
     """
-    from datasets import load_dataset
-
     pairs = Path(pairs)
     files = sorted(str(p) for p in pairs.rglob("*.parquet")) if pairs.is_dir() else [str(pairs)]
     if not files:
@@ -263,7 +298,7 @@ def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterable[
         }
 
 
-def records_from_geotiffs(paths: Iterable[str | Path], max_pixels: int = 4096 * 4096) -> Iterable[dict[str, Any]]:
+def records_from_geotiffs(paths: Iterable[str | Path], max_pixels: int = 4096 * 4096) -> Iterator[dict[str, Any]]:
     """Gallery records from georeferenced tiles (one GeoTIFF per gallery item), centred at each file's centre.
 
     Args:
@@ -276,9 +311,6 @@ def records_from_geotiffs(paths: Iterable[str | Path], max_pixels: int = 4096 * 
     Raises:
         ValueError: A file without a CRS or larger than `max_pixels`.
     """
-    import rasterio
-    from rasterio.warp import transform
-
     files: list[Path] = []
     for item in map(Path, paths):
         files.extend(sorted([*item.rglob("*.tif"), *item.rglob("*.tiff")]) if item.is_dir() else [item])

@@ -4,15 +4,23 @@ A public Space takes uploads and text from anyone, so every input is checked bef
 upload's size on disk, its pixel count (read from the header, before any pixel is decoded), that it decodes at
 all, the length and number of text queries and the number of results asked for. A violation raises
 :class:`DemoInputError` (a `ValueError`) naming the limit and its value; the app shows it as a `gr.Error`.
-"""
 
-from __future__ import annotations
+(No ``from __future__ import annotations`` here: :class:`DemoLimits` is a strict config dataclass, checked against
+its runtime annotations.)
+"""
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import rasterio
+from PIL import Image, UnidentifiedImageError
+from rasterio.errors import RasterioError
+
+from graft_hf.config import config_dataclass, require
+
 __all__ = [
+    "IMAGE_SUFFIXES",
     "RASTER_SUFFIXES",
     "DemoInputError",
     "DemoLimits",
@@ -32,14 +40,14 @@ class DemoInputError(ValueError):
     """A visitor's input broke a limit or could not be read; the message says which and what to do."""
 
 
-@dataclass(frozen=True)
+@config_dataclass
 class DemoLimits:
-    """What one request may ask of the demo.
+    """What one request may ask of the demo (the input limits of `graft demo` and the Space).
 
     Attributes:
         max_upload_bytes: Largest uploaded file, in bytes.
-        max_pixels: Largest uploaded image, in pixels (width x height), for segmentation.
-        max_map_pixels: Largest GeoTIFF, in pixels, for a region map.
+        max_pixels: Largest uploaded image to segment, in pixels (width x height).
+        max_map_pixels: Largest GeoTIFF to map, in pixels.
         max_map_windows: Most model tiles one region map may run (bounds its CPU time).
         max_query_chars: Longest text query, in characters.
         max_queries: Most comma-separated queries in one segmentation.
@@ -49,9 +57,9 @@ class DemoLimits:
         query_cache_size: Query embeddings kept in the LRU cache.
     """
 
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 2048 * 2048
-    max_map_pixels: int = 4096 * 4096
+    max_upload_bytes: int = 20_971_520  # 20 MiB
+    max_pixels: int = 4_194_304  # 2048 x 2048
+    max_map_pixels: int = 16_777_216  # 4096 x 4096
     max_map_windows: int = 4096
     max_query_chars: int = 200
     max_queries: int = 8
@@ -60,17 +68,20 @@ class DemoLimits:
     k_default: int = 8
     query_cache_size: int = 512
 
-    def __post_init__(self) -> None:
+    def validate_positive(self) -> None:
         for name in (
             "max_upload_bytes", "max_pixels", "max_map_pixels", "max_map_windows", "max_query_chars", "max_queries",
             "k_min", "query_cache_size",
         ):  # fmt: skip
-            if getattr(self, name) <= 0:
-                raise ValueError(f"DemoLimits.{name} must be positive, got {getattr(self, name)}")
-        if not self.k_min <= self.k_default <= self.k_max:
-            raise ValueError(
-                f"DemoLimits needs k_min <= k_default <= k_max, got {self.k_min}, {self.k_default}, {self.k_max}"
-            )
+            value = getattr(self, name)
+            require(value > 0, name, f"DemoLimits.{name} must be positive, got {value}")
+
+    def validate_k_range(self) -> None:
+        require(
+            self.k_min <= self.k_default <= self.k_max,
+            "k_default",
+            f"DemoLimits needs k_min <= k_default <= k_max, got {self.k_min}, {self.k_default}, {self.k_max}",
+        )
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,26 @@ def check_upload(
         DemoInputError: Nothing uploaded, too large, an unsupported or corrupt file, too many pixels, or (with
             `raster_only`) not a georeferenced GeoTIFF.
     """
+    path = _existing_upload(upload, limits, raster_only)
+    max_pixels = limits.max_pixels if max_pixels is None else max_pixels
+    limit_name = "max_pixels" if max_pixels == limits.max_pixels else "max_map_pixels"
+    info = _header(path, raster_only)
+    pixels = info.width * info.height
+    if pixels > max_pixels:
+        raise DemoInputError(
+            f"the image is {info.width} x {info.height} = {pixels:,} pixels; the limit is {limit_name}={max_pixels:,}: "
+            "upload a smaller crop"
+        )
+    if raster_only and not info.has_crs:
+        raise DemoInputError(
+            f"{Path(path).name!r} has no coordinate reference system, so its map cannot be georeferenced; upload a "
+            "GeoTIFF with a CRS"
+        )
+    return info
+
+
+def _existing_upload(upload: object, limits: DemoLimits, raster_only: bool) -> str:
+    """The path of an uploaded file that exists, is not empty and is within `limits.max_upload_bytes`."""
     if upload is None or upload == "":
         raise DemoInputError(
             "upload a file first (PNG, JPEG or GeoTIFF)" if not raster_only else "upload a GeoTIFF first"
@@ -218,37 +249,24 @@ def check_upload(
         )
     if size == 0:
         raise DemoInputError(f"the file {Path(path).name!r} is empty; upload a PNG, JPEG or GeoTIFF")
-    max_pixels = limits.max_pixels if max_pixels is None else max_pixels
-    limit_name = "max_pixels" if max_pixels == limits.max_pixels else "max_map_pixels"
+    return path
+
+
+def _header(path: str, raster_only: bool) -> UploadInfo:
+    """What the file's header says (GeoTIFFs through rasterio, images through Pillow), no pixel decoded."""
     suffix = Path(path).suffix.lower()
     if suffix in RASTER_SUFFIXES:
-        info = _raster_header(path)
-    elif raster_only:
+        return _raster_header(path)
+    if raster_only:
         raise DemoInputError(f"a region map needs a georeferenced GeoTIFF (.tif/.tiff), got {Path(path).name!r}")
-    elif suffix in IMAGE_SUFFIXES:
-        info = _image_header(path)
-    else:
-        raise DemoInputError(
-            f"unsupported file type {suffix or '(none)'!r}; upload one of {', '.join(IMAGE_SUFFIXES + RASTER_SUFFIXES)}"
-        )
-    pixels = info.width * info.height
-    if pixels > max_pixels:
-        raise DemoInputError(
-            f"the image is {info.width} x {info.height} = {pixels:,} pixels; the limit is {limit_name}={max_pixels:,}: "
-            "upload a smaller crop"
-        )
-    if raster_only and not info.has_crs:
-        raise DemoInputError(
-            f"{Path(path).name!r} has no coordinate reference system, so its map cannot be georeferenced; upload a "
-            "GeoTIFF with a CRS"
-        )
-    return info
+    if suffix in IMAGE_SUFFIXES:
+        return _image_header(path)
+    raise DemoInputError(
+        f"unsupported file type {suffix or '(none)'!r}; upload one of {', '.join(IMAGE_SUFFIXES + RASTER_SUFFIXES)}"
+    )
 
 
 def _raster_header(path: str) -> UploadInfo:
-    import rasterio
-    from rasterio.errors import RasterioError
-
     try:
         with rasterio.open(path) as src:
             info = UploadInfo(path, True, int(src.width), int(src.height), int(src.count), src.crs is not None)
@@ -262,8 +280,6 @@ def _raster_header(path: str) -> UploadInfo:
 
 
 def _image_header(path: str) -> UploadInfo:
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as image:  # reads the header only; pixels are decoded on load()
             width, height = image.size

@@ -16,27 +16,28 @@ object `{"results": [...]}` holding that list. Each entry is
 Every metric becomes one `huggingface_hub.EvalResult`, and the card's `model-index` is built from them.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData, RepoCard
 
+from graft_hf.config import config_dataclass
 from graft_hf.hub.naming import ARCH_NAMES, model_repo_name
+from graft_hf.modeling import SENSORS, GraftConfig
 from graft_hf.resources import hub_card_template
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_TRAINING_TEMPERATURE",
+    "EvalResults",
     "REQUIRED_MODEL_CARD_KEYS",
     "REQUIRED_MODEL_CARD_SECTIONS",
     "ModelCardInfo",
@@ -46,11 +47,15 @@ __all__ = [
     "eval_results_table",
     "load_eval_results",
     "model_card_template_path",
+    "parse_card_metadata",
     "render_model_card",
+    "to_eval_results",
 ]
 
-# GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
-DEFAULT_TRAINING_TEMPERATURE = 0.07
+#: Evaluation results as `push_model` and `render_model_card` take them: a JSON path, parsed JSON (see the module
+#: docstring), a list of `EvalResult`s, or `None`.
+EvalResults = str | os.PathLike | list | dict | None
+
 REQUIRED_MODEL_CARD_KEYS = ("license", "library_name", "pipeline_tag", "tags")
 REQUIRED_MODEL_CARD_SECTIONS = (
     "## Model details",
@@ -63,28 +68,18 @@ REQUIRED_MODEL_CARD_SECTIONS = (
     "## Ethical considerations",
     "## Citation",
 )
-_SENSOR_NAMES = {"naip": "NAIP", "sentinel2": "Sentinel-2 (L2A)", "sentinel2-l1c": "Sentinel-2 (L1C)", "rgb": "RGB"}
-_SENSOR_TAGS = {"naip": "naip", "sentinel2": "sentinel-2", "sentinel2-l1c": "sentinel-2"}
 _BASE_MODELS = {
     ("vitb", 16): "openai/clip-vit-base-patch16",
     ("vitb", 32): "openai/clip-vit-base-patch32",
     ("vitl", 14): "openai/clip-vit-large-patch14",
 }
-_DEFAULT_TRAINING_DATA = (
-    "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the photos "
-    "whose geotags fall inside it (built with `graft pairs build`)."
-)
-_DEFAULT_RECIPE = (
-    "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the frozen "
-    "CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
-)
 
 
-@dataclass
+@config_dataclass
 class ModelCardInfo:
     """What the card says beyond the config: where the model lives, what it was trained on, how it was made.
 
-    Args:
+    Attributes:
         repo_id: Hub id the card refers to (used in the code examples and as `model_name`); `None` uses
             `model_repo_name(config)`.
         license: SPDX-like Hub licence id of the weights.
@@ -104,13 +99,25 @@ class ModelCardInfo:
     license: str = "apache-2.0"
     base_model: str | None = None
     datasets: list[str] = field(default_factory=list)
-    training_data: str = _DEFAULT_TRAINING_DATA
-    training_recipe: str = _DEFAULT_RECIPE
+    training_data: str = (
+        "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the "
+        "photos whose geotags fall inside it (built with `graft pairs build`)."
+    )
+    training_recipe: str = (
+        "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the "
+        "frozen CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
+    )
     training: dict[str, Any] = field(default_factory=dict)
-    training_temperature: float | None = DEFAULT_TRAINING_TEMPERATURE
+    # GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
+    training_temperature: float | None = 0.07
     converted_from: str | None = None
     tags: list[str] = field(default_factory=list)
     language: list[str] = field(default_factory=lambda: ["en"])
+
+
+#: GRAFT's contrastive loss temperature, the default of `ModelCardInfo.training_temperature`.
+DEFAULT_TRAINING_TEMPERATURE: float | None = ModelCardInfo.training_temperature
+_DEFAULT_TRAINING_DATA: str = ModelCardInfo.training_data
 
 
 # Rows of the recipe table taken from a `graft train` config (`train_config.yaml`): (dotted key, label).
@@ -184,7 +191,7 @@ def model_card_template_path() -> Path:
     return hub_card_template("model_card.md")
 
 
-def base_model_for_config(config: Any) -> str | None:
+def base_model_for_config(config: GraftConfig) -> str | None:
     """The OpenAI CLIP checkpoint with this config's vision tower shape, or `None` for other shapes."""
     vision = config.vision_config
     arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
@@ -195,6 +202,62 @@ def _require(entry: dict, key: str, where: str) -> Any:
     if key not in entry or entry[key] in (None, ""):
         raise ValueError(f"{where} has no {key!r}; see graft_hf.hub.cards for the evaluation JSON format")
     return entry[key]
+
+
+def _read_results_json(source: str | os.PathLike | list | dict) -> list:
+    """The list of result entries of an evaluation JSON file or of its parsed content."""
+    data: Any = source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"evaluation JSON {path} not found")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"evaluation JSON {path} is not valid JSON: {err}") from err
+    if isinstance(data, dict):
+        data = _require(data, "results", "evaluation JSON object")
+    if not isinstance(data, list):
+        raise ValueError(
+            f"evaluation JSON must be a list of results or {{'results': [...]}}, got {type(data).__name__}"
+        )
+    return data
+
+
+def _entry_results(entry: Any, where: str) -> list[EvalResult]:
+    """One `EvalResult` per metric of one result entry."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
+    task = _require(entry, "task", where)
+    dataset = _require(entry, "dataset", where)
+    if not isinstance(dataset, dict):
+        raise ValueError(f"{where}: 'dataset' must be an object with 'name' and 'type'")
+    dataset_type = _require(dataset, "type", f"{where} dataset")
+    dataset_name = _require(dataset, "name", f"{where} dataset")
+    metrics = _require(entry, "metrics", where)
+    if not isinstance(metrics, list) or not metrics:
+        raise ValueError(f"{where}: 'metrics' must be a non-empty list of {{'type', 'value', 'name'}} objects")
+    results = []
+    for j, metric in enumerate(metrics):
+        mwhere = f"{where} metric #{j}"
+        value = _require(metric, "value", mwhere)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{mwhere}: 'value' must be a finite number, got {value!r}")
+        results.append(
+            EvalResult(
+                task_type=task,
+                task_name=entry.get("task_name"),
+                dataset_type=dataset_type,
+                dataset_name=dataset_name,
+                dataset_split=dataset.get("split"),
+                dataset_config=dataset.get("config"),
+                dataset_revision=dataset.get("revision"),
+                metric_type=_require(metric, "type", mwhere),
+                metric_value=float(value),
+                metric_name=metric.get("name"),
+            )
+        )
+    return results
 
 
 def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResult]:
@@ -209,56 +272,8 @@ def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResul
     Raises:
         ValueError: naming the entry and the missing or bad field.
     """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"evaluation JSON {path} not found")
-        try:
-            data: Any = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"evaluation JSON {path} is not valid JSON: {err}") from err
-    else:
-        data = source
-    if isinstance(data, dict):
-        data = _require(data, "results", "evaluation JSON object")
-    if not isinstance(data, list):
-        raise ValueError(
-            f"evaluation JSON must be a list of results or {{'results': [...]}}, got {type(data).__name__}"
-        )
-    results = []
-    for i, entry in enumerate(data):
-        where = f"evaluation result #{i}"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
-        task = _require(entry, "task", where)
-        dataset = _require(entry, "dataset", where)
-        if not isinstance(dataset, dict):
-            raise ValueError(f"{where}: 'dataset' must be an object with 'name' and 'type'")
-        dataset_type = _require(dataset, "type", f"{where} dataset")
-        dataset_name = _require(dataset, "name", f"{where} dataset")
-        metrics = _require(entry, "metrics", where)
-        if not isinstance(metrics, list) or not metrics:
-            raise ValueError(f"{where}: 'metrics' must be a non-empty list of {{'type', 'value', 'name'}} objects")
-        for j, metric in enumerate(metrics):
-            mwhere = f"{where} metric #{j}"
-            value = _require(metric, "value", mwhere)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"{mwhere}: 'value' must be a finite number, got {value!r}")
-            results.append(
-                EvalResult(
-                    task_type=task,
-                    task_name=entry.get("task_name"),
-                    dataset_type=dataset_type,
-                    dataset_name=dataset_name,
-                    dataset_split=dataset.get("split"),
-                    dataset_config=dataset.get("config"),
-                    dataset_revision=dataset.get("revision"),
-                    metric_type=_require(metric, "type", mwhere),
-                    metric_value=float(value),
-                    metric_name=metric.get("name"),
-                )
-            )
-    return results
+    entries = _read_results_json(source)
+    return [result for i, entry in enumerate(entries) for result in _entry_results(entry, f"evaluation result #{i}")]
 
 
 def eval_results_table(results: list[EvalResult]) -> str:
@@ -274,12 +289,93 @@ def eval_results_table(results: list[EvalResult]) -> str:
     return "\n".join(lines)
 
 
+def to_eval_results(results: EvalResults) -> list[EvalResult] | None:
+    """`EvalResult`s from any accepted form of evaluation results (see `EvalResults`); `None` stays `None`."""
+    if results is None or (isinstance(results, list) and all(isinstance(r, EvalResult) for r in results) and results):
+        return results
+    return load_eval_results(results)
+
+
 def _fmt_number(value: float | None, unit: str = "") -> str:
     return "unknown" if value is None else f"{value:g}{unit}"
 
 
+def _card_data(
+    config: GraftConfig, info: ModelCardInfo, repo_id: str, eval_results: list[EvalResult], base_model: str | None
+) -> ModelCardData:
+    """The card's YAML metadata (tags, licence, base model, datasets, `model-index`)."""
+    tags = ["graft", "clip", "remote-sensing", "satellite-imagery", "geospatial", "zero-shot-image-classification"]
+    sensor = SENSORS.get(config.sensor)
+    if sensor is not None and sensor.hub_tag:
+        tags.append(sensor.hub_tag)
+    tags += [t for t in info.tags if t not in tags]
+    return ModelCardData(
+        language=info.language or None,
+        license=info.license,
+        library_name="transformers",
+        pipeline_tag="zero-shot-image-classification",
+        tags=tags,
+        base_model=base_model,
+        datasets=info.datasets or None,
+        model_name=repo_id if eval_results else None,  # model-index needs a name
+        eval_results=eval_results or None,
+    )
+
+
+def _architecture(config: GraftConfig) -> str:
+    vision = config.vision_config
+    arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
+    if arch:
+        return f"ViT-{arch[3:].upper()}/{vision.patch_size}"
+    return f"ViT (width {vision.hidden_size}, depth {vision.num_hidden_layers}, patch {vision.patch_size})"
+
+
+def _model_values(config: GraftConfig, log_scale: float) -> dict[str, Any]:
+    """Template values that describe the model itself (architecture, sensor, input, logit scale)."""
+    vision = config.vision_config
+    grid_h, grid_w = config.patch_grid
+    sensor = SENSORS.get(config.sensor)
+    return {
+        "sensor": config.sensor,
+        "sensor_name": sensor.display_name if sensor is not None else config.sensor,
+        "use_patch_head": bool(config.use_patch_head),
+        "architecture": _architecture(config),
+        "projection_dim": config.projection_dim,
+        "grid": f"{grid_h} x {grid_w}",
+        "image_size": vision.image_size,
+        "patch_size": vision.patch_size,
+        "patch_ground": _fmt_number(None if config.gsd is None else config.gsd * vision.patch_size, " m"),
+        "gsd": _fmt_number(config.gsd, " m/px"),
+        "band_names": ", ".join(config.band_names),
+        "rgb_band_names": ", ".join(config.band_names[i] for i in config.rgb_bands),
+        "value_scale": f"{config.value_scale:g}",
+        "value_offset": f"{config.value_offset or 0.0:g}",
+        "nodata_value": config.nodata_value,
+        "zero_shot_logit_scale": f"{math.exp(log_scale):.4g} (stored in log space: {log_scale:.4f})",
+    }
+
+
+def _training_values(info: ModelCardInfo) -> dict[str, Any]:
+    """Template values that describe how the model was made (data, recipe, temperature, source)."""
+    temperature = info.training_temperature
+    training_table = ""
+    if info.training:
+        rows = ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.training.items()]
+        training_table = "\n".join(rows)
+    return {
+        "training_temperature": (
+            "not recorded" if temperature is None else f"{temperature:g} (logit scale {1.0 / temperature:.4g})"
+        ),
+        "converted_from": info.converted_from,
+        "datasets": info.datasets,
+        "training_data": info.training_data,
+        "training_recipe": info.training_recipe,
+        "training_table": training_table,
+    }
+
+
 def render_model_card(
-    config: Any,
+    config: GraftConfig,
     info: ModelCardInfo | None = None,
     eval_results: list[EvalResult] | None = None,
     logit_scale: float | None = None,
@@ -300,100 +396,57 @@ def render_model_card(
     repo_id = info.repo_id or model_repo_name(config)
     eval_results = list(eval_results or [])
     log_scale = config.logit_scale_init_value if logit_scale is None else float(logit_scale)
-    vision = config.vision_config
     base_model = info.base_model or base_model_for_config(config)
-    sensor_name = _SENSOR_NAMES.get(config.sensor, config.sensor)
-    tags = ["graft", "clip", "remote-sensing", "satellite-imagery", "geospatial", "zero-shot-image-classification"]
-    if config.sensor in _SENSOR_TAGS:
-        tags.append(_SENSOR_TAGS[config.sensor])
-    tags += [t for t in info.tags if t not in tags]
-    card_data = ModelCardData(
-        language=info.language or None,
-        license=info.license,
-        library_name="transformers",
-        pipeline_tag="zero-shot-image-classification",
-        tags=tags,
-        base_model=base_model,
-        datasets=info.datasets or None,
-        model_name=repo_id if eval_results else None,  # model-index needs a name
-        eval_results=eval_results or None,
-    )
-    arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
-    architecture = (
-        f"ViT-{arch[3:].upper()}/{vision.patch_size}"
-        if arch
-        else f"ViT (width {vision.hidden_size}, depth {vision.num_hidden_layers}, patch {vision.patch_size})"
-    )
-    grid_h, grid_w = config.patch_grid
-    temperature = info.training_temperature
-    training_table = ""
-    if info.training:
-        rows = ["| setting | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.training.items()]
-        training_table = "\n".join(rows)
-    template_kwargs = {
+    values = {
         "title": repo_id.rsplit("/", 1)[-1],
         "repo_id": repo_id,
-        "sensor": config.sensor,
-        "sensor_name": sensor_name,
-        "use_patch_head": bool(config.use_patch_head),
-        "architecture": architecture,
-        "projection_dim": config.projection_dim,
-        "grid": f"{grid_h} x {grid_w}",
-        "image_size": vision.image_size,
-        "patch_size": vision.patch_size,
-        "patch_ground": _fmt_number(None if config.gsd is None else config.gsd * vision.patch_size, " m"),
-        "gsd": _fmt_number(config.gsd, " m/px"),
-        "band_names": ", ".join(config.band_names),
-        "rgb_band_names": ", ".join(config.band_names[i] for i in config.rgb_bands),
-        "value_scale": f"{config.value_scale:g}",
-        "value_offset": f"{config.value_offset or 0.0:g}",
-        "nodata_value": config.nodata_value,
-        "zero_shot_logit_scale": f"{math.exp(log_scale):.4g} (stored in log space: {log_scale:.4f})",
-        "training_temperature": (
-            "not recorded" if temperature is None else f"{temperature:g} (logit scale {1.0 / temperature:.4g})"
-        ),
-        "converted_from": info.converted_from,
         "base_model": base_model,
-        "datasets": info.datasets,
-        "training_data": info.training_data,
-        "training_recipe": info.training_recipe,
-        "training_table": training_table,
         "evaluation_table": eval_results_table(eval_results),
+        **_model_values(config, log_scale),
+        **_training_values(info),
     }
-    return ModelCard.from_template(card_data, template_path=str(model_card_template_path()), **template_kwargs)
+    card_data = _card_data(config, info, repo_id, eval_results, base_model)
+    return ModelCard.from_template(card_data, template_path=str(model_card_template_path()), **values)
+
+
+def parse_card_metadata(card_class: type[RepoCard], text: str, what: str) -> dict[str, Any]:
+    """The YAML metadata of a card as huggingface_hub parses it (`ModelCard`, `DatasetCard`).
+
+    Args:
+        card_class: `ModelCard` or `DatasetCard` (a model card's `model-index` is parsed into `EvalResult`s).
+        text: The README text.
+        what: Name of the card in messages (`"model card"`).
+
+    Raises:
+        ValueError: No metadata block, or metadata that does not parse.
+    """
+    if not text.startswith("---\n") or "\n---\n" not in text[3:]:
+        raise ValueError(f"{what} must start with a YAML metadata block between '---' lines")
+    try:
+        card = card_class(text)
+    except (yaml.YAMLError, ValueError) as err:
+        raise ValueError(f"{what} YAML metadata does not parse: {err}") from err
+    return card.data.to_dict()
 
 
 def check_model_card(text: str) -> dict[str, Any]:
-    """Check a rendered model card locally (no network): YAML parses, required keys and sections are present.
+    """Check a rendered model card locally (no network): metadata parses (`model-index` included, with
+    huggingface_hub's `ModelCard`), required keys and sections are present, no template marker is left.
 
     Args:
         text: The README text.
 
     Returns:
-        The parsed YAML metadata.
+        The card's metadata.
 
     Raises:
         ValueError: listing every problem found.
     """
-    if not text.startswith("---\n"):
-        raise ValueError("model card must start with a '---' YAML metadata block")
-    header, sep, body = text[4:].partition("\n---\n")
-    if not sep:
-        raise ValueError("model card YAML metadata block is not closed with '---'")
-    try:
-        metadata = yaml.safe_load(header)
-    except yaml.YAMLError as err:
-        raise ValueError(f"model card YAML metadata does not parse: {err}") from err
-    if not isinstance(metadata, dict):
-        raise ValueError("model card YAML metadata must be a mapping")
+    metadata = parse_card_metadata(ModelCard, text, "model card")
+    body = text[4:].partition("\n---\n")[2]
     problems = [f"missing metadata key {key!r}" for key in REQUIRED_MODEL_CARD_KEYS if not metadata.get(key)]
     if metadata.get("pipeline_tag") not in (None, "zero-shot-image-classification"):
         problems.append(f"pipeline_tag is {metadata['pipeline_tag']!r}, expected 'zero-shot-image-classification'")
-    if "model-index" in metadata:
-        try:
-            ModelCardData(**metadata)  # parses model-index into EvalResults; raises on malformed entries
-        except (KeyError, TypeError, ValueError) as err:
-            problems.append(f"model-index is malformed: {err}")
     problems += [f"missing section {s!r}" for s in REQUIRED_MODEL_CARD_SECTIONS if s not in body]
     leftovers = [marker for marker in ("{{", "}}", "{%", "%}") if marker in body]
     if leftovers:

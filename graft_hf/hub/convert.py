@@ -12,14 +12,14 @@ The authors' checkpoints are PyTorch Lightning files whose `state_dict` holds
 - `logit_scale`: the *training* temperature of GRAFT's contrastive loss, a plain buffer `1 / 0.07` (some third-party
   ports store it in log space, `log(1 / 0.07)`; values at or below `log(100)` are read as log space).
 
-The text tower, text projection and zero-shot `logit_scale` come from the CLIP model given with `clip` (`--clip`):
+The text tower, text projection and zero-shot `logit_scale` come from the CLIP model given as `clip`:
 the GRAFT training temperature is **not** CLIP's zero-shot logit scale, so the converted model keeps CLIP's for
 text-image logits, and the training temperature is recorded in the model card.
 
 Files are read with `torch.load(weights_only=True)`. Classes pickled in Lightning's metadata (hyper-parameters,
 callbacks) are replaced by inert stand-ins that keep only their state; no code from the checkpoint ever runs.
 Other wrappers' prefixes (`module.`, `model.`, `_orig_mod.`) are stripped; any key outside the parts above fails
-the conversion unless dropped on purpose with `ignore_prefixes` (`--ignore-key-prefix`).
+the conversion unless dropped on purpose with `ignore_prefixes`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import is_offline_mode
+from transformers import CLIPModel
 
-from graft_hf.hub.cards import ModelCardInfo, check_model_card, load_eval_results, render_model_card
+import graft_hf
+from graft_hf.config import ConfigError
+from graft_hf.hub.cards import EvalResults, ModelCardInfo, check_model_card, render_model_card, to_eval_results
+from graft_hf.modeling import GraftModel
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +196,10 @@ def map_authors_state_dict(
             unknown.append(key)
     mapped.update(_map_projector(state, projector_keys))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
+            "ignore_prefixes",
             f"checkpoint has {len(unknown)} keys outside satellite_image_backbone.*, projector.* and logit_scale: "
-            f"{sorted(unknown)[:10]}; if they are safe to drop (e.g. a frozen teacher), pass them with "
-            "--ignore-key-prefix"
+            f"{sorted(unknown)[:10]}; give the prefixes of keys that are safe to drop (e.g. a frozen teacher)",
         )
     if not any(k.startswith("vision_model.") for k in mapped):
         raise ValueError(
@@ -238,66 +243,20 @@ def _map_projector(state: dict[str, torch.Tensor], keys: list[str]) -> dict[str,
     }
 
 
-def _load_clip_local(clip: Any) -> Any:
-    from transformers import CLIPModel
-
-    if isinstance(clip, CLIPModel):
-        return clip
-    path = Path(clip)
-    if path.is_dir():
-        return CLIPModel.from_pretrained(path)
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+def _check_clip_reachable(clip: CLIPModel | str | os.PathLike) -> None:
+    """Fail fast, before any download attempt, when `clip` is a Hub id and the Hub is off."""
+    if isinstance(clip, CLIPModel) or Path(clip).is_dir():
+        return
+    if is_offline_mode():
         raise FileNotFoundError(
-            f"--clip {str(clip)!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be downloaded; "
-            f"download it where the Hub is reachable (`hf download {clip} --local-dir DIR`) and pass --clip DIR"
+            f"the CLIP {str(clip)!r} is not a local directory and HF_HUB_OFFLINE is set, so it cannot be downloaded; "
+            f"download it where the Hub is reachable (`hf download {clip} --local-dir DIR`) and pass that DIR as clip"
         )
-    logger.info("--clip %s is not a local folder: loading it from the Hub", clip)
-    from graft_hf.modeling.modeling_graft import _load_clip
-
-    return _load_clip(clip)
+    logger.info("CLIP %s is not a local folder: loading it from the Hub", clip)
 
 
-def convert_authors_checkpoint(
-    checkpoint: str | os.PathLike,
-    clip: Any,
-    output_dir: str | os.PathLike | None = None,
-    *,
-    sensor: str = "naip",
-    card_info: ModelCardInfo | None = None,
-    eval_results: Any = None,
-    ignore_prefixes: tuple[str, ...] = (),
-    tokenizer: str | os.PathLike | None = None,
-    **config_kwargs: Any,
-) -> Any:
-    """Convert an authors' checkpoint into a `GraftModel` (and save it with processor and card).
-
-    Args:
-        checkpoint: The Lightning `.ckpt` (or a bare state dict file).
-        clip: The CLIP the checkpoint was trained from: a local `CLIPModel` folder or a `CLIPModel`. It supplies the
-            text tower, the text projection and the zero-shot logit scale, and must match the vision tower shape.
-        output_dir: Folder to save the model, processor and README.md in; `None` only returns the model.
-        sensor: Sensor preset of the imagery the checkpoint was trained on (`naip`, `sentinel2`, ...).
-        card_info: Card details; `converted_from` and `training_temperature` are filled in from the checkpoint.
-        eval_results: Evaluation JSON for the card (see `graft_hf.hub.cards`).
-        ignore_prefixes: Checkpoint key prefixes to drop on purpose.
-        tokenizer: Tokenizer folder; `None` uses the CLIP folder's tokenizer when it has one, else the offline one.
-        **config_kwargs: Further `GraftConfig` fields (`gsd`, `band_names`, ...).
-
-    Returns:
-        The converted `GraftModel` in eval mode.
-
-    Raises:
-        ValueError: when keys or shapes do not match (naming them), FileNotFoundError for missing inputs.
-    """
-    from graft_hf.modeling import GraftModel
-
-    state, metadata = load_authors_checkpoint(checkpoint)
-    converted = map_authors_state_dict(state, ignore_prefixes=ignore_prefixes)
-    converted.metadata = metadata
-    clip_model = _load_clip_local(clip)
-    model = GraftModel.from_clip(clip_model, use_patch_head=converted.has_patch_head, sensor=sensor, **config_kwargs)
+def _load_vision_side(model: GraftModel, converted: ConvertedCheckpoint) -> None:
+    """Copy the converted vision tower, projection and patch head into `model`; fail on any mismatch."""
     expected = model.state_dict()
     mismatched = [
         f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
@@ -305,9 +264,10 @@ def convert_authors_checkpoint(
         if k in expected and tuple(v.shape) != tuple(expected[k].shape)
     ]
     if mismatched:
-        raise ValueError(
-            f"checkpoint shapes do not match the CLIP given with --clip ({mismatched[:5]}); pass the CLIP the "
-            "checkpoint was trained from (e.g. openai/clip-vit-base-patch16 for a ViT-B/16 GRAFT)"
+        raise ConfigError(
+            "clip",
+            f"checkpoint shapes do not match this CLIP ({mismatched[:5]}); pass the CLIP the checkpoint was trained "
+            "from (e.g. openai/clip-vit-base-patch16 for a ViT-B/16 GRAFT)",
         )
     dtype = next(model.parameters()).dtype
     result = model.load_state_dict({k: v.to(dtype) for k, v in converted.state_dict.items()}, strict=False)
@@ -322,6 +282,48 @@ def convert_authors_checkpoint(
             f"checkpoint does not fill the GRAFT vision side: missing {sorted(missing)[:10]}, unexpected "
             f"{sorted(result.unexpected_keys)[:10]}"
         )
+
+
+def convert_authors_checkpoint(
+    checkpoint: str | os.PathLike,
+    clip: CLIPModel | str | os.PathLike,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    sensor: str = "naip",
+    card_info: ModelCardInfo | None = None,
+    eval_results: EvalResults = None,
+    ignore_prefixes: tuple[str, ...] = (),
+    tokenizer: str | os.PathLike | None = None,
+    **config_kwargs: Any,
+) -> GraftModel:
+    """Convert an authors' checkpoint into a `GraftModel` (and save it with processor and card).
+
+    Args:
+        checkpoint: The Lightning `.ckpt` (or a bare state dict file).
+        clip: The CLIP the checkpoint was trained from: a local `CLIPModel` folder, a `CLIPModel`, or a Hub id (needs
+            the Hub). It supplies the text tower, the text projection and the zero-shot logit scale, and must match
+            the vision tower shape.
+        output_dir: Folder to save the model, processor and README.md in; `None` only returns the model.
+        sensor: Sensor preset of the imagery the checkpoint was trained on (`naip`, `sentinel2`, ...).
+        card_info: Card details; `converted_from` and `training_temperature` are filled in from the checkpoint.
+        eval_results: Evaluation JSON for the card (see `graft_hf.hub.cards`).
+        ignore_prefixes: Checkpoint key prefixes to drop on purpose.
+        tokenizer: Tokenizer folder; `None` uses the CLIP folder's tokenizer when it has one, else the offline one.
+        **config_kwargs: Further `GraftConfig` fields (`gsd`, `band_names`, ...).
+
+    Returns:
+        The converted `GraftModel` in eval mode.
+
+    Raises:
+        ValueError: when keys or shapes do not match (naming them; `ConfigError` with the parameter to change),
+            FileNotFoundError for missing inputs.
+    """
+    state, metadata = load_authors_checkpoint(checkpoint)
+    converted = map_authors_state_dict(state, ignore_prefixes=ignore_prefixes)
+    converted.metadata = metadata
+    _check_clip_reachable(clip)
+    model = GraftModel.from_clip(clip, use_patch_head=converted.has_patch_head, sensor=sensor, **config_kwargs)
+    _load_vision_side(model, converted)
     model.eval()
     logger.info(
         "converted %s (%s layout, %d tensors%s); dropped %s; training logit scale %s",
@@ -338,25 +340,23 @@ def convert_authors_checkpoint(
 
 
 def _save_converted(
-    model: Any,
+    model: GraftModel,
     converted: ConvertedCheckpoint,
     checkpoint: Path,
-    clip: Any,
+    clip: CLIPModel | str | os.PathLike,
     output_dir: Path,
     card_info: ModelCardInfo | None,
-    eval_results: Any,
+    eval_results: EvalResults,
     tokenizer: str | os.PathLike | None,
 ) -> None:
-    import graft_hf
-
-    if tokenizer is None and not hasattr(clip, "state_dict") and (Path(clip) / "tokenizer_config.json").is_file():
+    if tokenizer is None and not isinstance(clip, CLIPModel) and (Path(clip) / "tokenizer_config.json").is_file():
         tokenizer = clip
     info = card_info or ModelCardInfo()
     meta = ", ".join(f"{k} {v}" for k, v in converted.metadata.items())
     info.converted_from = f"the authors' checkpoint `{checkpoint.name}`" + (f" ({meta})" if meta else "")
     if converted.training_logit_scale is not None:
         info.training_temperature = 1.0 / converted.training_logit_scale
-    results = load_eval_results(eval_results) if eval_results is not None else None
+    results = to_eval_results(eval_results)
     card = str(render_model_card(model.config, info, results, logit_scale=float(model.logit_scale.detach())))
     check_model_card(card)
     output_dir.mkdir(parents=True, exist_ok=True)

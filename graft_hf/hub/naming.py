@@ -102,6 +102,6 @@ def validate_model_repo_id(repo_id: str, config: Any) -> str:
         raise ValueError(
             f"model repo name {name!r} does not match the model (sensor {config.sensor!r}, patch size "
             f"{config.vision_config.patch_size}): expected {expected!r} or '{expected}-<suffix>'; "
-            "to push under another name anyway pass allow_any_name=True (graft push --allow-any-name)"
+            "to push under another name anyway pass allow_any_name=True"
         )
     return repo_id

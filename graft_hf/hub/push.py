@@ -6,13 +6,14 @@ model card, all in a single `create_commit`. Files are staged in a temporary fol
 from where they are), so a push never writes to the source folder and a failed push leaves it untouched.
 
 Failures are reported as `HubPushError` saying which step failed (create the repository, upload, commit) and
-what to do (`HF_TOKEN` / `hf auth login` for authentication, `--endpoint` / `HF_ENDPOINT` for the server,
-`HF_HUB_OFFLINE` for offline mode).
+what to do (`HF_TOKEN` / `hf auth login` or `token=` for authentication, `endpoint=` / `HF_ENDPOINT` for the
+server, `HF_HUB_OFFLINE` for offline mode).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import json
 import logging
 import os
@@ -23,10 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from huggingface_hub import CommitOperationAdd, DatasetCard, HfApi, constants, get_token, is_offline_mode
+from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
+from safetensors import safe_open
 
-from graft_hf.hub.cards import ModelCardInfo, check_model_card, load_eval_results, render_model_card
+import graft_hf
+from graft_hf.hub.cards import (
+    EvalResults,
+    ModelCardInfo,
+    check_model_card,
+    parse_card_metadata,
+    render_model_card,
+    to_eval_results,
+)
 from graft_hf.hub.naming import validate_model_repo_id, validate_repo_id
+from graft_hf.modeling import GraftConfig, GraftModel, GraftProcessor
+from graft_hf.pairs.card import render_card
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +87,12 @@ class PushResult:
 def _auth_hint(endpoint: str) -> str:
     return (
         f"authenticate with a token that has write access to {endpoint}: set HF_TOKEN, run `hf auth login`, or pass "
-        "--token; check --endpoint / HF_ENDPOINT if this is not the server you meant"
+        "token=; check endpoint= / HF_ENDPOINT if this is not the server you meant"
     )
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:
     """Connection/timeout exception types of the HTTP client huggingface_hub uses (httpx2 in 2.x, httpx in 1.x)."""
-    import importlib
-
     errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
     for name in ("httpx2", "httpx"):
         try:
@@ -94,14 +105,12 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
 
 def _explain(err: Exception, step: str, endpoint: str) -> HubPushError:
     """Turn a huggingface_hub / HTTP error into a HubPushError naming the step and the fix."""
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
-
     if isinstance(err, OfflineModeIsEnabled):
         return HubPushError(f"{step} failed: HF_HUB_OFFLINE=1 is set; unset it (HF_HUB_OFFLINE=0) to push")
     if isinstance(err, _connection_errors()):
         return HubPushError(
             f"{step} failed: cannot reach the Hub at {endpoint} ({type(err).__name__}: {err}); check the network or "
-            "pass --endpoint / set HF_ENDPOINT to a reachable Hub"
+            "pass endpoint= / set HF_ENDPOINT to a reachable Hub"
         )
     if isinstance(err, HfHubHTTPError):
         status = err.response.status_code if err.response is not None else None
@@ -111,11 +120,9 @@ def _explain(err: Exception, step: str, endpoint: str) -> HubPushError:
     return HubPushError(f"{step} failed: {type(err).__name__}: {err}")
 
 
-def _api(endpoint: str | None, token: str | None) -> tuple[Any, str]:
-    from huggingface_hub import HfApi, constants, get_token
-
+def _api(endpoint: str | None, token: str | None) -> tuple[HfApi, str]:
     endpoint = (endpoint or constants.ENDPOINT).rstrip("/")
-    if constants.HF_HUB_OFFLINE:
+    if is_offline_mode():
         raise HubPushError("cannot push: HF_HUB_OFFLINE=1 is set; unset it (HF_HUB_OFFLINE=0) to push")
     token = token or get_token()
     if not token:
@@ -136,8 +143,6 @@ def _commit_folder(
     create_pr: bool,
 ) -> PushResult:
     """Create the repository if needed and commit every file in one commit."""
-    from huggingface_hub import CommitOperationAdd
-
     api, endpoint = _api(endpoint, token)
     try:
         url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
@@ -188,13 +193,50 @@ def _check_model_files(files: dict[str, Path]) -> None:
         )
 
 
+def _card_text(
+    files: dict[str, Path],
+    config: GraftConfig,
+    logit_scale: float | None,
+    card_info: ModelCardInfo | None,
+    eval_results: EvalResults,
+    repo_id: str | None,
+) -> str:
+    """The README of a staged model: the folder's own card unless card details are given, else a rendered one."""
+    if "README.md" in files and card_info is None and eval_results is None:
+        card = files["README.md"].read_text()
+        try:
+            check_model_card(card)
+        except ValueError as err:
+            raise ValueError(
+                f"{files['README.md']}: {err}; delete it, or render a new card with card_info= / eval_results= "
+                "(ModelCardInfo), or pass the README text as card="
+            ) from err
+        return card
+    card_info = card_info or ModelCardInfo(repo_id=repo_id)
+    return str(render_model_card(config, card_info, to_eval_results(eval_results), logit_scale=logit_scale))
+
+
+def _stage_weights(
+    model: GraftModel | str | os.PathLike, staging: Path
+) -> tuple[dict[str, Path], GraftConfig, float | None]:
+    """`(files, config, logit_scale)` of a model object (saved into `staging`) or of a saved folder."""
+    if isinstance(model, GraftModel):
+        model.save_pretrained(staging)
+        return _walk(staging), model.config, float(model.logit_scale.detach())
+    folder = Path(model)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist; pass a folder saved by graft_hf")
+    files = _walk(folder, ignore=(".*", "*/.*", "__pycache__/*", "*.pyc"))
+    return files, GraftConfig.from_pretrained(folder), _saved_logit_scale(folder)
+
+
 @contextmanager
 def stage_model_files(
-    model: Any,
+    model: GraftModel | str | os.PathLike,
     *,
-    processor: Any = None,
+    processor: GraftProcessor | None = None,
     card_info: ModelCardInfo | None = None,
-    eval_results: Any = None,
+    eval_results: EvalResults = None,
     card: str | None = None,
     repo_id: str | None = None,
 ) -> Iterator[dict[str, Path]]:
@@ -212,42 +254,15 @@ def stage_model_files(
         card: A ready README text.
         repo_id: Repository the default card refers to (code examples, title).
     """
-    import graft_hf
-    from graft_hf.modeling import GraftConfig, GraftModel
-
     with tempfile.TemporaryDirectory(prefix="graft-push-") as tmp:
         staging = Path(tmp)
-        logit_scale: float | None
-        if isinstance(model, GraftModel):
-            model.save_pretrained(staging)
-            files = _walk(staging)
-            config, logit_scale = model.config, float(model.logit_scale.detach())
-        else:
-            folder = Path(model)
-            if not folder.is_dir():
-                raise FileNotFoundError(f"model folder {folder} does not exist; pass a folder saved by graft_hf")
-            files = _walk(folder, ignore=(".*", "*/.*", "__pycache__/*", "*.pyc"))
-            config, logit_scale = GraftConfig.from_pretrained(folder), _saved_logit_scale(folder)
+        files, config, logit_scale = _stage_weights(model, staging / "model")
         if processor is not None or not all(f in files for f in _PROCESSOR_FILES):
             processor = processor if processor is not None else graft_hf.build_processor(config)
-            proc_dir = staging / "_processor"
-            processor.save_pretrained(proc_dir)
-            files.update(_walk(proc_dir))
-        if card is None and "README.md" in files and card_info is None and eval_results is None:
-            card = files["README.md"].read_text()
-            try:
-                check_model_card(card)
-            except ValueError as err:
-                raise ValueError(
-                    f"{files['README.md']}: {err}; delete it, or render a new card with --eval / --license / "
-                    "--train-config (ModelCardInfo), or pass --card FILE"
-                ) from err
+            processor.save_pretrained(staging / "processor")
+            files.update(_walk(staging / "processor"))
         if card is None:
-            card_info = card_info or ModelCardInfo(repo_id=repo_id)
-            results = eval_results
-            if results is not None and not (isinstance(results, list) and results and hasattr(results[0], "task_type")):
-                results = load_eval_results(results)
-            card = str(render_model_card(config, card_info, results, logit_scale=logit_scale))
+            card = _card_text(files, config, logit_scale, card_info, eval_results, repo_id)
         check_model_card(card)
         (staging / "README.md").write_text(card)
         files["README.md"] = staging / "README.md"
@@ -256,8 +271,6 @@ def stage_model_files(
 
 
 def _saved_logit_scale(folder: Path) -> float | None:
-    from safetensors import safe_open
-
     path = folder / "model.safetensors"
     if not path.is_file():
         return None
@@ -266,12 +279,12 @@ def _saved_logit_scale(folder: Path) -> float | None:
 
 
 def push_model(
-    model: Any,
+    model: GraftModel | str | os.PathLike,
     repo_id: str,
     *,
-    processor: Any = None,
+    processor: GraftProcessor | None = None,
     card_info: ModelCardInfo | None = None,
-    eval_results: Any = None,
+    eval_results: EvalResults = None,
     card: str | None = None,
     endpoint: str | None = None,
     token: str | None = None,
@@ -306,8 +319,6 @@ def push_model(
     Raises:
         HubPushError: naming the failed step and the fix; nothing local is modified.
     """
-    from graft_hf.modeling import GraftConfig, GraftModel
-
     validate_repo_id(repo_id)
     config = model.config if isinstance(model, GraftModel) else GraftConfig.from_pretrained(model)
     if not allow_any_name:
@@ -331,22 +342,16 @@ def push_model(
 
 
 def check_dataset_card(text: str) -> dict[str, Any]:
-    """Check a pairs dataset card locally: YAML parses and has `license`, `configs` with `data_files`.
+    """Check a pairs dataset card locally (parsed with huggingface_hub's `DatasetCard`): `license`, and `configs`
+    whose every entry has `data_files`.
 
     Returns:
-        The parsed YAML metadata.
+        The card's metadata.
 
     Raises:
         ValueError: listing the problems.
     """
-    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
-        raise ValueError("dataset card must start with a YAML metadata block between '---' lines")
-    try:
-        metadata = yaml.safe_load(text[4:].partition("\n---\n")[0])
-    except yaml.YAMLError as err:
-        raise ValueError(f"dataset card YAML metadata does not parse: {err}") from err
-    if not isinstance(metadata, dict):
-        raise ValueError("dataset card YAML metadata must be a mapping")
+    metadata = parse_card_metadata(DatasetCard, text, "dataset card")
     problems = [f"missing metadata key {k!r}" for k in ("license", "configs") if not metadata.get(k)]
     for config in metadata.get("configs") or []:
         if not isinstance(config, dict) or not config.get("data_files"):
@@ -402,8 +407,6 @@ def push_dataset(
                     f"{folder} has neither README.md nor build_report.json; rerun `graft pairs build` to finish the "
                     "build (the card is written when every shard exists)"
                 )
-            from graft_hf.pairs.card import render_card
-
             readme = Path(tmp) / "README.md"
             readme.write_text(render_card(json.loads(report_path.read_text())))
             files["README.md"] = readme

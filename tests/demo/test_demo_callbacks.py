@@ -334,6 +334,47 @@ def test_graft_demo_cli_parses_limits_without_importing_torch():
         build_parser().parse_args(["demo", "--gallery", "g", "--share", "maybe"])
 
 
+def test_demo_cli_errors_name_the_flags(monkeypatch, capsys, tiny_model_dir, naip_crop, tmp_path):
+    from graft_hf_cli import main
+
+    monkeypatch.delenv("GRAFT_MODEL", raising=False)
+    assert main(["demo", "--gallery", str(tmp_path)]) == 1
+    assert "graft demo: error: --model: no model given" in capsys.readouterr().err
+    argv = ["demo-gallery", "--model", str(tiny_model_dir), "--pairs", str(tmp_path), "-o", str(tmp_path / "g")]
+    assert main([*argv, "--limit", "0"]) == 1
+    assert "graft demo-gallery: error: --limit: must be positive, got 0" in capsys.readouterr().err
+    assert main(["demo", "--model", "m", "--gallery", "g", "--max-pixels", "0"]) == 1
+    assert "graft demo: error: --max-pixels: DemoLimits.max_pixels must be positive" in capsys.readouterr().err
+
+
+def test_demo_configs_check_themselves():
+    from graft_hf.config import ConfigError
+    from graft_hf.demo import DemoConfig, GalleryConfig
+
+    assert DemoConfig(model="m", gallery="g", templates="None").prompt_templates is None
+    assert DemoConfig(model="m", gallery="g").prompt_templates == "satellite"
+    with pytest.raises(ConfigError, match="gallery: no gallery given"):
+        DemoConfig(model="m")
+    with pytest.raises(ConfigError, match="exactly one source"):
+        GalleryConfig(model="m", output_dir="o", pairs="p", geotiffs=["a.tif"])
+    with pytest.raises(ConfigError, match="port: "):
+        DemoConfig(model="m", gallery="g", port="80")
+
+
+def test_the_demo_without_gradio_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['gradio'] = None\n"
+        "try:\n    import graft_hf.demo.app\nexcept ImportError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "the GRAFT demo needs gradio, which is not installed: pip install 'graft-hf[demo]'" in result.stdout, (
+        result.stderr[-2000:]
+    )
+
+
 def test_space_metadata_matches_the_installed_gradio():
     from pathlib import Path
 

@@ -201,6 +201,19 @@ def test_foreign_readme_in_folder_is_reported_with_the_fix(tmp_path):
 
     tiny_graft_model().save_pretrained(tmp_path)
     (tmp_path / "README.md").write_text("# my notes\n")
-    with pytest.raises(ValueError, match=r"README.md: model card must start with.*--card FILE"):
+    with pytest.raises(ValueError, match=r"README.md: model card must start with.*card="):
         with stage_model_files(tmp_path):
             pass
+
+
+def test_cli_push_names_the_flags(tmp_path, capsys):
+    tiny_graft_model().save_pretrained(tmp_path)
+    (tmp_path / "README.md").write_text("# my notes\n")
+    assert main(["push", str(tmp_path), "me/graft-naip-vit-w32-d2-p8", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "graft push: error: " in err and "--eval / --license / --train-config" in err and "--card FILE" in err
+    assert main(["push", str(tmp_path), "me/graft-sentinel2-vitb16", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "expected 'graft-naip-vit-w32-d2-p8'" in err and "pass --allow-any-name" in err
+    assert main(["push", str(tmp_path), "me/graft-sentinel2-vitb16", "--dataset"]) == 1
+    assert "no parquet shards" in capsys.readouterr().err

@@ -132,10 +132,25 @@ def test_unknown_keys_fail_loudly_unless_ignored(authors, clip_dir, tmp_path):
     checkpoint["state_dict"]["ground_encoder.proj.weight"] = torch.zeros(2, 2)
     ckpt = tmp_path / "extra.ckpt"
     torch.save(checkpoint, ckpt)
-    with pytest.raises(ValueError, match=r"ground_encoder\.proj\.weight.*--ignore-key-prefix"):
+    with pytest.raises(ValueError, match=r"ignore_prefixes: .*ground_encoder\.proj\.weight"):
         convert_authors_checkpoint(ckpt, clip_dir)
     model = convert_authors_checkpoint(ckpt, clip_dir, ignore_prefixes=("ground_encoder.",))
     assert model.patch_head is not None
+
+
+def test_cli_errors_name_the_flags(authors, clip_dir, tmp_path, capsys):
+    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint["state_dict"]["ground_encoder.proj.weight"] = torch.zeros(2, 2)
+    ckpt = tmp_path / "extra.ckpt"
+    torch.save(checkpoint, ckpt)
+    out = str(tmp_path / "out")
+    assert main(["convert", str(ckpt), "--clip", str(clip_dir), "-o", out]) == 1
+    assert "graft convert: error: --ignore-key-prefix: " in capsys.readouterr().err
+    other = tmp_path / "clip-p16"
+    _clip(patch_size=16).save_pretrained(other)
+    argv = ["convert", str(ckpt), "--clip", str(other), "-o", out, "--ignore-key-prefix", "ground_encoder."]
+    assert main(argv) == 1
+    assert "graft convert: error: --clip: checkpoint shapes do not match this CLIP" in capsys.readouterr().err
 
 
 def test_missing_backbone_weights_fail_loudly(authors, clip_dir, tmp_path):
@@ -173,7 +188,7 @@ def test_clip_of_another_shape_is_rejected(authors, tmp_path):
     _clip(patch_size=16).save_pretrained(other)
     ckpt = tmp_path / "graft.ckpt"
     torch.save(_checkpoint(authors, "nested", log_scale=False), ckpt)
-    with pytest.raises(ValueError, match="shapes do not match the CLIP given with --clip"):
+    with pytest.raises(ValueError, match="clip: checkpoint shapes do not match this CLIP"):
         convert_authors_checkpoint(ckpt, other)
 
 

@@ -327,9 +327,26 @@ def test_unreachable_endpoint_names_endpoint_option(online):
     folder = _saved_model(online / "model")
     before = _digest(folder)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(HubPushError, match=r"cannot reach the Hub at http://127\.0\.0\.1.*--endpoint"):
+    with pytest.raises(HubPushError, match=r"cannot reach the Hub at http://127\.0\.0\.1.*endpoint="):
         push_model(folder, MODEL_NAME, endpoint=endpoint, token=HUB_TOKEN)
     assert _digest(folder) == before
+
+
+def test_cli_push_errors_name_the_flags(online, capsys):
+    from hub_server import free_port
+
+    from graft_hf_cli import main
+
+    folder = _saved_model(online / "model")
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    assert main(["push", str(folder), MODEL_NAME, "--endpoint", endpoint, "--token", HUB_TOKEN]) == 1
+    err = capsys.readouterr().err
+    assert "graft push: error: " in err and "cannot reach the Hub" in err and "pass --endpoint" in err
+    assert main(["push", str(folder), MODEL_NAME, "--endpoint", endpoint]) == 1
+    err = capsys.readouterr().err
+    assert "no Hugging Face token" in err and "pass --token" in err
+    assert main(["push", str(folder), "me/graft-sentinel2-vitb16", "--endpoint", endpoint]) == 1
+    assert "pass --allow-any-name" in capsys.readouterr().err
 
 
 def test_offline_mode_is_named(tmp_path):
