@@ -2,8 +2,8 @@
 
 Every file graft-hf writes that a later step or a resumed run reads (shards, manifests, reports, cards, score
 rasters, checkpoints' bookkeeping) goes through :func:`atomic_write`: the bytes land in a hidden temporary file
-beside the target, named with the host and process id (jobs on several machines may share an output folder), and
-replace the target in one ``os.replace``.
+beside the target, named with the host, process and thread (jobs on several machines may share an output folder,
+and threads of one process may write the same file), and replace the target in one ``os.replace``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ __all__ = ["atomic_path", "atomic_write", "fsync_dir", "write_json"]
 
 
 def _temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}")
 
 
 @contextlib.contextmanager

@@ -196,6 +196,8 @@ def registered_configs() -> set[tuple[str, str]]:
 
 
 def _help(spec: FieldSpec, text: str | None) -> str:
+    if text is None and spec.kind == "bool" and spec.default is True:
+        text = f"turn off: {spec.help[:1].lower()}{spec.help[1:]}"  # the flag is --no-NAME
     text = (text if text is not None else spec.help).replace("%", "%%")
     if spec.kind != "bool" and spec.default is not MISSING and spec.default not in (None, (), []):
         text = f"{text} (default: {spec.default})"
