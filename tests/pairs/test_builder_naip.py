@@ -163,5 +163,5 @@ def test_cli_fills_config_in_one_place() -> None:
     assert config.resolved_scene_choice == "closest_time"
     with pytest.raises(ValueError, match="ROLE=NAME"):
         config_from_args(argparse.Namespace(**{**vars(args), "column": ["nonsense"]}))
-    with pytest.raises(ValueError, match="--shard-index"):
+    with pytest.raises(ValueError, match="shard_index: must be in"):
         config_from_args(argparse.Namespace(**{**vars(args), "shard_index": 4}))

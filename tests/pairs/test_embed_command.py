@@ -213,7 +213,7 @@ def test_tiny_open_clip_teacher(pairs_dir: Path, tmp_path: Path) -> None:
 
 def test_offline_hub_id_fails_fast_naming_the_flag(pairs_dir: Path, capsys: pytest.CaptureFixture) -> None:
     started = time.perf_counter()
-    with pytest.raises(RuntimeError, match="--teacher /path/to/clip"):
+    with pytest.raises(RuntimeError, match="teacher: could not load teacher .* local model directory"):
         load_teacher("openai/clip-vit-base-patch32", device="cpu")
     assert time.perf_counter() - started < 15
     assert graft_main(["pairs", "embed", str(pairs_dir), "--teacher", "openai/clip-vit-base-patch32"]) == 1
