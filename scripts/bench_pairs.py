@@ -50,14 +50,6 @@ logger = logging.getLogger("bench_pairs")
 NAIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "naip-nd"
 # WGS84 box inside the rasters (see naip-nd/README.md), shrunk so most 448 crops stay mostly inside.
 LON_RANGE, LAT_RANGE = (-99.178, -99.132), (47.008, 47.033)
-README = """---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*.parquet
----
-"""
 
 
 def make_photo_table(root: Path, count: int, seed: int) -> Path:
@@ -94,6 +86,7 @@ def prepare_loader_shards(config, root: Path, target_tiles: int) -> Path:
     from transformers import CLIPImageProcessor
 
     from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.card import render_summary_card
     from graft_hf.pairs.embed import EmbedConfig, embed_pairs
     from graft_hf.testing import tiny_clip_model
 
@@ -113,7 +106,9 @@ def prepare_loader_shards(config, root: Path, target_tiles: int) -> Path:
     full = pa.concat_tables(tiles).slice(0, target_tiles)
     out = root / "loader-pairs"
     (out / "data").mkdir(parents=True)
-    (out / "README.md").write_text(README)
+    summary = {"tiles": full.num_rows, "built_from_naip": table.num_rows, "copies": copies, "shards": 4}
+    description = "NAIP pair shards with synthetic photo geotags, replicated for `scripts/bench_pairs.py`."
+    (out / "README.md").write_text(render_summary_card("Loader benchmark pairs", description, summary, tags=("graft",)))
     per_shard = -(-full.num_rows // 4)
     for shard in range(4):
         pq.write_table(full.slice(shard * per_shard, per_shard), out / "data" / f"train-{shard:05d}-of-00004.parquet")
