@@ -9,7 +9,7 @@ Layout of the output folder::
     _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped)
 
 Tile ``i`` (global seeded visiting order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
-job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``--workers``
+job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``workers``
 and any split over machines. Shards are written under a temporary name and renamed atomically, then entered in the
 manifest; a rerun skips shards in the manifest, so a killed build resumes where it stopped.
 """
@@ -381,8 +381,9 @@ def _report(
     }
 
 
-def _write_shards(todo: list[int], total: int, config: PairsBuildConfig, jobs_for: Callable[[int], list[_TileJob]],
-                  bar: tqdm) -> None:  # fmt: skip
+def _write_shards(
+    todo: list[int], total: int, config: PairsBuildConfig, jobs_for: Callable[[int], list[_TileJob]], bar: tqdm
+) -> None:
     """Write shards ``todo`` (of ``total``) in this process, or in ``config.workers`` processes."""
     if config.workers == 1:
         for k in todo:

@@ -313,9 +313,13 @@ def embed_pairs(config: EmbedConfig, teacher: Teacher | None = None) -> EmbedRep
     shards = _find_shards(config.pairs)
     if teacher is None:
         teacher = load_teacher(
-            config.teacher, config.teacher_kind, config.pretrained, config.open_clip_config, config.device,
+            config.teacher,
+            config.teacher_kind,
+            config.pretrained,
+            config.open_clip_config,
+            config.device,
             config.teacher_id,
-        )  # fmt: skip
+        )
     _check_towers(teacher, config)
     report = EmbedReport(teacher_id=teacher.teacher_id, dim=teacher.dim, field=config.field, shards_total=len(shards))
     todo = _shards_to_embed(shards, teacher, config, report)

@@ -247,9 +247,14 @@ def _cap_members(centre: int, members: np.ndarray, rank: np.ndarray, config: Pai
 
 
 def _frame_tiles(
-    f: int, photos: PhotoTable, scenes: list[Scene], covered: Coverage, frames: _Frames, rank: np.ndarray,
+    f: int,
+    photos: PhotoTable,
+    scenes: list[Scene],
+    covered: Coverage,
+    frames: _Frames,
+    rank: np.ndarray,
     config: PairsBuildConfig,
-) -> list[TilePlan]:  # fmt: skip
+) -> list[TilePlan]:
     """The tiles of frame ``f`` (``tile_index`` still unset)."""
     gsd, crs = frames.frames[f]
     index = np.flatnonzero(frames.of_photo == f)
