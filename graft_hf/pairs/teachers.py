@@ -257,11 +257,11 @@ def load_teacher(
 
 
 def _load_error(teacher: str, error: Exception) -> TeacherLoadError:
-    offline = "the Hub is unreachable (offline mode), so " if is_offline_mode() else ""
+    fix = "Models cannot be downloaded in offline mode: pass" if is_offline_mode() else "Pass"
     return TeacherLoadError(
         "teacher",
         f"could not load teacher {teacher!r} ({type(error).__name__}: {str(error).splitlines()[0]}). "
-        f"{offline}pass a local model directory (a saved CLIPModel or sentence-transformers text encoder, e.g. "
+        f"{fix} a local model directory (a saved CLIPModel or sentence-transformers text encoder, e.g. "
         "/path/to/clip), or an open_clip model name with its checkpoint as pretrained",
     )
 
