@@ -97,28 +97,26 @@ class ClipTeacher(Teacher):
         self._processor: BaseImageProcessor | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
 
+    def _load_part(self, auto_class: type, what: str, example: str) -> BaseImageProcessor | PreTrainedTokenizerBase:
+        try:
+            return auto_class.from_pretrained(self.spec)  # type: ignore[attr-defined]
+        except (OSError, ValueError) as error:
+            raise TeacherLoadError(
+                "teacher", f"no {what} in {self.spec!r}: save one next to the model ({example}) ({error})"
+            ) from error
+
     def _image_processor(self) -> BaseImageProcessor:
         if self._processor is None:
-            try:
-                self._processor = AutoImageProcessor.from_pretrained(self.spec)
-            except (OSError, ValueError) as error:
-                raise TeacherLoadError(
-                    "teacher",
-                    f"no image processor in {self.spec!r}: save one next to the model "
-                    f"(CLIPImageProcessor().save_pretrained(dir)) ({error})",
-                ) from error
+            self._processor = self._load_part(
+                AutoImageProcessor, "image processor", "CLIPImageProcessor().save_pretrained(dir)"
+            )
         return self._processor
 
     def _text_tokenizer(self) -> PreTrainedTokenizerBase:
         if self._tokenizer is None:
-            try:
-                self._tokenizer = AutoTokenizer.from_pretrained(self.spec)
-            except (OSError, ValueError) as error:
-                raise TeacherLoadError(
-                    "teacher",
-                    f"no tokenizer in {self.spec!r}: save one next to the model (e.g. "
-                    f"graft_hf.tokenizer.load_clip_tokenizer().save_pretrained(dir)) ({error})",
-                ) from error
+            self._tokenizer = self._load_part(
+                AutoTokenizer, "tokenizer", "e.g. graft_hf.tokenizer.load_clip_tokenizer().save_pretrained(dir)"
+            )
         return self._tokenizer
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
