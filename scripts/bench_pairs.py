@@ -50,14 +50,6 @@ logger = logging.getLogger("bench_pairs")
 NAIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "naip-nd"
 # WGS84 box inside the rasters (see naip-nd/README.md), shrunk so most 448 crops stay mostly inside.
 LON_RANGE, LAT_RANGE = (-99.178, -99.132), (47.008, 47.033)
-README = """---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*.parquet
----
-"""
 
 
 def make_photo_table(root: Path, count: int, seed: int) -> Path:
@@ -94,6 +86,7 @@ def prepare_loader_shards(config, root: Path, target_tiles: int) -> Path:
     from transformers import CLIPImageProcessor
 
     from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.card import render_summary_card
     from graft_hf.pairs.embed import EmbedConfig, embed_pairs
     from graft_hf.testing import tiny_clip_model
 
@@ -113,7 +106,9 @@ def prepare_loader_shards(config, root: Path, target_tiles: int) -> Path:
     full = pa.concat_tables(tiles).slice(0, target_tiles)
     out = root / "loader-pairs"
     (out / "data").mkdir(parents=True)
-    (out / "README.md").write_text(README)
+    summary = {"tiles": full.num_rows, "built_from_naip": table.num_rows, "copies": copies, "shards": 4}
+    description = "NAIP pair shards with synthetic photo geotags, replicated for `scripts/bench_pairs.py`."
+    (out / "README.md").write_text(render_summary_card("Loader benchmark pairs", description, summary, tags=("graft",)))
     per_shard = -(-full.num_rows // 4)
     for shard in range(4):
         pq.write_table(full.slice(shard * per_shard, per_shard), out / "data" / f"train-{shard:05d}-of-00004.parquet")
@@ -182,6 +177,56 @@ class TrainStep:
         return steps * len(self.batch["pixel_values"]) / (time.perf_counter() - start)
 
 
+def bench_loader_and_training(pairs: Path, rounds: int, batch_size: int, train_steps: int, skip_train: bool):
+    """Loader samples/s with 0, 1 and 2 workers and the training step rate, interleaved round by round."""
+    from graft_hf.pairs.loader import LoaderConfig, build_pairs_dataloader
+
+    loader_pass(pairs, 0, batch_size, epoch=99)  # warm the page cache and imports
+    rates: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    train_rates: list[float] = []
+    step = None
+    for round_index in range(rounds):
+        for workers in rates:
+            rate, samples = loader_pass(pairs, workers, batch_size, epoch=round_index)
+            rates[workers].append(rate)
+            logger.info("round %d: loader %d workers: %d samples, %.1f samples/s", round_index, workers, samples, rate)
+        if skip_train:
+            continue
+        if step is None:
+            loader = build_pairs_dataloader(
+                LoaderConfig(data=str(pairs), batch_size=batch_size, num_workers=0, interleave_shards=1)
+            )
+            step = TrainStep(next(iter(loader)))
+            step()  # warm-up: allocates optimizer state
+        train_rates.append(step.rate(train_steps))
+        logger.info("round %d: %s: %.2f samples/s", round_index, step.name, train_rates[-1])
+    results = {f"loader samples/s, {workers} workers": statistics.median(values) for workers, values in rates.items()}
+    if train_rates:
+        results[f"train samples/s, {step.name}, batch {batch_size}, fp32 CPU"] = statistics.median(train_rates)
+    return results, (statistics.median(train_rates) if train_rates else None)
+
+
+def print_results(results: dict[str, float], train: float | None, rounds: int) -> None:
+    print(f"\nmachine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; medians of {rounds} rounds")
+    for name, value in results.items():
+        print(f"  {name:<72} {value:10.2f}")
+    ratios: dict[str, float] = {}
+    if "build tiles/s/core, read_mode=full" in results:
+        window, full = results["build tiles/s/core, read_mode=window"], results["build tiles/s/core, read_mode=full"]
+        ratios["build window / full"] = window / full
+    base = results["loader samples/s, 0 workers"]
+    for workers in (1, 2):
+        ratios[f"loader {workers} workers / 0 workers"] = results[f"loader samples/s, {workers} workers"] / base
+    if train is not None:
+        for workers in (0, 1, 2):
+            ratios[f"loader {workers} workers / training step rate"] = (
+                results[f"loader samples/s, {workers} workers"] / train
+            )
+    print("ratios:")
+    for name, value in ratios.items():
+        print(f"  {name:<72} {value:10.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer tiles, rounds and steps")
@@ -194,9 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("graft_hf").setLevel(logging.WARNING)
     rounds = args.rounds or (2 if args.quick else 3)
-    num_photos = args.photos or (200 if args.quick else 600)
-    loader_tiles = 96 if args.quick else 256
-    train_steps = 2 if args.quick else 4
     if not NAIP.is_dir():
         raise SystemExit(f"NAIP rasters not found at {NAIP} (../shared/data/naip-nd relative to the repo)")
 
@@ -205,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-pairs-") as tmp:
         root = Path(tmp)
-        photos = make_photo_table(root, num_photos, seed=0)
+        photos = make_photo_table(root, args.photos or (200 if args.quick else 600), seed=0)
         config = PairsBuildConfig(
             photos=str(photos),
             output_dir=str(root / "pairs"),
@@ -219,56 +261,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             for mode, values in rates.items():
                 results[f"build tiles/s/core, read_mode={mode}"] = statistics.median(values)
-
-        pairs = prepare_loader_shards(config, root, loader_tiles)
-        loader_pass(pairs, 0, args.batch_size, epoch=99)  # warm the page cache and imports
-        first_batch = None
-        rates_loader: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        train_rates: list[float] = []
-        step = None
-        for round_index in range(rounds):
-            for workers in rates_loader:
-                rate, samples = loader_pass(pairs, workers, args.batch_size, epoch=round_index)
-                rates_loader[workers].append(rate)
-                logger.info(
-                    "round %d: loader %d workers: %d samples, %.1f samples/s", round_index, workers, samples, rate
-                )
-            if not args.skip_train:
-                if step is None:
-                    from graft_hf.pairs.loader import LoaderConfig, build_pairs_dataloader
-
-                    loader = build_pairs_dataloader(
-                        LoaderConfig(data=str(pairs), batch_size=args.batch_size, num_workers=0, interleave_shards=1)
-                    )
-                    first_batch = next(iter(loader))
-                    step = TrainStep(first_batch)
-                    step()  # warm-up: allocates optimizer state
-                train_rates.append(step.rate(train_steps))
-                logger.info("round %d: %s: %.2f samples/s", round_index, step.name, train_rates[-1])
-        for workers, values in rates_loader.items():
-            results[f"loader samples/s, {workers} workers"] = statistics.median(values)
-        if train_rates:
-            results[f"train samples/s, {step.name}, batch {args.batch_size}, fp32 CPU"] = statistics.median(train_rates)
-
-    print(f"\nmachine: {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}; medians of {rounds} rounds")
-    for name, value in results.items():
-        print(f"  {name:<72} {value:10.2f}")
-    ratios: dict[str, float] = {}
-    if "build tiles/s/core, read_mode=full" in results:
-        window, full = results["build tiles/s/core, read_mode=window"], results["build tiles/s/core, read_mode=full"]
-        ratios["build window / full"] = window / full
-    base = results["loader samples/s, 0 workers"]
-    for workers in (1, 2):
-        ratios[f"loader {workers} workers / 0 workers"] = results[f"loader samples/s, {workers} workers"] / base
-    if train_rates:
-        train = statistics.median(train_rates)
-        for workers in (0, 1, 2):
-            ratios[f"loader {workers} workers / training step rate"] = (
-                results[f"loader samples/s, {workers} workers"] / train
-            )
-    print("ratios:")
-    for name, value in ratios.items():
-        print(f"  {name:<72} {value:10.2f}")
+        pairs = prepare_loader_shards(config, root, 96 if args.quick else 256)
+        loader_results, train = bench_loader_and_training(
+            pairs, rounds, args.batch_size, 2 if args.quick else 4, args.skip_train
+        )
+        results.update(loader_results)
+    print_results(results, train, rounds)
     return 0
 
 

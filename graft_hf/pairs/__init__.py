@@ -10,7 +10,7 @@ _EXPORTS = {
     "PairsBuildConfig": "graft_hf.pairs.config",
     "PhotoColumns": "graft_hf.pairs.config",
     "build_pairs": "graft_hf.pairs.builder",
-    "EmbedConfig": "graft_hf.pairs.embed",
+    "EmbedConfig": "graft_hf.pairs.config",
     "EmbedReport": "graft_hf.pairs.embed",
     "embed_pairs": "graft_hf.pairs.embed",
     "load_teacher": "graft_hf.pairs.embed",

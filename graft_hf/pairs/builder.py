@@ -9,7 +9,7 @@ Layout of the output folder::
     _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped)
 
 Tile ``i`` (global seeded visiting order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
-job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``--workers``
+job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``workers``
 and any split over machines. Shards are written under a temporary name and renamed atomically, then entered in the
 manifest; a rerun skips shards in the manifest, so a killed build resumes where it stopped.
 """
@@ -23,20 +23,30 @@ import json
 import logging
 import math
 import multiprocessing
-import os
-import socket
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import transform as warp_transform
+from rasterio.windows import Window
+from tqdm.auto import tqdm
 
+from graft_hf.config import ConfigError
+from graft_hf.io import atomic_write
+
+from .card import write_card
 from .catalog import Scene, load_catalog
 from .config import PairsBuildConfig
 from .photos import PhotoTable, load_photos
-from .raster import RasterReader, crop_window, encode_png, rgb_bands, to_rgb
+from .raster import RasterReader, crop_transform, crop_window, encode_png, rgb_bands, to_rgb
 from .sampling import Plan, plan_tiles, project_lonlat
 from .schema import encode_bands, pairs_arrow_schema
 
@@ -136,37 +146,45 @@ def _photo_bytes(record: dict, config: PairsBuildConfig) -> tuple[bytes | None, 
     return None, False
 
 
-def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> tuple[dict | None, int]:
-    """Cut the crop of one tile from its best usable scene; ``None`` if every candidate is mostly nodata."""
-    size = config.crop_size
+@dataclass(frozen=True)
+class _Crop:
+    """A tile's crop cut from its chosen scene.
+
+    Attributes:
+        scene: The first candidate scene with few enough nodata pixels.
+        window: The crop's window in the scene's pixel grid.
+        bands: 1-based band indexes read (every band with ``include_bands``, else red, green, blue).
+        rgb_index: 1-based indexes of red, green and blue.
+        data: The bands read, shape ``(len(bands), crop_size, crop_size)``.
+    """
+
+    scene: Scene
+    window: Window
+    bands: list[int]
+    rgb_index: list[int]
+    data: np.ndarray
+
+
+def _cut_crop(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> _Crop | None:
+    """The crop from the best candidate scene with enough valid pixels, or ``None`` if every one is mostly nodata."""
     for scene in job.candidates:
         x, y = project_lonlat(np.array([job.centre_lon]), np.array([job.centre_lat]), scene.crs)
-        col_off, row_off = crop_window(scene, float(x[0]), float(y[0]), size)
+        window = crop_window(scene, float(x[0]), float(y[0]), config.crop_size)
         rgb_index = rgb_bands(scene, config.sensor)
         bands = list(range(1, len(scene.band_names) + 1)) if config.include_bands else rgb_index
-        data, valid = reader.read(scene, bands, col_off, row_off, size)
+        data, valid = reader.read(scene, bands, window)
         if 1.0 - valid.mean() <= config.max_nodata_fraction:
-            break
-    else:
-        return None, 0
-    rgb = to_rgb(data[[bands.index(b) for b in rgb_index]], config.sensor, config.s2_rgb_max, config.s2_offset)
-    a, b, c, d, e, f = scene.transform
-    transform = [a, b, c + col_off * a, d, e, f + row_off * e]
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp
+            return _Crop(scene, window, bands, rgb_index, data)
+    return None
 
-    lon_c, lat_c = warp(
-        CRS.from_user_input(scene.crs),
-        CRS.from_epsg(4326),
-        [c + (col_off + size / 2) * a],
-        [f + (row_off + size / 2) * e],
-    )
-    px, py = project_lonlat(
-        np.array([p["lon"] for p in job.photos]), np.array([p["lat"] for p in job.photos]), scene.crs
-    )
-    failed = 0
-    photos = []
-    for p, xx, yy in zip(job.photos, px, py, strict=True):
+
+def _photo_rows(job: _TileJob, crop: _Crop, transform: Affine, config: PairsBuildConfig) -> tuple[list[dict], int]:
+    """The tile's ``photos`` entries with their crop pixel positions; also the number of failed downloads."""
+    lon = np.array([p["lon"] for p in job.photos])
+    lat = np.array([p["lat"] for p in job.photos])
+    cols, rows = ~transform @ project_lonlat(lon, lat, crop.scene.crs)  # continuous crop pixel coordinates
+    failed, photos = 0, []
+    for p, row, col in zip(job.photos, rows, cols, strict=True):
         image, fail = _photo_bytes(p, config)
         failed += fail
         embedding = p["embedding"]
@@ -175,8 +193,8 @@ def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> 
                 "photo_id": p["photo_id"],
                 "lat": p["lat"],
                 "lon": p["lon"],
-                "row": float((yy - transform[5]) / e),
-                "col": float((xx - transform[2]) / a),
+                "row": float(row),
+                "col": float(col),
                 "time": p["time"],
                 "license": p["license"],
                 "owner": p["owner"],
@@ -187,29 +205,43 @@ def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> 
                 "text_embedding": None,
             }
         )
+    return photos, failed
+
+
+def _centre_lonlat(crop: _Crop, size: int) -> tuple[float, float]:
+    """WGS84 ``(lon, lat)`` of the crop's centre."""
+    x, y = crop.scene.transform @ (crop.window.col_off + size / 2, crop.window.row_off + size / 2)
+    lon, lat = warp_transform(CRS.from_user_input(crop.scene.crs), CRS.from_epsg(4326), [x], [y])
+    return float(lon[0]), float(lat[0])
+
+
+def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> tuple[dict | None, int]:
+    """Cut the crop of one tile from its best usable scene; ``None`` if every candidate is mostly nodata."""
+    crop = _cut_crop(job, config, reader)
+    if crop is None:
+        return None, 0
+    scene, transform = crop.scene, crop_transform(crop.scene, crop.window)
+    rgb = to_rgb(
+        crop.data[[crop.bands.index(b) for b in crop.rgb_index]], config.sensor, config.s2_rgb_max, config.s2_offset
+    )
+    photos, failed = _photo_rows(job, crop, transform, config)
+    lon, lat = _centre_lonlat(crop, config.crop_size)
     row = {
         "tile_id": job.tile_id,
         "image": {"bytes": encode_png(rgb), "path": None},
-        "bands": encode_bands(data) if config.include_bands else None,
-        "band_names": list(scene.band_names) if config.include_bands else [scene.band_names[i - 1] for i in rgb_index],
+        "bands": encode_bands(crop.data) if config.include_bands else None,
+        "band_names": [scene.band_names[i - 1] for i in crop.bands],
         "crs": scene.crs,
-        "transform": transform,
+        "transform": list(transform)[:6],
         "gsd": scene.gsd,
         "sensor": config.sensor,
         "acquisition_date": scene.date,
-        "center_lat": float(lat_c[0]),
-        "center_lon": float(lon_c[0]),
+        "center_lat": lat,
+        "center_lon": lon,
         "raster": scene.href,
         "photos": photos,
     }
     return row, failed
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    # Host and pid in the name: jobs on several machines may share the output folder.
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 _READERS: dict[str, RasterReader] = {}
@@ -230,9 +262,6 @@ def _close_readers() -> None:
 
 def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> ShardResult:
     """Worker entry point: build the rows of one shard and write it atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     reader = _process_reader(config.read_mode)
     rows, dropped, failed = [], [], 0
     for job in jobs:
@@ -247,7 +276,7 @@ def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> S
     pq.write_table(table, sink, row_group_size=config.row_group_size, compression="zstd")
     data = sink.getvalue().to_pybytes()
     out = Path(config.output_dir)
-    _atomic_write(out / "data" / name, data)
+    atomic_write(out / "data" / name, data)
     result = ShardResult(
         name=name,
         rows=len(rows),
@@ -257,7 +286,7 @@ def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> S
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
     )
-    _atomic_write(out / "_build" / "manifest" / f"{name}.json", json.dumps(dataclasses.asdict(result)).encode())
+    atomic_write(out / "_build" / "manifest" / f"{name}.json", json.dumps(dataclasses.asdict(result)))
     return result
 
 
@@ -291,7 +320,8 @@ def plan_digest(photos: PhotoTable, scenes: list[Scene], plan: Plan) -> str:
                 repr((*fields, photos.owner[m], photos.text[m], photos.image_path[m], photos.url[m])).encode()
             )
         for s in tile.candidates:
-            digest.update(repr((scenes[s].href, scenes[s].datetime, scenes[s].transform)).encode())
+            # The transform as its 6 numbers: the same digest as builds made when scenes held plain tuples.
+            digest.update(repr((scenes[s].href, scenes[s].datetime, tuple(scenes[s].transform)[:6])).encode())
     return digest.hexdigest()
 
 
@@ -301,16 +331,18 @@ def _check_plan(out: Path, config: PairsBuildConfig, digest: str) -> None:
     path = out / "_build" / "plan.json"
     if path.exists():
         if path.read_text() != text:
-            raise ValueError(
-                f"{out} holds a build made with different settings or inputs; use a new --output folder "
-                "(or delete it) to start over, or rerun with the original settings to resume"
+            raise ConfigError(
+                "output_dir",
+                f"{out} holds a build made with different settings or inputs; use a new output folder (or delete "
+                "this one) to start over, or rerun with the original settings to resume",
             )
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, text.encode())
+    atomic_write(path, text)
 
 
-def _report(config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], plan: Plan, results: list[ShardResult]):
+def _report(
+    config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], plan: Plan, results: list[ShardResult]
+) -> dict:
     dropped_ids = {t for r in results for ids in r.dropped_tiles.values() for t in ids}
     kept_tiles = [t for t in plan.tiles if t.tile_id not in dropped_ids]
     kept = np.zeros(len(photos), dtype=bool)
@@ -349,6 +381,33 @@ def _report(config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], p
     }
 
 
+def _write_shards(
+    todo: list[int], total: int, config: PairsBuildConfig, jobs_for: Callable[[int], list[_TileJob]], bar: tqdm
+) -> None:
+    """Write shards ``todo`` (of ``total``) in this process, or in ``config.workers`` processes."""
+    if config.workers == 1:
+        for k in todo:
+            jobs = jobs_for(k)
+            _write_shard(shard_name(k, total), jobs, config)
+            bar.update(len(jobs))
+        return
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    with concurrent.futures.ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+        # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
+        pending: dict[concurrent.futures.Future, int] = {}
+        queue = list(todo)
+        while queue or pending:
+            while queue and len(pending) < 2 * config.workers:
+                k = queue.pop(0)
+                jobs = jobs_for(k)
+                pending[pool.submit(_write_shard, shard_name(k, total), jobs, config)] = len(jobs)
+            done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                future.result()
+                bar.update(pending.pop(future))
+
+
 def build_pairs(config: PairsBuildConfig) -> dict:
     """Run (or resume) this job's part of a pair build.
 
@@ -358,59 +417,48 @@ def build_pairs(config: PairsBuildConfig) -> dict:
     Returns:
         The build report when every shard of the build exists (this job finished last), else this job's partial
         summary (``{"complete": False, ...}``).
-    """
-    from tqdm.auto import tqdm
 
+    Raises:
+        ConfigError: (key ``output_dir``) the folder holds a build made with other settings or inputs.
+    """
     out = Path(config.output_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "_build" / "manifest").mkdir(parents=True, exist_ok=True)
     photos, scenes, plan = prepare_build(config)
     _check_plan(out, config, plan_digest(photos, scenes, plan))
-    total = max(1, math.ceil(len(plan.tiles) / config.tiles_per_shard)) if plan.tiles else 0
+    total = math.ceil(len(plan.tiles) / config.tiles_per_shard)
     mine = [k for k in range(total) if k % config.num_shards == config.shard_index]
     todo = [k for k in mine if _finished(out, shard_name(k, total)) is None]
     logger.info("job %d/%d: %d of %d shards to write", config.shard_index, config.num_shards, len(todo), len(mine))
-    tile_counts = {k: len(plan.tiles[k * config.tiles_per_shard : (k + 1) * config.tiles_per_shard]) for k in todo}
+    size = config.tiles_per_shard
 
     def jobs_for(k: int) -> list[_TileJob]:
-        return _jobs(photos, scenes, plan, k * config.tiles_per_shard, (k + 1) * config.tiles_per_shard)
+        return _jobs(photos, scenes, plan, k * size, (k + 1) * size)
 
-    bar = tqdm(total=sum(tile_counts.values()), unit="tile", desc="pairs", disable=not config.progress)
+    tiles_todo = sum(len(plan.tiles[k * size : (k + 1) * size]) for k in todo)
+    bar = tqdm(total=tiles_todo, unit="tile", desc="pairs", disable=not config.progress)
     try:
         _close_readers()
-        if config.workers == 1:
-            for k in todo:
-                _write_shard(shard_name(k, total), jobs_for(k), config)
-                bar.update(tile_counts[k])
-        else:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            with concurrent.futures.ProcessPoolExecutor(
-                config.workers, mp_context=multiprocessing.get_context(method)
-            ) as pool:
-                # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
-                pending: dict[concurrent.futures.Future, int] = {}
-                queue = list(todo)
-                while queue or pending:
-                    while queue and len(pending) < 2 * config.workers:
-                        k = queue.pop(0)
-                        pending[pool.submit(_write_shard, shard_name(k, total), jobs_for(k), config)] = k
-                    done, _ = concurrent.futures.wait(pending, return_when=concurrent.futures.FIRST_COMPLETED)
-                    for future in done:
-                        future.result()
-                        bar.update(tile_counts[pending.pop(future)])
+        _write_shards(todo, total, config, jobs_for, bar)
     finally:
         bar.close()
         _close_readers()  # workers=1 wrote in this process; never fork with open GDAL datasets either
+    return _finish(out, config, photos, scenes, plan, total)
 
+
+def _finish(
+    out: Path, config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], plan: Plan, total: int
+) -> dict:
+    """Write the report and the card if every shard exists; the build's outcome."""
     results = [_finished(out, shard_name(k, total)) for k in range(total)]
-    if any(r is None for r in results):
-        done = sum(r is not None for r in results)
-        logger.info("%d of %d shards exist; the report and card are written by the job finishing last", done, total)
-        return {"complete": False, "shards_done": done, "shards_total": total}
-    report = _report(config, photos, scenes, plan, results)  # type: ignore[arg-type]
-    _atomic_write(out / "build_report.json", (json.dumps(report, indent=2) + "\n").encode())
-    from .card import write_card
-
+    finished = [r for r in results if r is not None]
+    if len(finished) < total:
+        logger.info(
+            "%d of %d shards exist; the report and card are written by the job finishing last", len(finished), total
+        )
+        return {"complete": False, "shards_done": len(finished), "shards_total": total}
+    report = _report(config, photos, scenes, plan, finished)
+    atomic_write(out / "build_report.json", json.dumps(report, indent=2) + "\n")
     write_card(out, report)
     logger.info(
         "build complete: %d tiles, %d photos kept of %d read",

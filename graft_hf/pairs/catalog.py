@@ -6,11 +6,14 @@ Three inputs are accepted, all normalised to a list of :class:`Scene`:
   item ``properties.datetime``, ``properties["eo:cloud_cover"]``, the geometry as footprint, and the asset
   ``image`` (NAIP convention) or else the first GeoTIFF asset with role ``data``;
 * a CSV with columns ``path`` (or ``href``), ``datetime`` (or ``date``), optional ``cloud_cover`` (percent),
-  optional ``footprint`` (WKT ``POLYGON`` in lon/lat, or ``minlon,minlat,maxlon,maxlat``), optional ``bands``
-  (comma-separated band names of the file, in order) and optional ``crs`` (used only if the file has none);
+  optional ``footprint`` (WKT ``POLYGON`` or ``MULTIPOLYGON`` in lon/lat, holes included, or
+  ``minlon,minlat,maxlon,maxlat``), optional ``bands`` (comma-separated band names of the file, in order) and
+  optional ``crs`` (used only if the file has none);
 * plain raster paths, dated by an 8-digit ``YYYYMMDD`` in the file name or the TIFF ``DATETIME`` tag.
 
-Every scene's header is opened (one small read, also for remote COGs) for its CRS, transform, size and nodata.
+Every scene's header is opened (one small read, also for remote COGs) for its CRS, affine transform (rotated
+rasters included), size and nodata. Footprints are shapely geometries; photos are tested against them with
+``shapely.contains_xy``.
 """
 
 from __future__ import annotations
@@ -24,15 +27,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.io import DatasetReader
+from shapely.geometry import MultiPolygon, Polygon, shape
+
+from graft_hf.modeling import get_sensor
 
 from .photos import parse_time
 
-__all__ = ["Scene", "load_catalog", "points_in_polygon"]
+__all__ = ["Footprint", "Scene", "load_catalog", "parse_footprint", "points_in_polygon"]
 
 logger = logging.getLogger(__name__)
 
-_NAIP_BANDS = ("red", "green", "blue", "nir")
 _DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")
+
+#: A scene's valid-data area in WGS84 lon/lat: a polygon (holes allowed) or a multipolygon.
+Footprint = Polygon | MultiPolygon
 
 
 @dataclass(frozen=True)
@@ -45,12 +57,14 @@ class Scene:
         epoch: Acquisition time in seconds since 1970 (UTC).
         cloud_cover: Catalogued cloud cover in percent, or ``None`` if unknown.
         crs: ``"EPSG:xxxx"`` or WKT.
-        transform: Affine ``a, b, c, d, e, f`` (rasterio order) of the whole raster.
+        transform: Affine transform of the whole raster (pixel ``(col, row)`` to CRS ``(x, y)``); any 6-sequence
+            ``a, b, c, d, e, f`` (rasterio order) is accepted and converted.
         width: Raster width in pixels.
         height: Raster height in pixels.
         band_names: Name of every band, in file order.
         nodata: The nodata value, or ``None``.
-        footprint: Valid-data polygon as ``((lon, lat), ...)``, or ``None`` (the raster's bounds are used).
+        footprint: Valid-data area in lon/lat, or ``None`` (the raster's extent is used). A ring of ``(lon, lat)``
+            vertices is accepted and converted to a polygon.
     """
 
     href: str
@@ -58,17 +72,24 @@ class Scene:
     epoch: float
     cloud_cover: float | None
     crs: str
-    transform: tuple[float, float, float, float, float, float]
+    transform: Affine
     width: int
     height: int
     band_names: tuple[str, ...]
     nodata: float | None
-    footprint: tuple[tuple[float, float], ...] | None = None
+    footprint: Footprint | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.transform, Affine):
+            object.__setattr__(self, "transform", Affine(*(float(v) for v in tuple(self.transform)[:6])))
+        if self.footprint is not None and not isinstance(self.footprint, (Polygon, MultiPolygon)):
+            object.__setattr__(self, "footprint", Polygon(self.footprint))
 
     @property
     def gsd(self) -> float:
-        """Ground sample distance in CRS units (metres for projected CRSs) per pixel."""
-        return abs(self.transform[0])
+        """Ground sample distance in CRS units (metres for projected CRSs) per pixel: the length of a pixel's side
+        along the raster rows (``|a|`` for a north-up raster)."""
+        return math.hypot(self.transform.a, self.transform.d)
 
     @property
     def date(self) -> str:
@@ -76,49 +97,107 @@ class Scene:
         return self.datetime[:10]
 
 
-def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: tuple[tuple[float, float], ...]) -> np.ndarray:
-    """Even-odd ray casting test.
+def points_in_polygon(x: np.ndarray, y: np.ndarray, polygon: Footprint | tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Which points lie inside a polygon (holes and multi-part polygons included), vectorised by shapely.
 
     Args:
         x: Point x coordinates, shape ``(num_points,)``.
         y: Point y coordinates, shape ``(num_points,)``.
-        polygon: Ring vertices ``((x, y), ...)`` (closing vertex optional).
+        polygon: A shapely polygon or multipolygon, or a ring of ``(x, y)`` vertices (closing vertex optional).
 
     Returns:
-        Boolean mask, shape ``(num_points,)``.
+        Boolean mask, shape ``(num_points,)``; points on the boundary count as outside.
     """
-    inside = np.zeros(x.shape, dtype=bool)
-    vertices = list(polygon)
-    for (x0, y0), (x1, y1) in zip(vertices, vertices[1:] + vertices[:1], strict=True):
-        crosses = (y0 > y) != (y1 > y)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x_cross = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-        inside ^= crosses & (x < x_cross)
-    return inside
+    geometry = polygon if isinstance(polygon, (Polygon, MultiPolygon)) else Polygon(polygon)
+    shapely.prepare(geometry)
+    return shapely.contains_xy(geometry, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
 
 
-def _parse_footprint(text: str | None) -> tuple[tuple[float, float], ...] | None:
+def _polygonal(geometry: shapely.Geometry) -> Footprint | None:
+    """The polygonal part of a geometry (repaired first if invalid), or ``None`` when it has none."""
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    if isinstance(geometry, (Polygon, MultiPolygon)):
+        return None if geometry.is_empty else geometry
+    parts = [g for g in getattr(geometry, "geoms", ()) if isinstance(g, (Polygon, MultiPolygon))]
+    return _polygonal(shapely.union_all(parts)) if parts else None
+
+
+def parse_footprint(text: str | None) -> Footprint | None:
+    """A catalogue CSV's ``footprint``: WKT ``POLYGON``/``MULTIPOLYGON`` (holes kept) or ``minlon,minlat,maxlon,maxlat``.
+
+    Args:
+        text: The cell, or ``None``/empty for no footprint.
+
+    Returns:
+        The footprint, or ``None``.
+
+    Raises:
+        ValueError: Neither a polygonal WKT nor four comma-separated numbers.
+    """
     if text is None or not text.strip():
         return None
     text = text.strip()
-    if text.upper().startswith("POLYGON"):
-        ring = text[text.index("((") + 2 : text.index(")")]
-        return tuple(tuple(float(v) for v in pair.split()[:2]) for pair in ring.split(","))  # type: ignore[misc]
+    if text[0].isalpha():
+        try:
+            footprint = _polygonal(shapely.from_wkt(text))
+        except shapely.errors.GEOSException as error:
+            raise ValueError(f"footprint {text!r} is not valid WKT ({error})") from error
+        if footprint is None:
+            raise ValueError(f"footprint {text!r} is not a POLYGON or MULTIPOLYGON")
+        return footprint
     values = [float(v) for v in text.replace(";", ",").split(",")]
     if len(values) != 4:
-        raise ValueError(f"footprint {text!r} is neither a WKT POLYGON nor 'minlon,minlat,maxlon,maxlat'")
-    x0, y0, x1, y1 = values
-    return ((x0, y0), (x1, y0), (x1, y1), (x0, y1))
+        raise ValueError(f"footprint {text!r} is neither WKT (MULTI)POLYGON nor 'minlon,minlat,maxlon,maxlat'")
+    return shapely.box(*values)
 
 
-def _geojson_footprint(geometry: dict | None) -> tuple[tuple[float, float], ...] | None:
+def _geojson_footprint(geometry: dict | None) -> Footprint | None:
+    """A STAC item's geometry as footprint; non-polygonal geometries fall back to the raster's extent."""
     if not geometry:
         return None
-    if geometry.get("type") == "Polygon":
-        return tuple((float(p[0]), float(p[1])) for p in geometry["coordinates"][0])
-    if geometry.get("type") == "MultiPolygon" and len(geometry["coordinates"]) == 1:
-        return tuple((float(p[0]), float(p[1])) for p in geometry["coordinates"][0][0])
-    return None  # complex footprints fall back to the raster bounds
+    return _polygonal(shape(geometry))
+
+
+def _crs(src: DatasetReader, href: str, crs_override: str | None) -> str:
+    crs = src.crs.to_string() if src.crs is not None else crs_override
+    if not crs:
+        raise ValueError(
+            f"raster {href} has no CRS, so photo geotags cannot be placed on it. Fix: assign the right one, "
+            f"e.g. `rio edit-info --crs EPSG:26914 {href}` or `gdal_edit.py -a_srs EPSG:26914 {href}`, "
+            "or give it in the catalogue CSV's `crs` column"
+        )
+    return crs
+
+
+def _tiff_time(src: DatasetReader) -> str | None:
+    """The TIFF ``DATETIME`` tag (``YYYY:MM:DD HH:MM:SS``) as ISO 8601, or ``None``."""
+    tag = src.tags().get("TIFFTAG_DATETIME")
+    if not tag:
+        return None
+    return tag[:10].replace(":", "-") + "T" + tag[11:] if len(tag) >= 19 else tag
+
+
+def _band_names(src: DatasetReader, href: str, band_names: tuple[str, ...] | None, sensor: str) -> tuple[str, ...]:
+    """Catalogue names, else the file's band descriptions, else the sensor's names for sensors whose RGB bands are
+    found by position (NAIP: red, green, blue, nir, then ``band5``...)."""
+    if band_names is None:
+        descriptions = tuple(d for d in src.descriptions if d)
+        spec = get_sensor(sensor)
+        if len(descriptions) == src.count:
+            band_names = descriptions
+        elif spec.rgb_aliases is None:
+            band_names = spec.band_names[: src.count] + tuple(
+                f"band{i}" for i in range(len(spec.band_names) + 1, src.count + 1)
+            )
+        else:
+            raise ValueError(
+                f"raster {href} has {src.count} bands without names; name them in the catalogue's `bands` column "
+                "(e.g. 'B02,B03,B04,B08') or in the file's band descriptions"
+            )
+    if len(band_names) != src.count:
+        raise ValueError(f"raster {href} has {src.count} bands but {len(band_names)} band names {band_names}")
+    return tuple(band_names)
 
 
 def _open_scene(
@@ -126,44 +205,19 @@ def _open_scene(
     when: object,
     cloud_cover: float | None,
     band_names: tuple[str, ...] | None,
-    footprint: tuple[tuple[float, float], ...] | None,
+    footprint: Footprint | None,
     sensor: str,
     crs_override: str | None = None,
 ) -> Scene:
-    import rasterio
-
     try:
         src = rasterio.open(href)
     except rasterio.errors.RasterioIOError as err:
         raise FileNotFoundError(f"cannot open raster {href}: {err}") from err
     with src:
-        crs = src.crs.to_string() if src.crs is not None else crs_override
-        if not crs:
-            raise ValueError(
-                f"raster {href} has no CRS, so photo geotags cannot be placed on it. Fix: assign the right one, "
-                f"e.g. `rio edit-info --crs EPSG:26914 {href}` or `gdal_edit.py -a_srs EPSG:26914 {href}`, "
-                "or give it in the catalogue CSV's `crs` column"
-            )
-        transform = tuple(src.transform)[:6]
-        if transform[1] != 0 or transform[3] != 0:
-            raise ValueError(f"raster {href} is rotated; warp it north-up first (gdalwarp {href} out.tif)")
-        if src.tags().get("TIFFTAG_DATETIME") and when is None:
-            tag = src.tags()["TIFFTAG_DATETIME"]
-            when = tag[:10].replace(":", "-") + "T" + tag[11:] if len(tag) >= 19 else tag
-        descriptions = tuple(d for d in src.descriptions if d)
-        if band_names is None:
-            if len(descriptions) == src.count:
-                band_names = descriptions
-            elif sensor == "naip":
-                band_names = _NAIP_BANDS[: src.count] + tuple(f"band{i}" for i in range(5, src.count + 1))
-            else:
-                raise ValueError(
-                    f"raster {href} has {src.count} bands without names; name them in the catalogue's `bands` column "
-                    "(e.g. 'B02,B03,B04,B08') or in the file's band descriptions"
-                )
-        if len(band_names) != src.count:
-            raise ValueError(f"raster {href} has {src.count} bands but {len(band_names)} band names {band_names}")
-        width, height, nodata = src.width, src.height, src.nodata
+        crs = _crs(src, href, crs_override)
+        when = when if when is not None else _tiff_time(src)
+        names = _band_names(src, href, band_names, sensor)
+        transform, width, height, nodata = src.transform, src.width, src.height, src.nodata
     iso, epoch = parse_time(when)
     if iso is None or math.isnan(epoch):
         raise ValueError(
@@ -176,10 +230,10 @@ def _open_scene(
         epoch=epoch,
         cloud_cover=cloud_cover,
         crs=crs,
-        transform=transform,  # type: ignore[arg-type]
+        transform=transform,
         width=width,
         height=height,
-        band_names=tuple(band_names),
+        band_names=names,
         nodata=None if nodata is None else float(nodata),
         footprint=footprint,
     )
@@ -249,7 +303,7 @@ def _load_csv(path: Path, sensor: str) -> list[Scene]:
                     row.get("datetime") or row.get("date") or None,
                     _float_or_none(row.get("cloud_cover")),
                     tuple(b.strip() for b in bands.split(",")) if bands else None,
-                    _parse_footprint(row.get("footprint")),
+                    parse_footprint(row.get("footprint")),
                     sensor,
                     crs_override=row.get("crs") or None,
                 )

@@ -1,19 +1,55 @@
-"""Typed configuration of a pair build (``graft pairs build``)."""
+"""Typed configuration of the pair jobs: ``graft pairs build`` (:class:`PairsBuildConfig`, :class:`PhotoColumns`)
+and ``graft pairs embed`` (:class:`EmbedConfig`).
 
-from __future__ import annotations
+The classes are :func:`graft_hf.config.config_dataclass` dataclasses: field types are checked by huggingface_hub's
+strict dataclasses, cross-field rules are ``validate_*`` methods raising :class:`graft_hf.config.ConfigError` naming
+the field, and the ``graft pairs`` flags, defaults and help are read from these definitions.
+
+They are deliberately not frozen: strict checks types only on assignment, which a frozen dataclass never does
+through ``__setattr__``, so a frozen config would accept ``seed="7"`` or ``rasters=["a.tif"]`` unchecked. Nothing
+hashes or caches these configs; change one with :func:`dataclasses.replace` (which re-runs every check).
+
+No ``from __future__ import annotations`` here: strict reads the runtime annotations.
+"""
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import field
+from typing import Literal
 
-__all__ = ["PairsBuildConfig", "PhotoColumns"]
+from graft_hf.config import config_dataclass, require
+from graft_hf.modeling import get_sensor
+
+__all__ = ["EmbedConfig", "EmbedField", "PairsBuildConfig", "PhotoColumns", "Sensor", "TeacherKind"]
 
 Sensor = Literal["naip", "sentinel2"]
+TeacherKind = Literal["auto", "clip", "open_clip", "sentence"]
+EmbedField = Literal["embedding", "text_embedding"]
 
 
-@dataclass(frozen=True)
+def _sentinel2_scale() -> float:
+    return float(get_sensor("sentinel2").value_scale)
+
+
+def _sentinel2_offset() -> float:
+    return float(get_sensor("sentinel2").value_offset)
+
+
+@config_dataclass
 class PhotoColumns:
-    """Names of the photo table's columns. ``None`` means "look for the usual aliases" (see ``photos.py``)."""
+    """Names of the photo table's columns; ``None`` looks for the usual aliases (see ``photos.py``).
+
+    Attributes:
+        photo_id: Unique photo id.
+        lat: WGS84 latitude.
+        lon: WGS84 longitude.
+        time: Capture time (ISO 8601 string, datetime or epoch seconds).
+        image: Local image path or encoded image bytes.
+        url: Image URL.
+        text: Alt-text or caption.
+        license: Licence of the photo.
+        owner: Owner or author of the photo.
+        embedding: Precomputed image embedding.
+    """
 
     photo_id: str | None = None
     lat: str | None = None
@@ -27,15 +63,16 @@ class PhotoColumns:
     embedding: str | None = None
 
 
-@dataclass(frozen=True)
+@config_dataclass
 class PairsBuildConfig:
     """Everything a pair build depends on; filled from the command line in one place (``graft_hf_cli/pairs.py``).
 
     Attributes:
         photos: CSV or Parquet table of geotagged ground photos.
         output_dir: Folder receiving ``data/train-*.parquet``, ``README.md``, ``build_report.json`` and ``_build/``.
-        catalog: STAC ItemCollection (``.json``/``.geojson``) or CSV raster catalogue; or ``None`` to use ``rasters``.
-        rasters: Raster paths/hrefs used when there is no catalogue (date from an 8-digit ``YYYYMMDD`` in the
+        catalog: Raster catalogue, a STAC ItemCollection (``.json``/``.geojson``) or CSV; or ``None`` to use
+            ``rasters``.
+        rasters: Raster paths or URLs used when there is no catalogue (date from an 8-digit ``YYYYMMDD`` in the
             file name or the TIFF ``DATETIME`` tag).
         sensor: ``"naip"`` (RGB = bands 1-3; newest covering scene) or ``"sentinel2"`` (RGB = B4, B3, B2 scaled by
             ``s2_rgb_max``; clear scene closest in time to the tile's photos).
@@ -58,8 +95,10 @@ class PairsBuildConfig:
         include_bands: Also store the raw multi-band crop as ``.npy`` bytes in ``bands``.
         include_photo_bytes: Store each photo's encoded bytes (read from a local path or table bytes).
         download_photo_urls: Fetch photos given only by URL (a failure keeps the photo without bytes, counted).
-        s2_rgb_max: Sentinel-2 digital number mapped to 255 in the RGB crop (L2A reflectance x 10000, so 3000 = 0.3).
-        s2_offset: Subtracted from Sentinel-2 numbers before scaling (1000 for processing baseline >= 04.00).
+        s2_rgb_max: Sentinel-2 digital number mapped to 255 in the RGB crop (L2A reflectance x 10000, so 3000 = 0.3);
+            default: the ``sentinel2`` sensor's ``value_scale`` in ``graft_hf.modeling.SENSORS``.
+        s2_offset: Subtracted from Sentinel-2 numbers before scaling (1000 for processing baseline >= 04.00);
+            default: the ``sentinel2`` sensor's ``value_offset``.
         columns: Photo table column names.
         progress: Show a tqdm progress bar.
     """
@@ -86,35 +125,41 @@ class PairsBuildConfig:
     include_bands: bool = False
     include_photo_bytes: bool = True
     download_photo_urls: bool = False
-    s2_rgb_max: float = 3000.0
-    s2_offset: float = 0.0
+    s2_rgb_max: float = field(default_factory=_sentinel2_scale)
+    s2_offset: float = field(default_factory=_sentinel2_offset)
     columns: PhotoColumns = field(default_factory=PhotoColumns)
     progress: bool = True
 
-    def __post_init__(self) -> None:
-        if self.catalog is None and not self.rasters:
-            raise ValueError("no imagery given: pass --catalog (STAC ItemCollection or CSV) or --raster PATH")
-        if self.sensor not in ("naip", "sentinel2"):
-            raise ValueError(f"sensor must be 'naip' or 'sentinel2', got {self.sensor!r}")
-        if self.footprint_size <= 0 or self.crop_size < self.footprint_size:
-            raise ValueError(
-                f"need 0 < footprint_size <= crop_size, got footprint_size={self.footprint_size}, "
-                f"crop_size={self.crop_size}"
-            )
-        if self.seed < 0:
-            raise ValueError(f"seed must be >= 0, got {self.seed}")
-        if self.max_photos_per_tile < 1:
-            raise ValueError(f"max_photos_per_tile must be >= 1, got {self.max_photos_per_tile}")
-        if not 0 <= self.shard_index < self.num_shards:
-            raise ValueError(
-                f"--shard-index must be in [0, --num-shards), got {self.shard_index} with --num-shards {self.num_shards}"
-            )
-        if self.tiles_per_shard < 1 or self.workers < 1 or self.row_group_size < 1:
-            raise ValueError("tiles_per_shard, workers and row_group_size must all be >= 1")
-        if self.read_mode not in ("window", "full"):
-            raise ValueError(f"read_mode must be 'window' or 'full', got {self.read_mode!r}")
-        if self.scene_choice not in ("auto", "newest", "closest_time"):
-            raise ValueError(f"scene_choice must be 'auto', 'newest' or 'closest_time', got {self.scene_choice!r}")
+    def validate_imagery(self) -> None:
+        """A catalogue or raster paths must be given."""
+        require(
+            self.catalog is not None or bool(self.rasters),
+            "rasters",
+            "no imagery given: set `catalog` (a STAC ItemCollection or CSV catalogue) or `rasters` (raster paths)",
+        )
+
+    def validate_sizes(self) -> None:
+        """The footprint is positive and fits in the crop."""
+        require(self.footprint_size > 0, "footprint_size", f"must be > 0, got {self.footprint_size}")
+        require(
+            self.crop_size >= self.footprint_size,
+            "crop_size",
+            f"must be >= footprint_size ({self.footprint_size}), got {self.crop_size}",
+        )
+
+    def validate_counts(self) -> None:
+        """Seeds are non-negative; per-tile, per-shard and per-process counts are positive."""
+        require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        for name in ("max_photos_per_tile", "tiles_per_shard", "row_group_size", "workers", "num_shards"):
+            require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+
+    def validate_shard_index(self) -> None:
+        """This job's index is one of the ``num_shards`` jobs."""
+        require(
+            0 <= self.shard_index < self.num_shards,
+            "shard_index",
+            f"must be in [0, num_shards), got {self.shard_index} with num_shards={self.num_shards}",
+        )
 
     @property
     def resolved_scene_choice(self) -> str:
@@ -123,7 +168,55 @@ class PairsBuildConfig:
             return self.scene_choice
         return "newest" if self.sensor == "naip" else "closest_time"
 
-    def plan_fingerprint_fields(self) -> dict[str, Any]:
+    def plan_fingerprint_fields(self) -> dict[str, object]:
         """Fields that change the shards' content; a resumed build must match them exactly."""
         ignored = {"output_dir", "workers", "num_shards", "shard_index", "read_mode", "progress"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+
+
+@config_dataclass
+class EmbedConfig:
+    """What ``graft pairs embed`` does.
+
+    Attributes:
+        pairs: Folder of pair shards written by ``graft pairs build`` (searched recursively for ``*.parquet``), or
+            one shard file.
+        teacher: Local transformers CLIP (or text encoder) directory, a Hub id if cached, or an open_clip model name
+            (see :func:`graft_hf.pairs.embed.load_teacher`).
+        teacher_kind: ``"auto"`` (open_clip when ``pretrained`` or ``open_clip_config`` is given, else from the
+            directory's ``config.json``), ``"clip"``, ``"open_clip"`` or ``"sentence"`` (a sentence-transformers
+            text encoder).
+        pretrained: open_clip checkpoint path (with an open_clip model name as ``teacher``).
+        open_clip_config: JSON config of a custom open_clip architecture to register first.
+        text: Embed the photos' text into ``text_embedding`` (the alt-text ablation) instead of the photos into
+            ``embedding``.
+        batch_size: Photos (or texts) per teacher forward pass.
+        rows_per_batch: Tiles read and written per parquet batch (bounds memory).
+        device: Device for the teacher: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+        overwrite: Re-embed shards already embedded by the same teacher.
+        teacher_id: Identity recorded in the shards (default: kind + model path).
+        report: Also write the JSON report to this path.
+    """
+
+    pairs: str
+    teacher: str
+    teacher_kind: TeacherKind = "auto"
+    pretrained: str | None = None
+    open_clip_config: str | None = None
+    text: bool = False
+    batch_size: int = 64
+    rows_per_batch: int = 64
+    device: str = "auto"
+    overwrite: bool = False
+    teacher_id: str | None = None
+    report: str | None = None
+
+    def validate_batches(self) -> None:
+        """Batch sizes are positive."""
+        require(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        require(self.rows_per_batch >= 1, "rows_per_batch", f"must be >= 1, got {self.rows_per_batch}")
+
+    @property
+    def field(self) -> EmbedField:
+        """The photo field this run fills."""
+        return "text_embedding" if self.text else "embedding"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -13,17 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from graft_hf.config import ConfigError
 
 from .config import PhotoColumns
+from .schema import COORDINATE_COLUMNS
 
 __all__ = ["PhotoTable", "load_photos", "parse_time"]
 
 logger = logging.getLogger(__name__)
 
+#: Column names looked up (case-insensitively, in order) for each role of :class:`PhotoColumns` not set explicitly.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "photo_id": ("photo_id", "id", "photoid", "key"),
-    "lat": ("lat", "latitude"),
-    "lon": ("lon", "lng", "long", "longitude"),
+    "lat": COORDINATE_COLUMNS["lat"],
+    "lon": COORDINATE_COLUMNS["lon"],
     "time": ("time", "datetime", "date_taken", "datetaken", "timestamp", "capture_time"),
     "image": ("image", "image_path", "path", "file", "filename", "image_bytes", "bytes"),
     "url": ("url", "image_url", "photo_url"),
@@ -32,6 +39,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "owner": ("owner", "author", "user", "owner_name"),
     "embedding": ("embedding", "image_embedding", "clip_embedding"),
 }
+_REQUIRED_ROLES = ("photo_id", "lat", "lon")
 _URL_PREFIXES = ("http://", "https://", "file://", "s3://", "gs://")
 
 
@@ -107,12 +115,8 @@ def parse_time(value: object) -> tuple[str | None, float]:
 def _read_table(path: Path) -> pa.Table:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
         return pq.read_table(path)
     if suffix in (".csv", ".tsv", ".txt"):
-        import pyarrow.csv as pcsv
-
         delimiter = "\t" if suffix == ".tsv" else ","
         # Ids stay strings ("007" must not become 7).
         return pcsv.read_csv(
@@ -127,15 +131,18 @@ def _column(table: pa.Table, role: str, explicit: str | None, required: bool) ->
     names = {name.lower(): name for name in table.column_names}
     if explicit is not None:
         if explicit not in table.column_names:
-            raise ValueError(f"photo table has no column {explicit!r} (set for {role}); columns: {table.column_names}")
+            raise ConfigError(
+                "columns", f"photo table has no column {explicit!r} (set for {role}); columns: {table.column_names}"
+            )
         return table.column(explicit).to_pylist()
     for alias in _ALIASES[role]:
         if alias in names:
             return table.column(names[alias]).to_pylist()
     if required:
-        raise ValueError(
-            f"photo table has no {role} column; name it one of {list(_ALIASES[role])} or pass --column {role}=NAME "
-            f"(columns found: {table.column_names})"
+        raise ConfigError(
+            "columns",
+            f"photo table has no {role} column; name it one of {list(_ALIASES[role])} or map it with {role}=NAME "
+            f"(columns found: {table.column_names})",
         )
     return None
 
@@ -173,6 +180,65 @@ def _optional_str(value: object) -> str | None:
     return text if text else None
 
 
+def _role_columns(table: pa.Table, columns: PhotoColumns) -> dict[str, list]:
+    """The values of every role's column (``None`` per row where the table has no such column)."""
+    values: dict[str, list] = {}
+    for role in (f.name for f in dataclasses.fields(PhotoColumns)):
+        explicit = getattr(columns, role)
+        if role == "text":
+            found = _text_column(table, explicit)
+        else:
+            found = _column(table, role, explicit, required=role in _REQUIRED_ROLES)
+        values[role] = found or [None] * table.num_rows
+    return values
+
+
+def _coordinates(row: dict[str, object]) -> tuple[float, float] | None:
+    """``(lat, lon)`` of a row with an id and valid WGS84 coordinates, else ``None``."""
+    try:
+        lat, lon = float(row["lat"]), float(row["lon"])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or row["photo_id"] is None:
+        return None
+    return lat, lon
+
+
+def _image_source(row: dict[str, object], base: Path) -> tuple[str | None, bytes | None, str | None] | None:
+    """``(image_path, image_bytes, url)`` of a row; ``None`` when it names a local image file that does not exist."""
+    image_path, image_bytes, url = None, None, _optional_str(row["url"])
+    image = row["image"]
+    if isinstance(image, dict):  # a datasets Image struct
+        image_bytes, image = image.get("bytes"), image.get("path")
+    if isinstance(image, (bytes, bytearray)):
+        image_bytes = bytes(image)
+    elif isinstance(image, str) and image:
+        if image.startswith(_URL_PREFIXES):
+            url = url or image
+        else:
+            local = Path(image) if Path(image).is_absolute() else base / image
+            if not local.is_file():
+                return None
+            image_path = str(local)
+    return image_path, image_bytes, url
+
+
+def _append(out: PhotoTable, row: dict[str, object], photo_id: str, source: tuple) -> float:
+    """Append a kept row's non-coordinate fields; returns its capture time in epoch seconds."""
+    image_path, image_bytes, url = source
+    iso, epoch = parse_time(row["time"])
+    out.photo_id.append(photo_id)
+    out.time.append(iso)
+    out.image_path.append(image_path)
+    out.image_bytes.append(image_bytes)
+    out.url.append(url)
+    out.text.append(_optional_str(row["text"]))
+    out.license.append(_optional_str(row["license"]))
+    out.owner.append(_optional_str(row["owner"]))
+    out.embedding.append(_embedding(row["embedding"]))
+    return epoch
+
+
 def load_photos(path: str | os.PathLike, columns: PhotoColumns | None = None) -> PhotoTable:
     """Read and validate the photo table.
 
@@ -185,78 +251,41 @@ def load_photos(path: str | os.PathLike, columns: PhotoColumns | None = None) ->
 
     Returns:
         The kept photos in table order.
+
+    Raises:
+        ConfigError: (key ``columns``) a required column is missing or a named column does not exist.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"photo table {path} not found")
-    columns = columns or PhotoColumns()
     table = _read_table(path)
-    ids = _column(table, "photo_id", columns.photo_id, required=True)
-    lats = _column(table, "lat", columns.lat, required=True)
-    lons = _column(table, "lon", columns.lon, required=True)
+    values = _role_columns(table, columns or PhotoColumns())
     n = table.num_rows
-    times = _column(table, "time", columns.time, required=False) or [None] * n
-    images = _column(table, "image", columns.image, required=False) or [None] * n
-    urls = _column(table, "url", columns.url, required=False) or [None] * n
-    texts = _text_column(table, columns.text) or [None] * n
-    licenses = _column(table, "license", columns.license, required=False) or [None] * n
-    owners = _column(table, "owner", columns.owner, required=False) or [None] * n
-    embeddings = _column(table, "embedding", columns.embedding, required=False) or [None] * n
-
     out = PhotoTable([], np.empty(0), np.empty(0), [], np.empty(0), [], [], [], [], [], [], [], num_read=n)
-    lat_out: list[float] = []
-    lon_out: list[float] = []
-    epoch_out: list[float] = []
+    kept: list[tuple[float, float, float]] = []  # lat, lon, epoch
     seen_ids: set[str] = set()
     seen_coords: set[tuple[float, float]] = set()
     for i in range(n):
-        try:
-            lat, lon = float(lats[i]), float(lons[i])
-        except (TypeError, ValueError):
-            lat, lon = math.nan, math.nan
-        if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or ids[i] is None:
+        row = {role: column[i] for role, column in values.items()}
+        coords = _coordinates(row)
+        if coords is None:
             out.dropped["invalid_coordinates"] += 1
             continue
-        photo_id = str(ids[i])
+        photo_id = str(row["photo_id"])
         if photo_id in seen_ids:
             out.dropped["duplicate_photo_id"] += 1
             continue
         seen_ids.add(photo_id)
-        if (lat, lon) in seen_coords:
+        if coords in seen_coords:
             out.dropped["duplicate_coordinates"] += 1
             continue
-        seen_coords.add((lat, lon))
-
-        image_path, image_bytes, url = None, None, _optional_str(urls[i])
-        image = images[i]
-        if isinstance(image, dict):  # a datasets Image struct
-            image_bytes, image = image.get("bytes"), image.get("path")
-        if isinstance(image, (bytes, bytearray)):
-            image_bytes = bytes(image)
-        elif isinstance(image, str) and image:
-            if image.startswith(_URL_PREFIXES):
-                url = url or image
-            else:
-                local = Path(image) if Path(image).is_absolute() else path.parent / image
-                if not local.is_file():
-                    out.dropped["missing_image_file"] += 1
-                    continue
-                image_path = str(local)
-        iso, epoch = parse_time(times[i])
-        out.photo_id.append(photo_id)
-        lat_out.append(lat)
-        lon_out.append(lon)
-        out.time.append(iso)
-        epoch_out.append(epoch)
-        out.image_path.append(image_path)
-        out.image_bytes.append(image_bytes)
-        out.url.append(url)
-        out.text.append(_optional_str(texts[i]))
-        out.license.append(_optional_str(licenses[i]))
-        out.owner.append(_optional_str(owners[i]))
-        out.embedding.append(_embedding(embeddings[i]))
-    out.lat = np.asarray(lat_out, dtype=np.float64)
-    out.lon = np.asarray(lon_out, dtype=np.float64)
-    out.time_epoch = np.asarray(epoch_out, dtype=np.float64)
+        seen_coords.add(coords)
+        source = _image_source(row, path.parent)
+        if source is None:
+            out.dropped["missing_image_file"] += 1
+            continue
+        kept.append((*coords, _append(out, row, photo_id, source)))
+    columns_out = np.asarray(kept, dtype=np.float64).reshape(-1, 3)
+    out.lat, out.lon, out.time_epoch = columns_out[:, 0].copy(), columns_out[:, 1].copy(), columns_out[:, 2].copy()
     logger.info("read %d photos from %s, kept %d, dropped %s", n, path, len(out), dict(out.dropped))
     return out

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import io
-import math
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
+import rasterio
+from affine import Affine
+from PIL import Image
+from rasterio import windows
+from rasterio.io import DatasetReader
+from rasterio.transform import rowcol
+from rasterio.windows import Window
+
+from graft_hf.modeling import get_sensor
 
 from .catalog import Scene
 
-__all__ = ["PNG_COMPRESS_LEVEL", "RasterReader", "crop_window", "encode_png", "rgb_bands", "to_rgb"]
+__all__ = ["PNG_COMPRESS_LEVEL", "RasterReader", "crop_transform", "crop_window", "encode_png", "rgb_bands", "to_rgb"]
 
 #: zlib level of the crop PNGs. Measured on a 448 px NAIP crop: level 3 is ~3x faster than PIL's default 6 for
 #: ~7% larger files (imagery is noisy, so higher levels gain little).
 PNG_COMPRESS_LEVEL = 3
 
-_RGB_ALIASES = {
-    "naip": None,  # bands 1-3
-    "sentinel2": (("B04", "B4", "red"), ("B03", "B3", "green"), ("B02", "B2", "blue")),
-}
 
-
-def crop_window(scene: Scene, x: float, y: float, size: int) -> tuple[int, int]:
-    """Top-left pixel of the ``size`` crop whose centre pixel holds the point ``(x, y)``.
+def crop_window(scene: Scene, x: float, y: float, size: int) -> Window:
+    """The ``size`` x ``size`` pixel window whose centre pixel holds the point ``(x, y)``.
 
     Args:
         scene: The scene.
@@ -32,34 +36,36 @@ def crop_window(scene: Scene, x: float, y: float, size: int) -> tuple[int, int]:
         size: Crop side in pixels.
 
     Returns:
-        ``(col_off, row_off)`` in the scene's pixel grid (may be negative or run past the raster edge).
+        The window in the scene's pixel grid (it may start at negative offsets or run past the raster edge).
     """
-    a, _, c, _, e, f = scene.transform
-    col, row = (x - c) / a, (y - f) / e
-    return math.floor(col) - size // 2, math.floor(row) - size // 2
+    row, col = rowcol(scene.transform, x, y)
+    return Window(int(col) - size // 2, int(row) - size // 2, size, size)
+
+
+def crop_transform(scene: Scene, window: Window) -> Affine:
+    """Affine transform of a crop: the scene's transform moved to the window's top-left pixel (rotation kept)."""
+    return scene.transform @ Affine.translation(window.col_off, window.row_off)
 
 
 def rgb_bands(scene: Scene, sensor: str) -> list[int]:
-    """1-based band indexes of red, green and blue: NAIP bands 1-3; Sentinel-2 B4, B3, B2 by name."""
-    aliases = _RGB_ALIASES[sensor]
-    if aliases is None:
-        if len(scene.band_names) < 3:
-            raise ValueError(f"raster {scene.href} has {len(scene.band_names)} bands; NAIP RGB needs bands 1-3")
-        return [1, 2, 3]
-    lookup = {name.lower(): i + 1 for i, name in enumerate(scene.band_names)}
-    indexes = []
-    for names in aliases:
-        found = next((lookup[n.lower()] for n in names if n.lower() in lookup), None)
-        if found is None:
-            raise ValueError(
-                f"raster {scene.href} has no {names[0]} band (bands: {list(scene.band_names)}); Sentinel-2 RGB needs "
-                "B04, B03 and B02 -- name the bands in the catalogue's `bands` column"
-            )
-        indexes.append(found)
-    return indexes
+    """1-based band indexes of red, green and blue, as the sensor registry finds them (NAIP: bands 1-3 by position;
+    Sentinel-2: B04, B03, B02 by name).
+
+    Raises:
+        ValueError: The raster lacks a band, naming the raster and the fix.
+    """
+    try:
+        indices = get_sensor(sensor).rgb_band_indices(scene.band_names)
+    except ValueError as error:
+        raise ValueError(
+            f"raster {scene.href}: {error} (in the catalogue's `bands` column or the file's band descriptions)"
+        ) from error
+    return [i + 1 for i in indices]
 
 
-def to_rgb(data: np.ndarray, sensor: str, s2_rgb_max: float = 3000.0, s2_offset: float = 0.0) -> np.ndarray:
+def to_rgb(
+    data: np.ndarray, sensor: str, s2_rgb_max: float | None = None, s2_offset: float | None = None
+) -> np.ndarray:
     """Convert the red, green, blue bands of a crop to uint8.
 
     NAIP values are already uint8. Sentinel-2 L2A digital numbers (reflectance x 10000) become
@@ -68,14 +74,18 @@ def to_rgb(data: np.ndarray, sensor: str, s2_rgb_max: float = 3000.0, s2_offset:
     Args:
         data: Red, green, blue crop, shape ``(3, height, width)``.
         sensor: ``"naip"`` or ``"sentinel2"``.
-        s2_rgb_max: Sentinel-2 number mapped to 255.
-        s2_offset: Subtracted before scaling (1000 for processing baseline >= 04.00).
+        s2_rgb_max: Sentinel-2 number mapped to 255 (default: the registry's ``value_scale``).
+        s2_offset: Subtracted before scaling (default: the registry's ``value_offset``; 1000 for processing
+            baseline >= 04.00).
 
     Returns:
         Array of shape ``(height, width, 3)``, uint8.
     """
     if sensor == "sentinel2":
-        scaled = (data.astype(np.float64) - s2_offset) / s2_rgb_max * 255.0
+        spec = get_sensor(sensor)
+        scale = spec.value_scale if s2_rgb_max is None else s2_rgb_max
+        offset = spec.value_offset if s2_offset is None else s2_offset
+        scaled = (data.astype(np.float64) - offset) / scale * 255.0
         rgb = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     elif data.dtype == np.uint8:
         rgb = data
@@ -86,11 +96,15 @@ def to_rgb(data: np.ndarray, sensor: str, s2_rgb_max: float = 3000.0, s2_offset:
 
 def encode_png(rgb: np.ndarray) -> bytes:
     """PNG bytes of an ``(height, width, 3)`` uint8 array (deterministic for equal input)."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buffer.getvalue()
+
+
+def _inside(window: Window, scene: Scene) -> Window | None:
+    """The part of ``window`` inside the raster, or ``None`` when they do not overlap."""
+    raster = Window(0, 0, scene.width, scene.height)
+    return window.intersection(raster) if windows.intersect(window, raster) else None
 
 
 class RasterReader:
@@ -105,9 +119,9 @@ class RasterReader:
     def __init__(self, read_mode: str = "window", cache_size: int = 8) -> None:
         self.read_mode = read_mode
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple, object] = OrderedDict()
+        self._cache: OrderedDict[tuple, DatasetReader | np.ndarray] = OrderedDict()
 
-    def _cached(self, key: tuple, factory):  # noqa: ANN001, ANN202 - small private helper
+    def _cached(self, key: tuple, factory: Callable[[], DatasetReader | np.ndarray]) -> DatasetReader | np.ndarray:
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
@@ -115,62 +129,61 @@ class RasterReader:
         self._cache[key] = value
         while len(self._cache) > self.cache_size:
             _, old = self._cache.popitem(last=False)
-            if hasattr(old, "close"):
+            if isinstance(old, DatasetReader):
                 old.close()
         return value
 
     def close(self) -> None:
         """Close every open dataset."""
         for value in self._cache.values():
-            if hasattr(value, "close"):
+            if isinstance(value, DatasetReader):
                 value.close()
         self._cache.clear()
 
-    def read(
-        self, scene: Scene, bands: list[int], col_off: int, row_off: int, size: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Read a square crop, filling pixels outside the raster with its nodata value (or 0).
+    def _read_part(self, scene: Scene, bands: list[int], part: Window) -> np.ndarray:
+        """The bands of ``part`` (a window inside the raster), shape ``(len(bands), height, width)``."""
+        if self.read_mode == "full":
+            whole = self._cached(("full", scene.href, tuple(bands)), lambda: _read_whole(scene, bands))
+            return whole[(slice(None), *part.toslices())]
+        src = self._cached(("open", scene.href), lambda: rasterio.open(scene.href))
+        return src.read(bands, window=part)
+
+    def read(self, scene: Scene, bands: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read a crop, filling pixels outside the raster with its nodata value (or 0).
 
         Args:
             scene: The scene.
             bands: 1-based band indexes to read.
-            col_off: Left pixel column of the crop in the scene grid.
-            row_off: Top pixel row.
-            size: Crop side in pixels.
+            window: The crop's window in the scene's pixel grid (may extend past the raster).
 
         Returns:
-            ``(data, valid)``: data of shape ``(len(bands), size, size)`` in the raster dtype; ``valid`` of shape
-            ``(size, size)``, true where the pixel is inside the raster and not nodata in every band.
+            ``(data, valid)``: data of shape ``(len(bands), height, width)`` in the raster dtype; ``valid`` of shape
+            ``(height, width)``, true where the pixel is inside the raster and not nodata in every band.
         """
-        import rasterio
-        from rasterio.windows import Window
-
-        c0, r0 = max(col_off, 0), max(row_off, 0)
-        c1, r1 = min(col_off + size, scene.width), min(row_off + size, scene.height)
+        height, width = int(window.height), int(window.width)
         fill = scene.nodata if scene.nodata is not None else 0
-        if self.read_mode == "full":
-            whole = self._cached(("full", scene.href, tuple(bands)), lambda: _read_whole(scene, bands))
-            dtype = whole.dtype
-        else:
-            src = self._cached(("open", scene.href), lambda: rasterio.open(scene.href))
-            dtype = np.dtype(src.dtypes[bands[0] - 1])
-        data = np.full((len(bands), size, size), fill, dtype=dtype)
-        valid = np.zeros((size, size), dtype=bool)
-        if c1 > c0 and r1 > r0:
-            if self.read_mode == "full":
-                part = whole[:, r0:r1, c0:c1]
-            else:
-                part = src.read(bands, window=Window(c0, r0, c1 - c0, r1 - r0))
-            data[:, r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = part
-            inside = np.ones(part.shape[1:], dtype=bool)
-            if scene.nodata is not None:
-                inside = (part != scene.nodata).any(axis=0)
-            valid[r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off] = inside
+        data = np.full((len(bands), height, width), fill, dtype=self._dtype(scene, bands))
+        valid = np.zeros((height, width), dtype=bool)
+        part = _inside(window, scene)
+        if part is None:
+            return data, valid
+        values = self._read_part(scene, bands, part)
+        rows, cols = part.toslices()
+        target = (
+            slice(rows.start - int(window.row_off), rows.stop - int(window.row_off)),
+            slice(cols.start - int(window.col_off), cols.stop - int(window.col_off)),
+        )
+        data[(slice(None), *target)] = values
+        valid[target] = True if scene.nodata is None else (values != scene.nodata).any(axis=0)
         return data, valid
+
+    def _dtype(self, scene: Scene, bands: list[int]) -> np.dtype:
+        if self.read_mode == "full":
+            return self._cached(("full", scene.href, tuple(bands)), lambda: _read_whole(scene, bands)).dtype
+        src = self._cached(("open", scene.href), lambda: rasterio.open(scene.href))
+        return np.dtype(src.dtypes[bands[0] - 1])
 
 
 def _read_whole(scene: Scene, bands: list[int]) -> np.ndarray:
-    import rasterio
-
     with rasterio.open(scene.href) as src:
         return src.read(bands)

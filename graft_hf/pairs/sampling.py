@@ -8,16 +8,20 @@ subset of the others. Crops (``crop_size``, 448) are later cut around the same c
 
 Sampling runs in metric *frames*: the projected grid ``(crs, gsd)`` of the scenes. A photo belongs to the frame of
 the finest-resolution clear scene covering it (ties broken by CRS string), so a tile and its photos always share a
-CRS and the footprint test is exact in pixels.
+CRS and the footprint test is exact in pixels (for a rotated raster the footprint square is aligned with the CRS
+axes, not with the pixel grid; the stored crop transform keeps the rotation, so photo pixel positions stay exact).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+from rasterio.crs import CRS
+from rasterio.warp import transform as warp_transform
 
 from .catalog import Scene, points_in_polygon
 from .config import PairsBuildConfig
@@ -67,12 +71,9 @@ def project_lonlat(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarr
     Returns:
         ``(x, y)`` arrays, each shape ``(num_points,)``.
     """
-    from rasterio.crs import CRS
-    from rasterio.warp import transform
-
     if len(lon) == 0:
         return np.empty(0), np.empty(0)
-    xs, ys = transform(CRS.from_epsg(4326), CRS.from_user_input(crs), lon.tolist(), lat.tolist())
+    xs, ys = warp_transform(CRS.from_epsg(4326), CRS.from_user_input(crs), lon.tolist(), lat.tolist())
     return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
 
 
@@ -92,6 +93,14 @@ class Coverage:
         """Indices of the scenes covering ``photo``, ascending."""
         lo, hi = np.searchsorted(self.photo, [photo, photo + 1])
         return self.scene[lo:hi]
+
+
+def _x_extent(scene: Scene) -> tuple[float, float]:
+    """Smallest and largest CRS x of the raster's four corners (rotation included)."""
+    cols = np.array([0.0, scene.width, 0.0, scene.width])
+    rows = np.array([0.0, 0.0, scene.height, scene.height])
+    xs, _ = scene.transform @ (cols, rows)
+    return float(xs.min()), float(xs.max())
 
 
 def coverage(photos: PhotoTable, scenes: list[Scene]) -> Coverage:
@@ -115,11 +124,9 @@ def coverage(photos: PhotoTable, scenes: list[Scene]) -> Coverage:
             order = np.argsort(x, kind="stable")
             projected[scene.crs] = (x, y, order, x[order])
         x, y, order, x_sorted = projected[scene.crs]
-        a, _, c, _, e, f = scene.transform
-        x_edges = sorted((c, c + a * scene.width))
-        lo, hi = np.searchsorted(x_sorted, x_edges, side="left")
+        lo, hi = np.searchsorted(x_sorted, _x_extent(scene), side="left")
         candidates = order[max(lo - 1, 0) : hi + 1]
-        col, row = (x[candidates] - c) / a, (y[candidates] - f) / e
+        col, row = ~scene.transform @ (x[candidates], y[candidates])
         inside = (col >= 0) & (col < scene.width) & (row >= 0) & (row < scene.height)
         if scene.footprint is not None:
             inside &= points_in_polygon(photos.lon[candidates], photos.lat[candidates], scene.footprint)
@@ -202,6 +209,79 @@ def rank_scenes(candidates: list[int], scenes: list[Scene], photo_epochs: np.nda
     return tuple(sorted(candidates, key=key))
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """The metric frames ``(gsd, crs)`` of the clear scenes and which frame each scene and photo belongs to.
+
+    Attributes:
+        frames: ``(gsd, crs)`` sorted, finest first.
+        of_scene: Frame index per scene, -1 for cloudy scenes, shape ``(num_scenes,)``.
+        of_photo: Frame index per photo (the finest clear frame covering it), -1 if none, shape ``(num_photos,)``.
+    """
+
+    frames: list[tuple[float, str]]
+    of_scene: np.ndarray
+    of_photo: np.ndarray
+
+
+def _assign_frames(covered: Coverage, scenes: list[Scene], clear: np.ndarray, num_photos: int) -> _Frames:
+    frames = sorted({(s.gsd, s.crs) for s, ok in zip(scenes, clear, strict=True) if ok})
+    frame_index = {frame: i for i, frame in enumerate(frames)}
+    of_scene = np.array([frame_index[(s.gsd, s.crs)] if ok else -1 for s, ok in zip(scenes, clear, strict=True)])
+    clear_pair = clear[covered.scene]
+    # The finest frame (lowest index) covering a photo wins.
+    of_photo = np.full(num_photos, len(frames), dtype=np.int64)
+    np.minimum.at(of_photo, covered.photo[clear_pair], of_scene[covered.scene[clear_pair]])
+    of_photo[of_photo == len(frames)] = -1
+    return _Frames(frames, of_scene, of_photo)
+
+
+def _cap_members(centre: int, members: np.ndarray, rank: np.ndarray, config: PairsBuildConfig) -> np.ndarray:
+    """Centre first, then the others in visiting order; over the cap, a seeded random subset of the others."""
+    others = members[members != centre]
+    if len(members) > config.max_photos_per_tile:
+        rng = np.random.default_rng((config.seed, int(rank[centre])))
+        chosen = rng.choice(len(others), size=config.max_photos_per_tile - 1, replace=False)
+        others = others[np.sort(chosen)]
+    return np.concatenate([[centre], others])
+
+
+def _frame_tiles(
+    f: int,
+    photos: PhotoTable,
+    scenes: list[Scene],
+    covered: Coverage,
+    frames: _Frames,
+    rank: np.ndarray,
+    config: PairsBuildConfig,
+) -> list[TilePlan]:
+    """The tiles of frame ``f`` (``tile_index`` still unset)."""
+    gsd, crs = frames.frames[f]
+    index = np.flatnonzero(frames.of_photo == f)
+    if len(index) == 0:
+        return []
+    x, y = project_lonlat(photos.lon[index], photos.lat[index], crs)
+    half = config.footprint_size / 2 * gsd
+    tiles = []
+    for centre_local, members_local in greedy_centres(
+        x, y, np.argsort(rank[index], kind="stable"), half, config.exclusive_assignment
+    ):
+        centre = int(index[centre_local])
+        members = _cap_members(centre, index[members_local], rank, config)
+        candidates = [int(s) for s in covered.scenes_of(centre) if frames.of_scene[s] == f]
+        tiles.append(
+            TilePlan(
+                tile_index=-1,
+                tile_id=f"{config.sensor}-{photos.photo_id[centre]}",
+                centre=centre,
+                members=tuple(int(m) for m in members),
+                num_assigned=len(members_local),
+                candidates=rank_scenes(candidates, scenes, photos.time_epoch[members], config.resolved_scene_choice),
+            )
+        )
+    return tiles
+
+
 def plan_tiles(photos: PhotoTable, scenes: list[Scene], config: PairsBuildConfig) -> Plan:
     """Sample every tile of the build (pure function of photos, scenes and config; no pixels read).
 
@@ -221,65 +301,23 @@ def plan_tiles(photos: PhotoTable, scenes: list[Scene], config: PairsBuildConfig
     covered = coverage(photos, scenes)
     clear = np.array([s.cloud_cover is None or s.cloud_cover < config.max_cloud_cover for s in scenes], dtype=bool)
     any_cover = np.bincount(covered.photo, minlength=n) > 0
-    clear_pair = clear[covered.scene]
-    clear_cover = np.bincount(covered.photo[clear_pair], minlength=n) > 0
+    clear_cover = np.bincount(covered.photo[clear[covered.scene]], minlength=n) > 0
     plan.photo_dropped["outside_rasters"] = int((~any_cover).sum())
     plan.photo_dropped["only_cloudy_scenes"] = int((any_cover & ~clear_cover).sum())
-
-    frames = sorted({(s.gsd, s.crs) for s, ok in zip(scenes, clear, strict=True) if ok})
-    frame_index = {frame: i for i, frame in enumerate(frames)}
-    frame_of_scene = np.array([frame_index[(s.gsd, s.crs)] if ok else -1 for s, ok in zip(scenes, clear, strict=True)])
-    # The finest frame (lowest index) covering a photo wins.
-    photo_frame = np.full(n, len(frames), dtype=np.int64)
-    np.minimum.at(photo_frame, covered.photo[clear_pair], frame_of_scene[covered.scene[clear_pair]])
-    photo_frame[photo_frame == len(frames)] = -1
-    plan.num_frames = len(frames)
+    frames = _assign_frames(covered, scenes, clear, n)
+    plan.num_frames = len(frames.frames)
 
     visit = np.random.default_rng(config.seed).permutation(n)
     rank = np.empty(n, dtype=np.int64)
     rank[visit] = np.arange(n)
-    rule = config.resolved_scene_choice
-    raw_tiles: list[tuple[int, TilePlan]] = []
-    kept = np.zeros(n, dtype=bool)
-    for f, (gsd, crs) in enumerate(frames):
-        index = np.flatnonzero(photo_frame == f)
-        if len(index) == 0:
-            continue
-        x, y = project_lonlat(photos.lon[index], photos.lat[index], crs)
-        local_visit = np.argsort(rank[index], kind="stable")
-        half = config.footprint_size / 2 * gsd
-        for centre_local, members_local in greedy_centres(x, y, local_visit, half, config.exclusive_assignment):
-            centre = int(index[centre_local])
-            members = index[members_local]
-            num_assigned = len(members)
-            if num_assigned > config.max_photos_per_tile:
-                others = members[members != centre]
-                rng = np.random.default_rng((config.seed, int(rank[centre])))
-                chosen = rng.choice(len(others), size=config.max_photos_per_tile - 1, replace=False)
-                others = others[np.sort(chosen)]
-                members = np.concatenate([[centre], others])
-            else:
-                members = np.concatenate([[centre], members[members != centre]])
-            kept[members] = True
-            candidates = [int(s) for s in covered.scenes_of(centre) if frame_of_scene[s] == f]
-            ordered = rank_scenes(candidates, scenes, photos.time_epoch[members], rule)
-            raw_tiles.append(
-                (
-                    int(rank[centre]),
-                    TilePlan(
-                        tile_index=-1,
-                        tile_id=f"{config.sensor}-{photos.photo_id[centre]}",
-                        centre=centre,
-                        members=tuple(int(m) for m in members),
-                        num_assigned=num_assigned,
-                        candidates=ordered,
-                    ),
-                )
-            )
-    raw_tiles.sort(key=lambda item: item[0])
-    plan.tiles = [
-        TilePlan(i, t.tile_id, t.centre, t.members, t.num_assigned, t.candidates) for i, (_, t) in enumerate(raw_tiles)
+    tiles = [
+        t for f in range(len(frames.frames)) for t in _frame_tiles(f, photos, scenes, covered, frames, rank, config)
     ]
-    plan.photo_dropped["over_tile_cap"] = int((photo_frame >= 0).sum() - kept.sum())
+    tiles.sort(key=lambda t: int(rank[t.centre]))
+    plan.tiles = [dataclasses.replace(t, tile_index=i) for i, t in enumerate(tiles)]
+    kept = np.zeros(n, dtype=bool)
+    for tile in plan.tiles:
+        kept[list(tile.members)] = True
+    plan.photo_dropped["over_tile_cap"] = int((frames.of_photo >= 0).sum() - kept.sum())
     assert math.isclose(sum(plan.photo_dropped.values()) + kept.sum(), n)
     return plan

@@ -107,15 +107,6 @@ def simulated_photo(photo_id: str, row: float, col: float, text: str) -> dict:
 
 def simulated_pairs_card(title: str, description: str, summary: dict) -> str:
     """A pairs dataset card (``README.md``) whose ``configs:`` block lets ``load_dataset`` read the shards."""
-    return (
-        "---\n"
-        "configs:\n"
-        "- config_name: default\n"
-        "  data_files:\n"
-        "  - split: train\n"
-        "    path: data/train-*.parquet\n"
-        "tags:\n- remote-sensing\n- graft\n- simulated\n"
-        "---\n\n"
-        f"# {title}\n\n{description}\n\n"
-        f"```json\n{json.dumps(summary, indent=2)}\n```\n"
-    )
+    from graft_hf.pairs.card import render_summary_card
+
+    return render_summary_card(title, description, summary, tags=("remote-sensing", "graft", "simulated"))

@@ -163,5 +163,32 @@ def test_cli_fills_config_in_one_place() -> None:
     assert config.resolved_scene_choice == "closest_time"
     with pytest.raises(ValueError, match="ROLE=NAME"):
         config_from_args(argparse.Namespace(**{**vars(args), "column": ["nonsense"]}))
-    with pytest.raises(ValueError, match="--shard-index"):
+    with pytest.raises(ValueError, match="shard_index: must be in"):
         config_from_args(argparse.Namespace(**{**vars(args), "shard_index": 4}))
+
+
+def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Library errors name parameters (``shard_index``); ``graft pairs build`` names the flag that sets them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graft_hf_cli import main
+
+    pq.write_table(pa.table({"photo_id": ["a"], "y": [47.0], "x": [-99.15]}), tmp_path / "photos.parquet")
+    raster = str(sorted(NAIP.glob("*.tif"))[0]) if NAIP.is_dir() else "a.tif"
+    base = ["pairs", "build", "--photos", str(tmp_path / "photos.parquet"), "-o", str(tmp_path / "out")]
+    assert main([*base, "--raster", raster, "--num-shards", "2", "--shard-index", "2"]) == 1
+    assert "--shard-index: must be in [0, num_shards)" in capsys.readouterr().err
+    assert main(base) == 1
+    assert "--raster: no imagery given" in capsys.readouterr().err
+    assert main([*base, "--raster", raster, "--crop-size", "8"]) == 1
+    assert "--crop-size: must be >= footprint_size" in capsys.readouterr().err
+    if not NAIP.is_dir():
+        pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
+    assert main([*base, "--raster", raster, "--no-progress"]) == 1
+    assert "--column: photo table has no lat column" in capsys.readouterr().err
+    columns = ["--column", "lat=y", "--column", "lon=x", "--crop-size", "32", "--footprint-size", "16"]
+    assert main([*base, "--raster", raster, "--no-progress", *columns]) == 0
+    assert main([*base, "--raster", raster, "--no-progress", *columns, "--seed", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "--output: " in err and "holds a build made with different settings" in err

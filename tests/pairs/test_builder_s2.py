@@ -142,3 +142,19 @@ def test_rgb_scaling_and_raw_bands(s2_build) -> None:
     # RGB = B4, B3, B2 as clip(round(dn / 3000 * 255), 0, 255).
     expected = np.clip(np.rint(raw[[2, 1, 0]].astype(np.float64) / 3000 * 255), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
+
+
+def test_scaling_defaults_and_card_come_from_the_sensor_registry(s2_build) -> None:
+    from huggingface_hub import DatasetCard
+
+    from graft_hf.modeling import get_sensor
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    sentinel2 = get_sensor("sentinel2")
+    config = PairsBuildConfig(photos="p.csv", output_dir="o", rasters=("a.tif",), sensor="sentinel2")
+    assert (config.s2_rgb_max, config.s2_offset) == (sentinel2.value_scale, sentinel2.value_offset)
+    report, out = s2_build
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "other" and card.data.configs[0]["data_files"][0]["path"] == "data/train-*.parquet"
+    assert card.data.pretty_name == f"GRAFT {sentinel2.display_name} ground-satellite pairs"
+    assert "`clip(round(DN / 3000 * 255), 0, 255)`" in card.text and "reflectance\n0.3 is white" in card.text

