@@ -3,6 +3,7 @@
 import argparse
 import dataclasses
 import importlib
+import types
 import typing
 
 import pytest
@@ -28,10 +29,13 @@ def _check_against_source(module: str, cls: str) -> None:
             spec.default is MISSING and real[name].default is dataclasses.MISSING
         ), f"{cls}.{name}: source default {spec.default!r} != {real[name].default!r}"
         if spec.kind in ("int", "float", "str", "bool"):
-            base = [a for a in typing.get_args(hints[name]) if a is not type(None)] or [hints[name]]
-            assert any(
-                getattr(b, "__name__", None) == spec.kind or typing.get_origin(b) is typing.Literal for b in base
-            )
+            hint = hints[name]
+            union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            base = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
+            if spec.choices is not None:
+                assert any(typing.get_origin(b) is typing.Literal and typing.get_args(b) == spec.choices for b in base)
+            else:
+                assert any(getattr(b, "__name__", None) == spec.kind for b in base), f"{cls}.{name}: type differs"
         assert spec.help, f"{cls}.{name} has no docstring entry (its --help text)"
 
 
