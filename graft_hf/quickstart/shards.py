@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from graft_hf.io import atomic_path, write_json
+from graft_hf.pairs.card import render_summary_card
 from graft_hf.pairs.schema import pairs_arrow_schema
 from graft_hf.quickstart.observations import ObservationSampler
 
@@ -107,6 +108,5 @@ def simulated_photo(photo_id: str, row: float, col: float, text: str) -> dict:
 
 def simulated_pairs_card(title: str, description: str, summary: dict) -> str:
     """A pairs dataset card (``README.md``) whose ``configs:`` block lets ``load_dataset`` read the shards."""
-    from graft_hf.pairs.card import render_summary_card
 
     return render_summary_card(title, description, summary, tags=("remote-sensing", "graft", "simulated"))
