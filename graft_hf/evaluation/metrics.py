@@ -17,6 +17,14 @@ Average precision. For a query with ``R`` relevant items among ``N`` gallery ite
 
 Queries with no relevant item (``R = 0``) have undefined AP and recall: they get NaN per query and are left
 out of the means (the number of such queries is reported by :class:`RetrievalMetrics`).
+
+Why these are written here rather than taken from a library: the figures must be reproducible to the last digit
+(reports are compared across runs and models, and a model with collapsed or quantised embeddings produces many
+ties). ``sklearn.metrics.average_precision_score`` merges tied scores into one threshold and has no AP@k;
+``torchmetrics``' retrieval metrics rank ties by ``torch.topk``/``argsort``, whose order for equal values is
+unspecified and differs between devices; neither normalises AP@k by ``min(R, k)`` as GRAFT does. One stable
+sort per query gives all of them at once, with the convention above. The confusion matrix here is also the one
+behind the segmentation metrics (:mod:`graft_hf.evaluation.segmentation_metrics`).
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ __all__ = [
     "average_precision",
     "class_retrieval_metrics",
     "classification_metrics",
+    "confusion_counts",
     "confusion_matrix",
     "multilabel_average_precision",
     "multilabel_f1",
@@ -51,6 +60,7 @@ __all__ = [
     "rank_order",
     "recall_at_k",
     "retrieval_metrics",
+    "single_positive_recall",
     "text_to_image_retrieval",
     "topk_accuracy",
 ]
@@ -172,6 +182,45 @@ def recall_at_k(scores: ArrayLike, relevance: ArrayLike, k: int) -> np.ndarray:
         out[sl] = _recall_from_sorted(_sorted_relevance(s[sl], r[sl]), r[sl].sum(dim=1), k)
     result = out.numpy()
     return result[0] if squeeze else result
+
+
+def single_positive_recall(scores: ArrayLike, positives: ArrayLike, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Mean recall@k of queries that each have exactly one relevant gallery item, given by its index.
+
+    The positive's rank follows the ranking convention of this module: items scoring higher, and items scoring
+    the same with a lower gallery index, come before it. The result equals the mean of :func:`recall_at_k` with
+    one-hot relevance, without building the relevance matrix or sorting (one comparison per gallery item).
+
+    Args:
+        scores: Similarities `(num_queries, num_items)`, e.g. image embeddings against a bank of ground embeddings.
+        positives: Gallery index of each query's relevant item, `(num_queries,)`.
+        ks: Cut-off depths.
+
+    Returns:
+        `{"recall@1": ..., "recall@5": ...}` (NaN when there are no queries).
+    """
+    s = _to_tensor(scores, torch.float64, "scores")
+    pos = _to_tensor(positives, torch.int64, "positives").reshape(-1)
+    if s.ndim != 2 or pos.shape[0] != s.shape[0]:
+        raise ValueError(
+            f"scores must be (num_queries, num_items) with one positive per query, got scores {tuple(s.shape)} "
+            f"and {pos.shape[0]} positives"
+        )
+    _check_class_range(pos, "positives", s.shape[1])
+    if torch.isnan(s).any():
+        raise ValueError("scores contain NaN; ranking is undefined (check the embeddings for NaN/inf)")
+    for k in ks:
+        _check_k(k)
+    ranks = torch.empty(s.shape[0], dtype=torch.int64)
+    columns = torch.arange(s.shape[1])
+    for start in _query_chunks(*s.shape):
+        sl = slice(start, start + max(1, _MAX_ELEMENTS // max(s.shape[1], 1)))
+        target = s[sl].gather(1, pos[sl, None])  # (chunk, 1)
+        before = (s[sl] > target) | ((s[sl] == target) & (columns[None, :] < pos[sl, None]))
+        ranks[sl] = before.sum(dim=1)  # 0-based rank of the positive
+    if not len(ranks):
+        return {f"recall@{k}": float("nan") for k in ks}
+    return {f"recall@{k}": float((ranks < k).to(torch.float64).mean()) for k in ks}
 
 
 @dataclass
@@ -332,30 +381,70 @@ def class_retrieval_metrics(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _labels_and_preds(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    p = _to_tensor(predictions, torch.int64, "predictions").numpy().reshape(-1)
-    y = _to_tensor(labels, torch.int64, "labels").numpy().reshape(-1)
+def _class_ids(values: ArrayLike, name: str) -> torch.Tensor:
+    """int64 CPU class ids of any shape; booleans count as 0/1, floats only when they hold whole numbers."""
+    t = values.detach().cpu() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    if t.is_floating_point() and not torch.equal(t, t.round()):
+        raise ValueError(f"{name} must hold integer class ids, got non-integer values")
+    return t.long()
+
+
+def _check_class_range(ids: torch.Tensor, name: str, num_classes: int) -> None:
+    if ids.numel() and (ids.min() < 0 or ids.max() >= num_classes):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}), got range [{int(ids.min())}, {int(ids.max())}]; pass the right "
+            "num_classes, or ignore_index for unlabelled values"
+        )
+
+
+def confusion_counts(
+    predictions: ArrayLike,
+    labels: ArrayLike,
+    num_classes: int,
+    ignore_index: int | None = None,
+    names: tuple[str, str] = ("predictions", "labels"),
+) -> torch.Tensor:
+    """Counts of (true class, predicted class) pairs as an int64 tensor; see :func:`confusion_matrix`.
+
+    Args:
+        predictions: Predicted class ids, any shape.
+        labels: True class ids, the same shape.
+        num_classes: Number of classes.
+        ignore_index: Label value of items to skip (e.g. 255 for unlabelled pixels).
+        names: How the two inputs are called in error messages.
+    """
+    if num_classes <= 0:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    p, y = _class_ids(predictions, names[0]), _class_ids(labels, names[1])
     if p.shape != y.shape:
-        raise ValueError(f"predictions ({p.shape[0]}) and labels ({y.shape[0]}) must have the same length")
-    for name, v in (("predictions", p), ("labels", y)):
-        if v.size and (v.min() < 0 or v.max() >= num_classes):
-            raise ValueError(f"{name} must lie in [0, {num_classes}), got range [{v.min()}, {v.max()}]")
-    return p, y
+        raise ValueError(
+            f"{names[0]} {tuple(p.shape)} and {names[1]} {tuple(y.shape)} must have the same shape (same length)"
+        )
+    p, y = p.reshape(-1), y.reshape(-1)
+    if ignore_index is not None:
+        keep = y != ignore_index
+        p, y = p[keep], y[keep]
+    _check_class_range(y, names[1], num_classes)
+    _check_class_range(p, names[0], num_classes)
+    counts = torch.bincount(y * num_classes + p, minlength=num_classes * num_classes)
+    return counts.view(num_classes, num_classes)
 
 
-def confusion_matrix(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> np.ndarray:
+def confusion_matrix(
+    predictions: ArrayLike, labels: ArrayLike, num_classes: int, ignore_index: int | None = None
+) -> np.ndarray:
     """Counts of (true class, predicted class) pairs.
 
     Args:
-        predictions: Predicted class ids `(num_samples,)`.
-        labels: True class ids `(num_samples,)`.
+        predictions: Predicted class ids `(num_samples,)` (any shape, e.g. a mask, as long as `labels` matches).
+        labels: True class ids of the same shape.
         num_classes: Number of classes.
+        ignore_index: Label value of samples to skip.
 
     Returns:
         int64 `(num_classes, num_classes)`; rows are true classes, columns predicted classes.
     """
-    p, y = _labels_and_preds(predictions, labels, num_classes)
-    return np.bincount(y * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return confusion_counts(predictions, labels, num_classes, ignore_index).numpy()
 
 
 def per_class_accuracy(predictions: ArrayLike, labels: ArrayLike, num_classes: int) -> np.ndarray:
@@ -386,8 +475,8 @@ def topk_accuracy(logits: ArrayLike, labels: ArrayLike, ks: Sequence[int] = (1, 
     s = _to_tensor(logits, torch.float64, "logits")
     if s.ndim != 2 or s.shape[0] == 0:
         raise ValueError(f"logits must have shape (num_samples>0, num_classes), got {tuple(s.shape)}")
-    y = _to_tensor(labels, torch.int64, "labels").reshape(-1)
-    _labels_and_preds(y, y, s.shape[1])
+    y = _class_ids(labels, "labels").reshape(-1)
+    _check_class_range(y, "labels", s.shape[1])
     if y.shape[0] != s.shape[0]:
         raise ValueError(f"logits have {s.shape[0]} rows but labels has {y.shape[0]} entries")
     order = rank_order(s)
