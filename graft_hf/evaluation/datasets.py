@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from huggingface_hub import is_offline_mode
 from PIL import Image
 
 from graft_hf.evaluation.templates import EUROSAT_LABELS
@@ -270,10 +271,7 @@ def _load_hf(path: str, split: str, imagefolder: bool) -> Any:
             f"no dataset at {path!r}: pass an existing folder or a Hub dataset id ({error})"
         ) from error
     except (ConnectionError, OSError, ValueError) as error:
-        offline = os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true") or os.environ.get(
-            "HF_HUB_OFFLINE", "0"
-        ).lower() in ("1", "true")
-        hint = "the Hub cannot be reached (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set); " if offline else ""
+        hint = "the Hub cannot be reached (HF_HUB_OFFLINE is set); " if is_offline_mode() else ""
         raise RuntimeError(
             f"could not load dataset {path!r}: {hint}download it where the Hub is reachable "
             f"(`hf download {path} --repo-type dataset --local-dir DIR`) and pass --data DIR "

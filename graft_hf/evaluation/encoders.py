@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode
 from PIL import Image
 
 logger = logging.getLogger(__name__)
@@ -246,8 +246,7 @@ def _model_type(path: str) -> str | None:
 
 
 def _offline_error(model: str, error: Exception) -> RuntimeError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if offline else ""
+    hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if is_offline_mode() else ""
     return RuntimeError(
         f"could not load model {model!r}: {hint}download it where the Hub is reachable "
         f"(`hf download {model} --local-dir DIR`) and pass --model DIR "

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from graft_hf.io import atomic_path, atomic_write
 from graft_hf.tasks.tiling import PixelWindow, TileGrid
 
 __all__ = [
@@ -205,9 +205,8 @@ def render_overlay(
     for frac in (0.0, 0.5, 1.0):
         y = margin + title_h + int(frac * (bar_h - 10))
         draw.text((x_text, y), f"{vmax - frac * (vmax - vmin):.3f}", fill="black")
-    tmp = Path(png_path).with_name(f".{Path(png_path).name}.tmp-{os.getpid()}")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, png_path)
+    with atomic_path(png_path) as tmp:
+        canvas.save(tmp, format="PNG")
 
 
 def topk_features(
@@ -262,6 +261,4 @@ def write_topk_geojson(
 ) -> None:
     """Write the top-k tiles of every query as a GeoJSON FeatureCollection (atomically)."""
     collection = {"type": "FeatureCollection", "features": topk_features(src, grid, ranked, queries)}
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(collection), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(collection))

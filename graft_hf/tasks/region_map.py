@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from graft_hf.io import write_json
 from graft_hf.tasks.map_render import create_preview, paste_preview, render_overlay, write_topk_geojson
 from graft_hf.tasks.map_setup import (
     RegionMapConfig,
@@ -73,15 +74,6 @@ def _slugs(queries: tuple[str, ...]) -> list[str]:
             slug, n = f"{base}-{n}", n + 1
         slugs.append(slug)
     return slugs
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _create_score_raster(path: Path, src: Any, grid: TileGrid) -> None:
@@ -212,7 +204,7 @@ class _Run:
             "top": self.top.state(),
             "complete": complete,
         }
-        _write_json_atomic(self.progress_path, payload)
+        write_json(self.progress_path, payload, durable=True)
 
     @property
     def rgb_positions(self) -> list[int]:

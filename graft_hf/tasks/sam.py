@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode
 
 from graft_hf.tasks.segmentation import SegmentationResult
 from graft_hf.tasks.text import model_device
@@ -31,13 +32,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["SamMasks", "SamRefiner", "load_sam", "patch_centres", "refine_segmentation", "tiny_sam", "top_patch_points"]
 
 Point = tuple[float, float]
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-    return flag or bool(constants.HF_HUB_OFFLINE)
 
 
 @dataclass
@@ -139,7 +133,7 @@ def load_sam(
             f"SAM checkpoint directory not found: {source}; pass a directory holding config.json, the weights and "
             "preprocessor_config.json (SamModel/SamProcessor.save_pretrained), or a Hub id like facebook/sam-vit-base"
         )
-    offline = _offline()
+    offline = is_offline_mode()
     hint = (
         "pass the path of a local SAM directory instead (download it once where there is internet, e.g. "
         f"`hf download {source} --local-dir ./sam`, then use sam='./sam')"
