@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from graft_hf.extras import require
 from graft_hf.tasks.sam import SamRefiner, patch_centres, top_patch_points
 from graft_hf.tasks.segmentation import (
     PALETTE,
@@ -187,8 +188,7 @@ def pixel_area_m2(
 
 
 def _label_components(binary: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
-    from scipy import ndimage
-
+    ndimage = require("scipy.ndimage", "tasks", "zero-shot detection (connected components)", package="scipy")
     structure = np.ones((3, 3), dtype=bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
     labels, count = ndimage.label(binary, structure=structure)
     return labels, int(count)

@@ -28,7 +28,10 @@ def _check_against_source(module: str, cls: str) -> None:
             spec.default is MISSING and real[name].default is dataclasses.MISSING
         ), f"{cls}.{name}: source default {spec.default!r} != {real[name].default!r}"
         if spec.kind in ("int", "float", "str", "bool"):
-            base = [a for a in typing.get_args(hints[name]) if a is not type(None)] or [hints[name]]
+            hint = hints[name]
+            optional = typing.get_origin(hint) is not typing.Literal  # a Literal's args are its values
+            base = [a for a in typing.get_args(hint) if a is not type(None)] if optional else [hint]
+            base = base or [hint]
             assert any(
                 getattr(b, "__name__", None) == spec.kind or typing.get_origin(b) is typing.Literal for b in base
             )
