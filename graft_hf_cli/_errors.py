@@ -19,8 +19,15 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _reworded(args: argparse.Namespace, reason: str) -> str:
+    """``name=True`` becomes the switch ``--name``, ``name=VALUE`` becomes ``--name VALUE``."""
     flags = getattr(args, "_field_flags", None) or {}
-    return re.sub(r"\b(\w+)=", lambda m: f"{flags[m[1]]} " if m[1] in flags else m[0], reason)
+
+    def flag(match: re.Match) -> str:
+        if match[1] not in flags:
+            return match[0]
+        return flags[match[1]] if match[2] else f"{flags[match[1]]} "
+
+    return re.sub(r"\b(\w+)=(True\b)?", flag, reason)
 
 
 def speaks_flags(handler: Handler) -> Handler:

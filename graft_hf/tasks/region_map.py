@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from graft_hf.config import ConfigError
 from graft_hf.io import write_json
 from graft_hf.tasks.map_render import create_preview, paste_preview, render_overlay, write_topk_geojson
 from graft_hf.tasks.map_setup import (
@@ -288,11 +289,12 @@ def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | N
     saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
     if saved is not None and not (config.resume or config.overwrite):
         kind = "a finished" if saved.get("complete") else "an unfinished"
-        raise ValueError(
-            f"{output_dir} holds {kind} region map; pass --resume to continue it or --overwrite to start again"
+        raise ConfigError(
+            "resume",
+            f"{output_dir} holds {kind} region map; pass resume=True to continue it or overwrite=True to start again",
         )
     if config.resume and saved is None:
-        logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
+        logger.warning("resume: no progress file in %s, starting from the beginning", output_dir)
 
     model, image_processor, tokenizer = loaded if loaded is not None else load_map_model(config.model, config.device)
     indexes = band_indexes(src, config, model.config)
@@ -307,13 +309,16 @@ def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | N
     )  # fmt: skip
     if config.resume and saved is not None:
         if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != settings:
-            raise ValueError(
-                f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this command; "
-                "repeat its exact arguments with --resume, or pass --overwrite to start again"
+            raise ConfigError(
+                "resume",
+                f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this one; "
+                "repeat its exact settings with resume=True, or pass overwrite=True to start again",
             )
         missing = [str(p) for p in [*score_paths.values(), state.preview_path] if not p.exists()]
         if missing:
-            raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
+            raise ConfigError(
+                "resume", f"cannot resume: score rasters {missing} are missing; pass overwrite=True instead"
+            )
         _check_resumable(list(score_paths.values()), grid.score_shape)
         state.done, state.nodata = int(saved["windows_done"]), int(saved["windows_nodata"])
         state.top = _Top(config.top_k, config.queries, saved["top"])
@@ -336,9 +341,14 @@ def _check_resumable(paths: list[Path], shape: tuple[int, int]) -> None:
             with rasterio.open(path) as ds:
                 ok = ds.shape == shape and ds.count == 1
         except rasterio.errors.RasterioIOError as error:
-            raise ValueError(f"cannot resume: {path} is unreadable ({error}); rerun with --overwrite") from error
+            raise ConfigError(
+                "resume", f"cannot resume: {path} is unreadable ({error}); pass overwrite=True instead"
+            ) from error
         if not ok:
-            raise ValueError(f"cannot resume: {path} is not the {shape} score grid of this run; rerun with --overwrite")
+            raise ConfigError(
+                "resume",
+                f"cannot resume: {path} is not the {shape} score grid of this run; pass overwrite=True instead",
+            )
 
 
 def _tile_loop(state: _Run) -> None:

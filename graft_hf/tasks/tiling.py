@@ -89,7 +89,7 @@ class TileGrid:
                     f"window ({self.window} px) must be a multiple of the patch grid ({self.patches_per_side})"
                 )
         if self.region.width <= 0 or self.region.height <= 0:
-            raise ValueError(f"the region to map is empty ({self.region}); check --window/--bounds")
+            raise ValueError(f"the region to map is empty ({self.region}); check the window or bounds that select it")
 
     # -------------------------------------------------------------------------------------------- grid shape
     @property
