@@ -66,7 +66,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "with --resume."
         ),
     )
-    io = parser.add_argument_group("inputs and outputs")
+    _add_io_flags(parser, parser.add_argument_group("inputs and outputs"))
+    _add_tiling_flags(parser, parser.add_argument_group("tiling"))
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("batch_size", "device", "resume", "overwrite", "checkpoint_interval_s", "gdal_cache_mb", "progress"),
+        flags={"checkpoint_interval_s": "--checkpoint-every"},
+        helps={"progress": "no progress bars"},
+        metavars={"checkpoint_interval_s": "SECONDS"},
+        group=parser.add_argument_group("execution"),
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _add_io_flags(parser: argparse.ArgumentParser, io: argparse._ArgumentGroup) -> None:
     add_fields(
         parser,
         *_CONFIG,
@@ -91,7 +105,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavars={"preview_max_side": "PIXELS"},
         group=io,
     )
-    tiling = parser.add_argument_group("tiling")
+
+
+def _add_tiling_flags(parser: argparse.ArgumentParser, tiling: argparse._ArgumentGroup) -> None:
     add_fields(parser, *_CONFIG, only=("tile_size", "stride"), group=tiling)
     _add_by_hand(parser, tiling, "gsd", "--gsd")
     add_fields(parser, *_CONFIG, only=("level", "score"), group=tiling)
@@ -119,16 +135,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_numbers(float, 4, "--bounds"),
         help="region WEST,SOUTH,EAST,NORTH in degrees; write --bounds=-99.2,47,-99.1,47.1 when WEST is negative",
     )
-    add_fields(
-        parser,
-        *_CONFIG,
-        only=("batch_size", "device", "resume", "overwrite", "checkpoint_interval_s", "gdal_cache_mb", "progress"),
-        flags={"checkpoint_interval_s": "--checkpoint-every"},
-        helps={"progress": "no progress bars"},
-        metavars={"checkpoint_interval_s": "SECONDS"},
-        group=parser.add_argument_group("execution"),
-    )
-    parser.set_defaults(handler=_run)
 
 
 def config_from_args(args: argparse.Namespace) -> RegionMapConfig:

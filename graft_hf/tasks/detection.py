@@ -19,8 +19,6 @@ Example:
     >>> result.render().save("pools.png")
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from graft_hf.extras import require
+from graft_hf.config import config_dataclass, require
+from graft_hf.extras import require as require_extra
 from graft_hf.tasks.sam import SamRefiner, patch_centres, top_patch_points
 from graft_hf.tasks.segmentation import (
     PALETTE,
@@ -54,7 +53,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@config_dataclass
 class DetectionConfig:
     """Options of zero-shot detection.
 
@@ -81,14 +80,10 @@ class DetectionConfig:
     refine_with_sam: bool = False
     sam_points: int = 3
 
-    def __post_init__(self) -> None:
-        self.negatives = tuple(self.negatives)
-        if self.connectivity not in (4, 8):
-            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
-        if self.min_pixels < 1:
-            raise ValueError(f"min_pixels must be at least 1, got {self.min_pixels}")
-        if self.sam_points < 1:
-            raise ValueError(f"sam_points must be at least 1, got {self.sam_points}")
+    def validate_counts(self) -> None:
+        require(self.min_pixels >= 1, "min_pixels", f"must be at least 1, got {self.min_pixels}")
+        require(self.sam_points >= 1, "sam_points", f"must be at least 1, got {self.sam_points}")
+        require(self.logit_scale > 0, "logit_scale", f"must be positive, got {self.logit_scale}")
 
 
 @dataclass
@@ -188,7 +183,7 @@ def pixel_area_m2(
 
 
 def _label_components(binary: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
-    ndimage = require("scipy.ndimage", "tasks", "zero-shot detection (connected components)", package="scipy")
+    ndimage = require_extra("scipy.ndimage", "tasks", "zero-shot detection (connected components)", package="scipy")
     structure = np.ones((3, 3), dtype=bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
     labels, count = ndimage.label(binary, structure=structure)
     return labels, int(count)

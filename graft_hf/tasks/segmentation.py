@@ -18,8 +18,6 @@ Example:
     >>> result.overlay().save("segmentation.png")                    # colour overlay with a legend
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from graft_hf.config import config_dataclass, require
 from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator, SegmentationMetrics
 from graft_hf.tasks.text import encode_queries, model_device
 
@@ -60,7 +59,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 ScoreType = Literal["cosine", "softmax"]
 
 
-@dataclass
+@config_dataclass
 class SegmentationConfig:
     """Options of zero-shot segmentation.
 
@@ -86,13 +85,8 @@ class SegmentationConfig:
     background_name: str = "background"
     upsample_mode: Literal["bilinear", "nearest"] = "bilinear"
 
-    def __post_init__(self) -> None:
-        if self.score not in ("cosine", "softmax"):
-            raise ValueError(f"score must be 'cosine' or 'softmax', got {self.score!r}")
-        if self.upsample_mode not in ("bilinear", "nearest"):
-            raise ValueError(f"upsample_mode must be 'bilinear' or 'nearest', got {self.upsample_mode!r}")
-        if self.logit_scale <= 0:
-            raise ValueError(f"logit_scale must be positive, got {self.logit_scale}")
+    def validate_logit_scale(self) -> None:
+        require(self.logit_scale > 0, "logit_scale", f"must be positive, got {self.logit_scale}")
 
     @property
     def has_background(self) -> bool:
