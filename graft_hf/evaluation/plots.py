@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CORRECT_COLOR", "INCORRECT_COLOR", "plot_confusion_matrix", "retrieval_grid"]
+__all__ = ["CORRECT_COLOR", "INCORRECT_COLOR", "load_font", "plot_confusion_matrix", "retrieval_grid"]
 
 CORRECT_COLOR = (40, 167, 69)
 """RGB of the border around a retrieved image that is relevant to its query."""
@@ -129,7 +129,8 @@ def _draw_confusion(fig: Figure, ax: Axes, counts: np.ndarray, class_names: Sequ
             ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def load_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's default font at `size` pixels (a fixed bitmap font on Pillow < 10.1)."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has no sized default font
@@ -257,7 +258,7 @@ class _GridLayout:
         max_lines = max(1, (self.thumb_size + 2 * self.border) // line_height)
         if len(lines) > max_lines:
             lines = [*lines[: max_lines - 1], lines[max_lines - 1][: chars_per_line - 1] + "…"]
-        font = _font(self.text_size)
+        font = load_font(self.text_size)
         for i, line in enumerate(lines):
             draw.text((self.pad, top + i * line_height), line, fill=_TEXT_COLOR, font=font)
 
@@ -277,7 +278,7 @@ class _GridLayout:
         canvas.paste(_fit_thumbnail(image, self.thumb_size), (left + self.border, top + self.border))
         if caption is None:
             return
-        font = _font(max(8, self.text_size - 2))
+        font = load_font(max(8, self.text_size - 2))
         wrapped = textwrap.wrap(caption, width=max(4, int(self.thumb_size / (0.5 * self.text_size))))
         for j, line in enumerate(wrapped[: self.caption_lines]):
             draw.text((left, top + side + 1 + j * (self.text_size + 1)), line, fill=_TEXT_COLOR, font=font)

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from graft_hf.config import config_dataclass, require
 from graft_hf.extras import require as require_extra
@@ -382,8 +383,6 @@ def render_detections(image: Any, instances: Sequence[DetectedInstance], alpha: 
     Returns:
         An RGB `PIL.Image.Image`.
     """
-    from PIL import Image, ImageDraw
-
     rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (height, width, 3) RGB, got {rgb.dtype} {rgb.shape}")

@@ -12,13 +12,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import rasterio
+import torch
+from rasterio.io import DatasetReader
+from rasterio.warp import transform_bounds
+from rasterio.windows import from_bounds
+from transformers import AutoModel, AutoProcessor, PreTrainedTokenizerBase
+
 from graft_hf.config import ConfigError, config_dataclass, require
 from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError, UnwritablePathError
+from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
 from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres
+from graft_hf.tokenizer import load_clip_tokenizer
 
 logger = logging.getLogger(__name__)
 
+#: A GRAFT model in eval mode with its image processor and tokenizer, as `load_map_model` returns them.
+LoadedModel = tuple[GraftModel, GraftImageProcessor, PreTrainedTokenizerBase]
+
 __all__ = [
+    "LoadedModel",
     "RegionMapConfig",
     "RegionMapResult",
     "band_indexes",
@@ -171,7 +184,20 @@ class RegionMapResult:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
+def _saved_processor(model: str) -> tuple[GraftImageProcessor | None, PreTrainedTokenizerBase | None]:
+    """The image processor and tokenizer saved with the model, where there are any."""
+    saved_files = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    if Path(model).is_dir() and not any((Path(model) / name).exists() for name in saved_files):
+        return None, None  # a bare model directory: skip AutoProcessor's lookups
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+    except (OSError, ValueError, TypeError) as error:
+        logger.info("no processor saved with %s (%s); building one from the config", model, error)
+        return None, None
+    return getattr(processor, "image_processor", None), getattr(processor, "tokenizer", None)
+
+
+def load_map_model(model: str, device: str = "auto") -> LoadedModel:
     """Load a GRAFT model with its image processor and tokenizer.
 
     Args:
@@ -185,13 +211,6 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
     Raises:
         RuntimeError: If the model cannot be loaded, naming how to pass a local directory.
     """
-    import torch
-    from transformers import AutoModel, AutoProcessor
-
-    import graft_hf  # noqa: F401  (registers GRAFT with the Auto classes)
-    from graft_hf.modeling import GraftImageProcessor, GraftModel
-    from graft_hf.tokenizer import load_clip_tokenizer
-
     try:
         loaded = AutoModel.from_pretrained(model)
     except (OSError, ValueError) as error:
@@ -205,19 +224,7 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
         raise ConfigError(
             "model", f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint"
         )
-    image_processor = tokenizer = None
-    saved_files = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-    if Path(model).is_dir() and not any((Path(model) / name).exists() for name in saved_files):
-        processor = None  # a bare model directory: skip AutoProcessor's lookups
-    else:
-        try:
-            processor = AutoProcessor.from_pretrained(model)
-        except (OSError, ValueError, TypeError) as error:
-            logger.info("no processor saved with %s (%s); building one from the config", model, error)
-            processor = None
-    if processor is not None:
-        image_processor = getattr(processor, "image_processor", None)
-        tokenizer = getattr(processor, "tokenizer", None)
+    image_processor, tokenizer = _saved_processor(model)
     if not isinstance(image_processor, GraftImageProcessor):
         image_processor = GraftImageProcessor.from_graft_config(loaded.config)
     if tokenizer is None:
@@ -228,10 +235,8 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- checks
-def open_raster(path: str) -> Any:
+def open_raster(path: str) -> DatasetReader:
     """Open the input raster, refusing a missing file, an empty raster or one without a CRS."""
-    import rasterio
-
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
         raise MissingPathError("raster", f"raster not found: {path}")
     try:
@@ -251,7 +256,7 @@ def open_raster(path: str) -> Any:
     return src
 
 
-def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[int]:
+def band_indexes(src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig) -> list[int]:
     """1-based raster bands to read: `config.bands`, the full sensor stack, or the first 3 of an RGB(A) image."""
     names = list(model_config.band_names)
     if config.bands is not None:
@@ -292,16 +297,13 @@ def check_writable(output_dir: Path) -> None:
         ) from error
 
 
-def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
+def resolve_region(src: DatasetReader, config: RegionMapConfig) -> PixelWindow:
     """The pixel region to map: `config.window`, `config.bounds` (degrees) or the whole raster, clipped to it."""
     full = PixelWindow(0, 0, src.width, src.height)
     if config.window is not None:
         col, row, width, height = (int(v) for v in config.window)
         wanted = PixelWindow(col, row, width, height)
     elif config.bounds is not None:
-        from rasterio.warp import transform_bounds
-        from rasterio.windows import from_bounds
-
         west, south, east, north = config.bounds
         box = transform_bounds("EPSG:4326", src.crs, west, south, east, north, densify_pts=21)
         win = from_bounds(*box, transform=src.transform)
@@ -319,26 +321,32 @@ def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
     return PixelWindow(c0, r0, c1 - c0, r1 - r0)
 
 
-def tile_grid(src: Any, config: RegionMapConfig, model_config: Any, region: PixelWindow) -> tuple[TileGrid, int, float]:
+def _window_scale(src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig) -> tuple[float, float | None]:
+    """Raster pixels per model-input pixel (1.0: native) and the raster's metres per pixel (None if unknown)."""
+    raster_gsd = raster_gsd_metres(src)
+    target = model_config.gsd if config.gsd == "model" else config.gsd
+    if target == "native" or target is None:
+        return 1.0, raster_gsd
+    if raster_gsd is None:
+        if config.gsd != "model":
+            raise ConfigError(
+                "gsd",
+                f"raster {config.raster} has a geographic CRS ({src.crs}), so {config.gsd} metres per pixel cannot "
+                "be converted to pixels; reproject it to a projected CRS (e.g. UTM) or use gsd='native'",
+            )
+        logger.warning("raster %s has a geographic CRS: tiling at its native resolution", config.raster)
+        return 1.0, None
+    scale = float(target) / raster_gsd
+    return (1.0 if abs(scale - 1.0) < 0.01 else scale), raster_gsd
+
+
+def tile_grid(
+    src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig, region: PixelWindow
+) -> tuple[TileGrid, int, float]:
     """The tile grid, the model-input tile size and the tile's metres per pixel (NaN if unknown)."""
     vision = model_config.vision_config
     tile = config.tile_size or vision.image_size
-    raster_gsd = raster_gsd_metres(src)
-    target = model_config.gsd if config.gsd == "model" else config.gsd
-    scale = 1.0
-    if target != "native" and target is not None:
-        if raster_gsd is None:
-            if config.gsd != "model":
-                raise ConfigError(
-                    "gsd",
-                    f"raster {config.raster} has a geographic CRS ({src.crs}), so {config.gsd} metres per pixel cannot "
-                    "be converted to pixels; reproject it to a projected CRS (e.g. UTM) or use gsd='native'",
-                )
-            logger.warning("raster %s has a geographic CRS: tiling at its native resolution", config.raster)
-        else:
-            scale = float(target) / raster_gsd
-            if abs(scale - 1.0) < 0.01:
-                scale = 1.0
+    scale, raster_gsd = _window_scale(src, config, model_config)
     if config.level == "patch":
         if model_config.use_patch_head is False:
             raise ConfigError(

@@ -21,7 +21,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from graft_hf.tasks.detection import DetectionConfig, DetectionResult, ObjectDetector, PreparedImage
+from PIL import Image, ImageDraw
+
+from graft_hf.evaluation.plots import load_font
+from graft_hf.tasks.detection import (
+    DetectionConfig,
+    DetectionResult,
+    ObjectDetector,
+    PreparedImage,
+    render_detections,
+)
 from graft_hf.tasks.vqa_program import Compare, Program, ProgramError, Query, parse_program, run_program
 
 logger = logging.getLogger(__name__)
@@ -282,7 +291,7 @@ class VQAAnswer:
         return render_answer(self, image)
 
 
-def render_answer(answer: VQAAnswer, image: Any = None):
+def render_answer(answer: VQAAnswer, image: Any = None) -> Image.Image:
     """The detections behind an answer drawn on the image, with the question and answer as a caption.
 
     Args:
@@ -292,11 +301,6 @@ def render_answer(answer: VQAAnswer, image: Any = None):
     Returns:
         An RGB `PIL.Image.Image`.
     """
-    from PIL import Image, ImageDraw
-
-    from graft_hf.tasks.detection import render_detections
-    from graft_hf.tasks.segmentation import load_font
-
     if image is None:
         image = next((d.image for d in answer.detections.values() if d.image is not None), None)
     if image is None:
