@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import torch
-from datasets import Dataset
+from datasets import Dataset, List, Value
 
 from graft_hf.extras import require
 from graft_hf.io import atomic_path, atomic_write
@@ -281,8 +281,6 @@ class EmbeddingIndex:
 
     @staticmethod
     def _fixed_feature(dim: int):
-        from datasets import List, Value
-
         return List(Value("float32"), length=dim)
 
     def to_dataset(self) -> Dataset:

@@ -28,16 +28,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rasterio
 from datasets import ClassLabel, LargeList, List, load_dataset
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
 from datasets import Sequence as HFSequence
 from huggingface_hub import is_offline_mode
 from PIL import Image
+from rasterio.enums import Resampling
 
 from graft_hf.config import ConfigError
 from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES, EUROSAT_LABELS
+from graft_hf.modeling import GraftImageProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +185,6 @@ def to_rgb_image(image: Image.Image | np.ndarray, sensor: str = "rgb") -> Image.
     """An RGB PIL image from a PIL image or a `(bands, H, W)` array of a `SENSOR_PRESETS` sensor."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    from graft_hf.modeling import GraftImageProcessor
 
     processor = GraftImageProcessor(sensor=sensor, do_resize=False, do_normalize=False)
     rgb = processor(np.asarray(image), return_tensors=None, input_data_format="channels_first")["pixel_values"][0]
@@ -196,9 +198,6 @@ def _bigearthnet_patches(root: Path) -> list[Path]:
 
 def _read_bigearthnet_patch(folder: Path) -> np.ndarray:
     """`(12, 120, 120)` uint16: every band resampled (bilinear) to the 10 m grid."""
-    import rasterio
-    from rasterio.enums import Resampling
-
     bands = []
     for band in _S2_BANDS:
         path = folder / f"{folder.name}_{band}.tif"

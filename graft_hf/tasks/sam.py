@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from huggingface_hub import is_offline_mode
+from huggingface_hub import is_offline_mode, try_to_load_from_cache
+from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from graft_hf.tasks.segmentation import SegmentationResult
 from graft_hf.tasks.text import model_device
@@ -123,8 +124,6 @@ def load_sam(
     Returns:
         A :class:`SamRefiner`.
     """
-    from transformers import SamModel, SamProcessor
-
     source = os.fspath(name_or_path)
     path = Path(source).expanduser()
     is_local = path.is_dir()
@@ -139,8 +138,6 @@ def load_sam(
         f"`hf download {source} --local-dir ./sam`, then use sam='./sam')"
     )
     if not is_local and offline:
-        from huggingface_hub import try_to_load_from_cache
-
         if not isinstance(try_to_load_from_cache(source, "config.json"), str):
             raise OSError(f"SAM model {source!r} is not in the local Hub cache and HF_HUB_OFFLINE is set; {hint}")
     try:
@@ -159,8 +156,6 @@ def load_sam(
 
 def tiny_sam(seed: int = 0, image_size: int = 64) -> SamRefiner:
     """A tiny random SAM (a few thousand parameters) with a matching processor, for tests and examples."""
-    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
-
     if image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
     config = SamConfig(
