@@ -30,7 +30,7 @@ behind the segmentation metrics (:mod:`graft_hf.evaluation.segmentation_metrics`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,9 +132,23 @@ def _recall_from_sorted(rel_sorted: torch.Tensor, num_relevant: torch.Tensor, k:
     return torch.where(num_relevant > 0, hits / num_relevant.clamp(min=1), torch.full_like(hits, float("nan")))
 
 
-def _query_chunks(num_queries: int, num_items: int) -> range:
+def _query_slices(num_queries: int, num_items: int) -> Iterator[slice]:
+    """Blocks of queries whose `(queries, items)` float64 buffers stay under `_MAX_ELEMENTS`."""
     step = max(1, _MAX_ELEMENTS // max(num_items, 1))
-    return range(0, num_queries, step)
+    for start in range(0, num_queries, step):
+        yield slice(start, start + step)
+
+
+def _per_query(
+    scores: ArrayLike, relevance: ArrayLike, metric: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> np.ndarray:
+    """`metric(relevance in rank order, num_relevant)` for every query, block by block (0-d for 1-D input)."""
+    s, r, squeeze = _scores_and_relevance(scores, relevance)
+    out = torch.empty(s.shape[0], dtype=torch.float64)
+    for sl in _query_slices(*s.shape):
+        out[sl] = metric(_sorted_relevance(s[sl], r[sl]), r[sl].sum(dim=1))
+    result = out.numpy()
+    return result[0] if squeeze else result
 
 
 def average_precision(scores: ArrayLike, relevance: ArrayLike, k: int | None = None) -> np.ndarray:
@@ -152,13 +166,7 @@ def average_precision(scores: ArrayLike, relevance: ArrayLike, k: int | None = N
     """
     if k is not None:
         _check_k(k)
-    s, r, squeeze = _scores_and_relevance(scores, relevance)
-    out = torch.empty(s.shape[0], dtype=torch.float64)
-    for start in _query_chunks(*s.shape):
-        sl = slice(start, start + max(1, _MAX_ELEMENTS // s.shape[1]))
-        out[sl] = _ap_from_sorted(_sorted_relevance(s[sl], r[sl]), r[sl].sum(dim=1), k)
-    result = out.numpy()
-    return result[0] if squeeze else result
+    return _per_query(scores, relevance, lambda rel_sorted, num_relevant: _ap_from_sorted(rel_sorted, num_relevant, k))
 
 
 def recall_at_k(scores: ArrayLike, relevance: ArrayLike, k: int) -> np.ndarray:
@@ -175,13 +183,9 @@ def recall_at_k(scores: ArrayLike, relevance: ArrayLike, k: int) -> np.ndarray:
         float64 array `(num_queries,)`; NaN for queries without relevant items.
     """
     _check_k(k)
-    s, r, squeeze = _scores_and_relevance(scores, relevance)
-    out = torch.empty(s.shape[0], dtype=torch.float64)
-    for start in _query_chunks(*s.shape):
-        sl = slice(start, start + max(1, _MAX_ELEMENTS // s.shape[1]))
-        out[sl] = _recall_from_sorted(_sorted_relevance(s[sl], r[sl]), r[sl].sum(dim=1), k)
-    result = out.numpy()
-    return result[0] if squeeze else result
+    return _per_query(
+        scores, relevance, lambda rel_sorted, num_relevant: _recall_from_sorted(rel_sorted, num_relevant, k)
+    )
 
 
 def single_positive_recall(scores: ArrayLike, positives: ArrayLike, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
@@ -213,8 +217,7 @@ def single_positive_recall(scores: ArrayLike, positives: ArrayLike, ks: Sequence
         _check_k(k)
     ranks = torch.empty(s.shape[0], dtype=torch.int64)
     columns = torch.arange(s.shape[1])
-    for start in _query_chunks(*s.shape):
-        sl = slice(start, start + max(1, _MAX_ELEMENTS // max(s.shape[1], 1)))
+    for sl in _query_slices(*s.shape):
         target = s[sl].gather(1, pos[sl, None])  # (chunk, 1)
         before = (s[sl] > target) | ((s[sl] == target) & (columns[None, :] < pos[sl, None]))
         ranks[sl] = before.sum(dim=1)  # 0-based rank of the positive
@@ -288,8 +291,7 @@ def retrieval_metrics(
     names = ["mAP", *(f"mAP@{k}" for k in map_ks), *(f"recall@{k}" for k in recall_ks)]
     per_query = {name: torch.empty(s.shape[0], dtype=torch.float64) for name in names}
     num_relevant = r.sum(dim=1)
-    for start in _query_chunks(*s.shape):
-        sl = slice(start, start + max(1, _MAX_ELEMENTS // s.shape[1]))
+    for sl in _query_slices(*s.shape):
         rel_sorted, n_rel = _sorted_relevance(s[sl], r[sl]), num_relevant[sl]
         per_query["mAP"][sl] = _ap_from_sorted(rel_sorted, n_rel, None)
         for k in map_ks:
