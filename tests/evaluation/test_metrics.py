@@ -130,7 +130,7 @@ def test_retrieval_metrics_bundle_and_means():
 
 
 def test_query_chunking_gives_same_result(monkeypatch):
-    import graft_hf.evaluation.metrics as m
+    import graft_hf.evaluation.retrieval as m
 
     scores, rel = random_case(7, q=11, n=40)
     full = m.retrieval_metrics(scores, rel).per_query
