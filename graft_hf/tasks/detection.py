@@ -22,17 +22,21 @@ Example:
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from transformers import PreTrainedTokenizerBase
 
 from graft_hf.config import config_dataclass, require
 from graft_hf.extras import require as require_extra
+from graft_hf.modeling import GraftImageProcessor, GraftModel
 from graft_hf.tasks.sam import SamRefiner, patch_centres, top_patch_points
 from graft_hf.tasks.segmentation import (
     PALETTE,
+    ImageLike,
+    RGBLike,
     ZeroShotSegmenter,
     load_font,
     patch_similarity,
@@ -150,7 +154,7 @@ class DetectionResult:
         """Fraction of the image covered by the instances."""
         return float(self.union_mask().float().mean())
 
-    def render(self, image: Any = None, alpha: float = 0.45):
+    def render(self, image: RGBLike | None = None, alpha: float = 0.45) -> Image.Image:
         """Masks, boxes and labels drawn on the image (a PIL image); see :func:`render_detections`."""
         image = self.image if image is None else image
         if image is None:
@@ -286,15 +290,21 @@ class ObjectDetector:
         sam: Optional :class:`~graft_hf.tasks.sam.SamRefiner` for `DetectionConfig(refine_with_sam=True)`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any = None, sam: SamRefiner | None = None):
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: GraftImageProcessor | None = None,
+        sam: SamRefiner | None = None,
+    ):
         self.segmenter = ZeroShotSegmenter(model, tokenizer, image_processor)
         self.sam = sam
 
     @property
-    def model(self) -> Any:
+    def model(self) -> GraftModel:
         return self.segmenter.model
 
-    def prepare(self, image: Any) -> PreparedImage:
+    def prepare(self, image: ImageLike | PreparedImage) -> PreparedImage:
         """Reads and encodes an image once, for any number of :meth:`detect` calls."""
         if isinstance(image, PreparedImage):
             return image
@@ -303,7 +313,7 @@ class ObjectDetector:
 
     def detect(
         self,
-        image: Any,
+        image: ImageLike | PreparedImage,
         query: str,
         config: DetectionConfig | None = None,
         gsd: float | tuple[float, float] | None = None,
@@ -372,7 +382,7 @@ class ObjectDetector:
         return refined
 
 
-def render_detections(image: Any, instances: Sequence[DetectedInstance], alpha: float = 0.45):
+def render_detections(image: RGBLike, instances: Sequence[DetectedInstance], alpha: float = 0.45) -> Image.Image:
     """Draws instance masks, boxes and `label score area` captions on an image.
 
     Args:

@@ -18,7 +18,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -58,8 +57,8 @@ class SamRefiner:
         mask_threshold: Logit threshold for binarising SAM's masks.
     """
 
-    model: Any
-    processor: Any
+    model: SamModel
+    processor: SamProcessor
     mask_threshold: float = 0.0
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ Example:
 """
 
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,11 +28,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from transformers import PreTrainedTokenizerBase
 
 from graft_hf.config import config_dataclass, require
 from graft_hf.evaluation.plots import load_font
 from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator, SegmentationMetrics
-from graft_hf.modeling import GraftImageProcessor
+from graft_hf.modeling import GraftImageProcessor, GraftModel
 from graft_hf.tasks.map_render import apply_colormap
 from graft_hf.tasks.text import encode_queries, model_device
 
@@ -61,6 +63,10 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )  # fmt: skip
 
 ScoreType = Literal["cosine", "softmax"]
+#: An input image: PIL, an HWC/CHW array or tensor (raw sensor values or RGB), or a GeoTIFF/image path.
+ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
+#: An RGB picture to draw on: uint8 `(height, width, 3)` array or a PIL image.
+RGBLike = Image.Image | np.ndarray
 
 
 @config_dataclass
@@ -135,7 +141,7 @@ class SegmentationResult:
             raise KeyError(f"no label {class_name!r}; labels are {list(self.class_names)}")
         return self.mask == self.class_names.index(class_name)
 
-    def overlay(self, image: Any = None, alpha: float = 0.5, legend: bool = True):
+    def overlay(self, image: RGBLike | None = None, alpha: float = 0.5, legend: bool = True) -> Image.Image:
         """Colour overlay of the mask on the image with a legend (a PIL image); see :func:`render_overlay`."""
         image = self.image if image is None else image
         if image is None:
@@ -235,7 +241,7 @@ def _to_uint8_rgb(rgb_unit: torch.Tensor) -> np.ndarray:
     return (rgb_unit.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.ndarray]:
+def prepare_image(image: ImageLike, image_processor: GraftImageProcessor) -> tuple[torch.Tensor, np.ndarray]:
     """Model input and a displayable RGB copy of one image, through the same sensor-aware processor.
 
     Args:
@@ -254,7 +260,7 @@ def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.nd
 
 
 def render_overlay(
-    image: Any,
+    image: RGBLike,
     mask: torch.Tensor | np.ndarray,
     class_names: Sequence[str],
     alpha: float = 0.5,
@@ -321,7 +327,7 @@ def _with_legend_panel(
 
 
 def render_score_map(
-    image: Any,
+    image: RGBLike,
     score_map: torch.Tensor | np.ndarray,
     alpha: float = 0.6,
     vmin: float | None = None,
@@ -364,7 +370,12 @@ class ZeroShotSegmenter:
         image_processor: A `GraftImageProcessor`; defaults to the one matching `model.config`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any = None) -> None:
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: GraftImageProcessor | None = None,
+    ) -> None:
         if image_processor is None:
             image_processor = GraftImageProcessor.from_graft_config(model.config)
         self.model = model
@@ -391,7 +402,7 @@ class ZeroShotSegmenter:
         return patch_similarity(self.patch_embeds(pixel_values), self.encode_queries(queries, templates)).cpu()
 
     def segment(
-        self, image: Any, class_names: Sequence[str], config: SegmentationConfig | None = None
+        self, image: ImageLike, class_names: Sequence[str], config: SegmentationConfig | None = None
     ) -> SegmentationResult:
         """Segments one image.
 

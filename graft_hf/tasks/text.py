@@ -13,17 +13,28 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from graft_hf.evaluation.templates import get_templates
 from graft_hf.modeling.modeling_graft import ensemble_text_embeddings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["encode_queries", "make_text_encoder", "model_device"]
+__all__ = ["TextTower", "encode_queries", "make_text_encoder", "model_device"]
+
+
+class TextTower(Protocol):
+    """A model with a text tower in the joint space, e.g. a `GraftModel`."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -33,7 +44,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def make_text_encoder(model: Any, tokenizer: Any) -> Callable[[list[str]], torch.Tensor]:
+def make_text_encoder(model: TextTower, tokenizer: PreTrainedTokenizerBase) -> Callable[[list[str]], torch.Tensor]:
     """A function mapping prompts to text embeddings, as `graft_hf.evaluation.zeroshot` expects.
 
     Args:
@@ -60,8 +71,8 @@ def make_text_encoder(model: Any, tokenizer: Any) -> Callable[[list[str]], torch
 
 @torch.no_grad()
 def encode_queries(
-    model: Any,
-    tokenizer: Any,
+    model: TextTower,
+    tokenizer: PreTrainedTokenizerBase,
     queries: Sequence[str],
     templates: str | Sequence[str] | None = None,
     batch_size: int = 64,

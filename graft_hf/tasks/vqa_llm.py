@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from graft_hf.extras import require
 from graft_hf.tasks.vqa import CannotAnswerError
@@ -163,7 +163,9 @@ class LLMPlanner:
         return cls(_transformers_generate(model, tokenizer, max_new_tokens))
 
 
-def _transformers_generate(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[[Messages], str]:
+def _transformers_generate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
+) -> Callable[[Messages], str]:
     def generate(messages: Messages) -> str:
         if getattr(tokenizer, "chat_template", None):
             encoded = tokenizer.apply_chat_template(
