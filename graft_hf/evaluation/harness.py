@@ -329,6 +329,16 @@ def _embed_images(encoder: Encoder, dataset: EvalDataset, batch_size: int, progr
     return torch.cat(chunks)
 
 
+def _prompt_names(data: EvalDataset, class_names: Sequence[str] | None) -> list[str]:
+    """The names prompts are built from (one per class), checking the dataset has images."""
+    if len(data) == 0:
+        raise ValueError(f"dataset {data.name} ({data.split}) has no images")
+    prompt_names = list(class_names) if class_names is not None else list(data.prompt_names)
+    if len(prompt_names) != data.num_classes:
+        raise ConfigError("class_names", f"got {len(prompt_names)} for a dataset with {data.num_classes} classes")
+    return prompt_names
+
+
 def _zero_shot_classifier(
     encoder: Encoder, prompt_names: list[str], templates: tuple[str, ...], dim: int
 ) -> torch.Tensor:
@@ -396,11 +406,7 @@ def evaluate_model(
     if batch_size <= 0:
         raise ConfigError("batch_size", f"must be positive, got {batch_size}")
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset)
-    if len(data) == 0:
-        raise ValueError(f"dataset {data.name} ({data.split}) has no images")
-    prompt_names = list(class_names) if class_names is not None else list(data.prompt_names)
-    if len(prompt_names) != data.num_classes:
-        raise ConfigError("class_names", f"got {len(prompt_names)} for a dataset with {data.num_classes} classes")
+    prompt_names = _prompt_names(data, class_names)
     temps = resolve_templates(templates)
     encoder = _as_encoder(model_or_encoder, device).for_sensor(data.sensor)
     started = time.perf_counter()
@@ -411,7 +417,6 @@ def evaluate_model(
     labels = torch.as_tensor(data.labels)
     retrieval = class_retrieval_metrics(classifier, image_embeds, labels, data.class_names, map_ks, recall_ks)
     cosine = F.normalize(classifier, dim=-1) @ F.normalize(image_embeds, dim=-1).T  # (num_classes, num_images)
-    top = torch.topk(cosine, k=min(top_k, len(data)), dim=1).indices.numpy()
     seconds = time.perf_counter() - started
     logger.info("evaluated %s on %d images of %s in %.1f s", encoder.name, len(data), data.name, seconds)
     return EvalReport(
@@ -424,7 +429,7 @@ def evaluate_model(
         multilabel=multilabel,
         retrieval=retrieval,
         support=support,
-        top_indices=top,
+        top_indices=torch.topk(cosine, k=min(top_k, len(data)), dim=1).indices.numpy(),
         seconds=seconds,
         image_embeds=image_embeds if keep_embeddings else None,
     )
