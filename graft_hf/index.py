@@ -8,7 +8,7 @@ of unit vectors):
 * exact: a batched matrix product over the gallery in chunks (memory bounded by the chunk size), top-k per
   chunk with ``torch.topk``, merged across chunks;
 * approximate: a faiss index (IVF-Flat by default, HNSW optional) built on demand and saved next to the dataset.
-  faiss is imported lazily; install it with ``pip install faiss-cpu``.
+  faiss is imported lazily; it comes with the ``search`` extra (``pip install 'graft-hf[search]'``).
 
 Results come back as :class:`SearchResult` records carrying the score, the row and the tile's coordinates.
 
@@ -30,26 +30,31 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import torch
-from datasets import Dataset
+from datasets import Dataset, List, Value
+
+from graft_hf.extras import require
+from graft_hf.io import atomic_path, atomic_write
+from graft_hf.pairs.schema import COORDINATE_COLUMNS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ApproximateIndexConfig", "EmbeddingIndex", "SearchResult"]
+__all__ = ["STANDARD_COLUMNS", "ApproximateIndexConfig", "EmbeddingIndex", "SearchResult"]
 
 _CONFIG_FILE = "index_config.json"
 _FAISS_FILE = "faiss.index"
 _DATASET_DIR = "dataset"
 
-# Candidate column names for the standard fields, first match wins (the pairs schema uses center_lat, ...).
-_COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "tile_id": ("tile_id", "id"),
-    "lat": ("lat", "center_lat", "latitude"),
-    "lon": ("lon", "center_lon", "longitude"),
+#: Candidate column names of the standard metadata fields, first match wins (lat/lon: the pairs schema's list).
+STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tile_id": ("tile_id", "id", "filename"),
+    "lat": COORDINATE_COLUMNS["lat"],
+    "lon": COORDINATE_COLUMNS["lon"],
     "date": ("date", "acquisition_date"),
 }
 
@@ -116,15 +121,13 @@ class ApproximateIndexConfig:
         return max(1, min(2 ** math.ceil(math.log2(max(math.sqrt(n), 1))), n // 39))
 
 
-def _import_faiss():
-    try:
-        import faiss
-    except ImportError as err:
-        raise ImportError(
-            "approximate search needs faiss, which is not installed; install it with `pip install faiss-cpu` "
-            "(or use exact search: EmbeddingIndex.search)"
-        ) from err
-    return faiss
+def _import_faiss() -> ModuleType:
+    return require(
+        "faiss",
+        "search",
+        "approximate search (exact search, EmbeddingIndex.search, needs nothing)",
+        package="faiss-cpu",
+    )
 
 
 def _normalize_rows(x: np.ndarray) -> np.ndarray:
@@ -278,8 +281,6 @@ class EmbeddingIndex:
 
     @staticmethod
     def _fixed_feature(dim: int):
-        from datasets import List, Value
-
         return List(Value("float32"), length=dim)
 
     def to_dataset(self) -> Dataset:
@@ -287,12 +288,12 @@ class EmbeddingIndex:
         return self.dataset
 
     def _resolve_columns(self, columns: Mapping[str, str]) -> dict[str, str | None]:
-        unknown = set(columns) - set(_COLUMN_CANDIDATES)
+        unknown = set(columns) - set(STANDARD_COLUMNS)
         if unknown:
-            raise ValueError(f"unknown standard fields {sorted(unknown)}; use {sorted(_COLUMN_CANDIDATES)}")
+            raise ValueError(f"unknown standard fields {sorted(unknown)}; use {sorted(STANDARD_COLUMNS)}")
         names = self.dataset.column_names
         out: dict[str, str | None] = {}
-        for key, candidates in _COLUMN_CANDIDATES.items():
+        for key, candidates in STANDARD_COLUMNS.items():
             if key in columns:
                 if columns[key] not in names:
                     raise ValueError(f"column {columns[key]!r} (for {key}) is not in the dataset columns {names}")
@@ -536,10 +537,11 @@ class EmbeddingIndex:
             "chunk_size": self.chunk_size,
             "approximate": asdict(self.approximate_config) if self.approximate_config else None,
         }
-        (path / _CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        atomic_write(path / _CONFIG_FILE, json.dumps(config, indent=2))
         faiss_path = path / _FAISS_FILE
         if self._faiss_index is not None:
-            _import_faiss().write_index(self._faiss_index, str(faiss_path))
+            with atomic_path(faiss_path) as tmp:
+                _import_faiss().write_index(self._faiss_index, str(tmp))
         elif faiss_path.exists():
             faiss_path.unlink()  # a stale index from an earlier save would not match this dataset
 

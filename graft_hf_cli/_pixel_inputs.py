@@ -1,18 +1,27 @@
-"""Shared input handling of ``graft segment``, ``graft detect`` and ``graft ask`` (not a subcommand).
+"""Shared arguments and input handling of ``graft segment``, ``graft detect`` and ``graft ask`` (not a subcommand).
 
-Imported only inside those commands' handlers, so ``graft --help`` never loads it. An input image is a PNG/JPEG or a
-GeoTIFF; for a GeoTIFF the CRS, transform and ground sample distance travel with it so outputs can be
-georeferenced and areas measured.
+Standard library only at import time (``graft --help`` imports it through those commands); :mod:`graft_hf` is
+imported inside the functions that need it. An input image is a PNG/JPEG or a GeoTIFF; for a GeoTIFF the CRS,
+transform and ground sample distance travel with it so outputs can be georeferenced and areas measured.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from graft_hf_cli._errors import name_flag
+from graft_hf_cli._fields import read_fields
+
+if TYPE_CHECKING:
+    from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
+    from transformers import PreTrainedTokenizerBase
+
+    from graft_hf.tasks.sam import SamRefiner
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +71,48 @@ class ImageInput:
         }
 
 
+def add_image_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    query_help: str | None = None,
+    sam_help: str | None = None,
+    sam_points_help: str | None = None,
+    config: tuple[str, str] = ("graft_hf.tasks.detection", "DetectionConfig"),
+) -> None:
+    """The flags every pixel task shares: ``--image``, ``--model``, ``--templates``, ``--gsd``, ``--device``.
+
+    Args:
+        parser: The subcommand's parser.
+        query_help: Add ``--query`` (repeatable) and ``-o/--output`` with this help for the query.
+        sam_help: Add ``--sam`` with this help.
+        sam_points_help: Add ``--sam-points`` (default 3) with this help (detect reads it from its config instead).
+        config: The task's config class, whose `templates` field gives the ``--templates`` default.
+    """
+    parser.add_argument("--image", required=True, help="PNG/JPEG, or a GeoTIFF of the model's sensor (or RGB)")
+    if query_help is not None:
+        parser.add_argument("--query", action="append", default=[], help=query_help)
+    parser.add_argument(
+        "--model", default=os.environ.get("GRAFT_MODEL"), help="GRAFT model directory or Hub id; default $GRAFT_MODEL"
+    )
+    name_flag(parser, "model", "--model")
+    if query_help is not None:
+        parser.add_argument("-o", "--output", required=True, help="output folder")
+        name_flag(parser, "output_dir", "--output")
+    default = read_fields(*config)["templates"].default
+    parser.add_argument(
+        "--templates",
+        default=default,
+        help=f"prompt-template set, or 'none' to embed as written (default: {default})",
+    )
+    name_flag(parser, "templates", "--templates")
+    parser.add_argument("--gsd", type=float, help="metres per pixel (default: the GeoTIFF's, else the model's)")
+    if sam_help is not None:
+        parser.add_argument("--sam", help=sam_help)
+    if sam_points_help is not None:
+        parser.add_argument("--sam-points", type=int, default=3, help=sam_points_help)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+
 def check_image_path(path: str) -> None:
     """Fail fast (before torch is imported) on an input that does not exist."""
     if not os.path.exists(path):
@@ -70,7 +121,7 @@ def check_image_path(path: str) -> None:
         raise ValueError(f"--image {path} is a folder; pass one PNG/JPEG or GeoTIFF file (use `graft map` for scenes)")
 
 
-def open_image_input(path: str, gsd: float | None, model_config: Any) -> ImageInput:
+def open_image_input(path: str, gsd: float | None, model_config: GraftConfig) -> ImageInput:
     """Reads the size and georeferencing of an input image and settles the GSD used for areas.
 
     The GSD is, in order: `gsd` (the `--gsd` argument); the raster's own pixel size when it has a projected CRS;
@@ -103,22 +154,7 @@ def open_image_input(path: str, gsd: float | None, model_config: Any) -> ImageIn
                 width, height = img.size
         except (UnidentifiedImageError, OSError) as error:
             raise ValueError(f"cannot read image {path}: {error}; pass a PNG/JPEG or GeoTIFF file") from error
-    if gsd is not None:
-        if gsd <= 0:
-            raise ValueError(f"--gsd must be positive metres per pixel, got {gsd}")
-        source: str | None = "argument"
-    elif raster_gsd is not None:
-        gsd, source = raster_gsd, "raster"
-    elif getattr(model_config, "gsd", None) is not None:
-        gsd, source = float(model_config.gsd), "model"
-        logger.warning(
-            "%s carries no ground sample distance: areas assume the model's training GSD %.3g m/px (pass --gsd to "
-            "set it)",
-            path,
-            gsd,
-        )
-    else:
-        source = None
+    gsd, source = _settle_gsd(path, gsd, raster_gsd, model_config)
     image_size = model_config.vision_config.image_size
     if max(height, width) > 8 * image_size:
         logger.warning(
@@ -132,7 +168,29 @@ def open_image_input(path: str, gsd: float | None, model_config: Any) -> ImageIn
     return ImageInput(path, height, width, crs, transform, gsd, source)
 
 
-def load_model(model: str | None, device: str) -> tuple[Any, Any, Any]:
+def _settle_gsd(
+    path: str, gsd: float | None, raster_gsd: float | None, model_config: GraftConfig
+) -> tuple[float | None, str | None]:
+    """The GSD used for areas and where it came from: the argument, the raster, the model, or unknown."""
+    if gsd is not None:
+        if gsd <= 0:
+            raise ValueError(f"--gsd must be positive metres per pixel, got {gsd}")
+        return gsd, "argument"
+    if raster_gsd is not None:
+        return raster_gsd, "raster"
+    if getattr(model_config, "gsd", None) is not None:
+        gsd = float(model_config.gsd)
+        logger.warning(
+            "%s carries no ground sample distance: areas assume the model's training GSD %.3g m/px (pass --gsd to "
+            "set it)",
+            path,
+            gsd,
+        )
+        return gsd, "model"
+    return None, None
+
+
+def load_model(model: str | None, device: str) -> tuple[GraftModel, GraftImageProcessor, PreTrainedTokenizerBase]:
     """`(model, image_processor, tokenizer)` of a pixel-level GRAFT model (see `graft_hf.tasks.map_setup`)."""
     if not model:
         raise ValueError(
@@ -149,7 +207,7 @@ def load_model(model: str | None, device: str) -> tuple[Any, Any, Any]:
     return loaded, image_processor, tokenizer
 
 
-def load_sam_refiner(sam: str | None, device: Any) -> Any:
+def load_sam_refiner(sam: str | None, device: Any) -> SamRefiner | None:
     """A `SamRefiner` for `--sam`, or `None`."""
     if not sam:
         return None
@@ -158,9 +216,12 @@ def load_sam_refiner(sam: str | None, device: Any) -> Any:
     return load_sam(sam, device=device)
 
 
-def templates_arg(value: str) -> str | None:
-    """`--templates none` embeds queries as written."""
-    return None if value.lower() in ("none", "") else value
+def templates_arg(values: dict[str, Any]) -> dict[str, Any]:
+    """Config values with `--templates none` turned into `templates=None` (embed the queries as written)."""
+    templates = values.get("templates")
+    if isinstance(templates, str) and templates.lower() in ("none", ""):
+        return {**values, "templates": None}
+    return values
 
 
 def output_dir(path: str) -> Path:
@@ -192,4 +253,7 @@ def to_lonlat(ring: list[tuple[float, float]], crs: Any) -> list[list[float]]:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    """Write `payload` as indented JSON, atomically (:func:`graft_hf.io.write_json`)."""
+    from graft_hf.io import write_json as atomic_write_json
+
+    atomic_write_json(path, payload)

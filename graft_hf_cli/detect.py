@@ -11,11 +11,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+from typing import TYPE_CHECKING
+
+from graft_hf_cli._errors import speaks_flags
+from graft_hf_cli._fields import add_fields, fields_from_args
+from graft_hf_cli._pixel_inputs import add_image_arguments
+
+if TYPE_CHECKING:
+    from graft_hf.tasks.detection import DetectedInstance, DetectionConfig
+    from graft_hf_cli._pixel_inputs import ImageInput
 
 __all__ = ["add_parser"]
 
 logger = logging.getLogger(__name__)
+_CONFIG = ("graft_hf.tasks.detection", "DetectionConfig")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,49 +38,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "an area. GeoTIFF inputs give GeoJSON in EPSG:4326."
         ),
     )
-    parser.add_argument("--image", required=True, help="PNG/JPEG, or a GeoTIFF of the model's sensor (or RGB)")
-    parser.add_argument("--query", action="append", default=[], help="object to find (repeatable)")
-    parser.add_argument(
-        "--model", default=os.environ.get("GRAFT_MODEL"), help="GRAFT model directory or Hub id; default $GRAFT_MODEL"
+    add_image_arguments(
+        parser,
+        query_help="object to find (repeatable)",
+        sam_help="SAM checkpoint directory or Hub id: replace each instance mask by SAM's",
     )
-    parser.add_argument("-o", "--output", required=True, help="output folder")
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        help="foreground score (cosine similarity; a probability with --negative); default: the library's",
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("threshold", "negatives", "min_area_m2", "min_pixels", "connectivity", "sam_points"),
+        flags={"negatives": "--negative"},
+        helps={
+            "threshold": "foreground score (cosine similarity; a probability with --negative)",
+            "negatives": "competing query; scores become softmax probabilities",
+            "min_area_m2": "drop instances smaller than this (needs a GSD)",
+            "min_pixels": "drop instances with fewer pixels",
+            "sam_points": "SAM point prompts per instance",
+        },
+        metavars={"negatives": "NEGATIVE"},
     )
-    parser.add_argument(
-        "--negative", action="append", default=[], help="competing query; scores become softmax probabilities"
-    )
-    parser.add_argument("--min-area-m2", type=float, help="drop instances smaller than this (needs a GSD)")
-    parser.add_argument("--min-pixels", type=int, default=1, help="drop instances with fewer pixels")
-    parser.add_argument("--connectivity", type=int, choices=(4, 8), default=8, help="pixel neighbourhood")
-    parser.add_argument("--templates", default="satellite", help="prompt-template set, or 'none' to embed as written")
-    parser.add_argument("--gsd", type=float, help="metres per pixel (default: the GeoTIFF's, else the model's)")
-    parser.add_argument("--sam", help="SAM checkpoint directory or Hub id: replace each instance mask by SAM's")
-    parser.add_argument("--sam-points", type=int, default=3, help="SAM point prompts per instance")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.set_defaults(handler=_run)
 
 
-def _config_from_args(args: argparse.Namespace):  # noqa: ANN202 - DetectionConfig (lazy import)
+def _config_from_args(args: argparse.Namespace) -> DetectionConfig:
     from graft_hf.tasks.detection import DetectionConfig
     from graft_hf_cli._pixel_inputs import templates_arg
 
-    options = {"threshold": args.threshold} if args.threshold is not None else {}
-    return DetectionConfig(
-        templates=templates_arg(args.templates),
-        negatives=tuple(args.negative),
-        connectivity=args.connectivity,
-        min_pixels=args.min_pixels,
-        min_area_m2=args.min_area_m2,
-        refine_with_sam=args.sam is not None,
-        sam_points=args.sam_points,
-        **options,
-    )
+    values = templates_arg(fields_from_args(args, *_CONFIG))
+    return DetectionConfig(**values, refine_with_sam=args.sam is not None)
 
 
-def _instance_record(index: int, instance) -> dict:  # noqa: ANN001
+def _instance_record(index: int, instance: DetectedInstance) -> dict:
     return {
         "id": index,
         "label": instance.label,
@@ -83,7 +80,7 @@ def _instance_record(index: int, instance) -> dict:  # noqa: ANN001
     }
 
 
-def _geojson(records: list[dict], source) -> dict:  # noqa: ANN001
+def _geojson(records: list[dict], source: ImageInput) -> dict:
     """Instance boxes as EPSG:4326 polygons; the box in the raster's CRS is kept as a property."""
     from graft_hf_cli._pixel_inputs import pixel_box_polygon, to_lonlat
 
@@ -104,6 +101,7 @@ def _geojson(records: list[dict], source) -> dict:  # noqa: ANN001
     return {"type": "FeatureCollection", "crs_source": source.crs.to_string(), "features": features}
 
 
+@speaks_flags
 def _run(args: argparse.Namespace) -> int:
     from graft_hf_cli._pixel_inputs import check_image_path
 

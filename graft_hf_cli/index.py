@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import argparse
 
+from graft_hf_cli._errors import speaks_flags
+from graft_hf_cli._fields import add_fields, fields_from_args
+
 __all__ = ["add_parser", "run"]
+
+_CONFIG = ("graft_hf.evaluation.archive", "IndexBuildConfig")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,34 +25,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", required=True, help="GRAFT model directory")
-    parser.add_argument("--data", required=True, help="pair shards / datasets folder / Hub id, or an image folder")
-    parser.add_argument("-o", "--output", required=True, help="index folder to write")
-    parser.add_argument("--split", default="train", help="split of a datasets source (default: train)")
-    parser.add_argument("--approximate", choices=("ivf", "hnsw"), help="also build a faiss index")
-    parser.add_argument("--limit", type=int, help="index only the first N images")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_fields(
+        parser,
+        *_CONFIG,
+        flags={"output": ("-o", "--output")},
+        helps={"progress": "no progress bars"},
+        required=("model", "data", "output"),
+    )
     parser.set_defaults(handler=run)
     return parser
 
 
+@speaks_flags
 def run(args: argparse.Namespace) -> int:
     from graft_hf.evaluation.archive import IndexBuildConfig, build_index
 
-    config = IndexBuildConfig(
-        model=args.model,
-        data=args.data,
-        output=args.output,
-        split=args.split,
-        approximate=args.approximate,
-        limit=args.limit,
-        batch_size=args.batch_size,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    config = IndexBuildConfig(**fields_from_args(args, *_CONFIG))
     index = build_index(config)
-    extra = f" (+ {args.approximate} approximate index)" if args.approximate else ""
-    print(f"indexed {len(index)} images ({index.dim}-d){extra} into {args.output}")
+    extra = f" (+ {config.approximate} approximate index)" if config.approximate else ""
+    print(f"indexed {len(index)} images ({index.dim}-d){extra} into {config.output}")
     return 0

@@ -1,6 +1,7 @@
 """``graft map``: region maps of text queries over a large raster (GRAFT section 4.5).
 
-Standard library only at import time; the handler imports :mod:`graft_hf` lazily.
+Standard library only at import time; the handler imports :mod:`graft_hf` lazily. Flags, defaults and help come
+from :class:`graft_hf.tasks.map_setup.RegionMapConfig`.
 """
 
 from __future__ import annotations
@@ -9,14 +10,25 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from graft_hf_cli._errors import name_flag, speaks_flags
+from graft_hf_cli._fields import MISSING, add_fields, fields_from_args, read_fields
+
+if TYPE_CHECKING:
+    from graft_hf.tasks.map_setup import RegionMapConfig
 
 __all__ = ["add_parser", "config_from_args"]
 
 logger = logging.getLogger(__name__)
+_CONFIG = ("graft_hf.tasks.map_setup", "RegionMapConfig")
 
 
-def _numbers(kind: type, count: int, name: str):  # noqa: ANN202 - argparse type factory
-    def parse(text: str):  # noqa: ANN202
+def _numbers(kind: type, count: int, name: str) -> Callable[[str], tuple]:
+    """An argparse type for `count` comma-separated numbers (any number when `count` is 0)."""
+
+    def parse(text: str) -> tuple:
         parts = [p for p in text.replace(" ", "").split(",") if p]
         try:
             values = tuple(kind(p) for p in parts)
@@ -31,6 +43,17 @@ def _numbers(kind: type, count: int, name: str):  # noqa: ANN202 - argparse type
     return parse
 
 
+def _add_by_hand(
+    parser: argparse.ArgumentParser, group: argparse._ArgumentGroup, name: str, flag: str, **kwargs
+) -> None:
+    """A flag whose syntax `add_fields` cannot derive from the field type; default and help still come from it."""
+    spec = read_fields(*_CONFIG)[name]
+    default = None if spec.default is MISSING else spec.default
+    help_text = kwargs.pop("help", spec.help) + (f" (default: {default})" if default is not None else "")
+    group.add_argument(flag, dest=name, default=default, help=help_text.replace("%", "%%"), **kwargs)
+    name_flag(parser, name, flag)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``graft map``."""
     parser = subparsers.add_parser(
@@ -43,82 +66,91 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "with --resume."
         ),
     )
-    io = parser.add_argument_group("inputs and outputs")
-    io.add_argument("--raster", required=True, help="input GeoTIFF/COG (needs a CRS)")
-    io.add_argument("--query", action="append", default=[], help="text query (repeatable)")
-    io.add_argument(
-        "--model",
-        default=os.environ.get("GRAFT_MODEL"),
-        help="GRAFT model directory (or Hub id where the Hub is reachable); default $GRAFT_MODEL",
+    _add_io_flags(parser, parser.add_argument_group("inputs and outputs"))
+    _add_tiling_flags(parser, parser.add_argument_group("tiling"))
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("batch_size", "device", "resume", "overwrite", "checkpoint_interval_s", "gdal_cache_mb", "progress"),
+        flags={"checkpoint_interval_s": "--checkpoint-every"},
+        helps={"progress": "no progress bars"},
+        metavars={"checkpoint_interval_s": "SECONDS"},
+        group=parser.add_argument_group("execution"),
     )
-    io.add_argument("-o", "--output", help="output folder (default: <raster name>-graft-map in the current folder)")
-    io.add_argument("--templates", help="prompt-template set for the queries, e.g. 'satellite' (default: as written)")
-    io.add_argument("--top-k", type=int, default=10, help="tiles per query in topk.geojson")
-    io.add_argument("--no-png", action="store_true", help="skip the PNG overlays")
-    io.add_argument("--preview-size", type=int, default=1024, help="longest side of the PNG overlays")
-    tiling = parser.add_argument_group("tiling")
-    tiling.add_argument("--tile-size", type=int, help="model input side in pixels (default: the model's)")
-    tiling.add_argument("--stride", type=int, help="tile step in model-input pixels (default: tile size)")
-    tiling.add_argument(
-        "--gsd",
-        default="model",
-        help="metres per model-input pixel: 'model' (the model's training GSD; windows are resampled), "
-        "'native' (the raster's pixels as they are) or a number",
+    parser.set_defaults(handler=_run)
+
+
+def _add_io_flags(parser: argparse.ArgumentParser, io: argparse._ArgumentGroup) -> None:
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("raster", "queries", "model", "output_dir"),
+        flags={"queries": "--query", "output_dir": ("-o", "--output")},
+        helps={
+            "model": "GRAFT model directory (or Hub id where the Hub is reachable); default $GRAFT_MODEL",
+            "output_dir": "output folder (default: <raster name>-graft-map in the current folder)",
+        },
+        required=("raster",),
+        metavars={"queries": "QUERY", "output_dir": "OUTPUT"},
+        group=io,
     )
-    tiling.add_argument("--level", choices=("image", "patch"), default="image", help="score per tile or per patch")
-    tiling.add_argument("--score", choices=("cosine", "softmax"), default="cosine", help="softmax is across queries")
-    tiling.add_argument("--bands", type=_numbers(int, 0, "--bands"), help="1-based raster bands in sensor order")
-    tiling.add_argument("--window", type=_numbers(int, 4, "--window"), help="pixel region COL_OFF,ROW_OFF,WIDTH,HEIGHT")
-    tiling.add_argument(
+    parser.set_defaults(model=os.environ.get("GRAFT_MODEL"))
+    _add_by_hand(parser, io, "templates", "--templates")
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("top_k", "png", "preview_max_side"),
+        flags={"preview_max_side": "--preview-size"},
+        helps={"png": "skip the PNG overlays"},
+        metavars={"preview_max_side": "PIXELS"},
+        group=io,
+    )
+
+
+def _add_tiling_flags(parser: argparse.ArgumentParser, tiling: argparse._ArgumentGroup) -> None:
+    add_fields(parser, *_CONFIG, only=("tile_size", "stride"), group=tiling)
+    _add_by_hand(parser, tiling, "gsd", "--gsd")
+    add_fields(parser, *_CONFIG, only=("level", "score"), group=tiling)
+    _add_by_hand(
+        parser,
+        tiling,
+        "bands",
+        "--bands",
+        type=_numbers(int, 0, "--bands"),
+        help="1-based raster bands in sensor order",
+    )
+    _add_by_hand(
+        parser,
+        tiling,
+        "window",
+        "--window",
+        type=_numbers(int, 4, "--window"),
+        help="pixel region COL_OFF,ROW_OFF,WIDTH,HEIGHT",
+    )
+    _add_by_hand(
+        parser,
+        tiling,
+        "bounds",
         "--bounds",
         type=_numbers(float, 4, "--bounds"),
         help="region WEST,SOUTH,EAST,NORTH in degrees; write --bounds=-99.2,47,-99.1,47.1 when WEST is negative",
     )
-    run = parser.add_argument_group("execution")
-    run.add_argument("--batch-size", type=int, default=16)
-    run.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
-    run.add_argument("--resume", action="store_true", help="continue an interrupted run in --output")
-    run.add_argument("--overwrite", action="store_true", help="discard a previous run in --output")
-    run.add_argument("--checkpoint-every", type=float, default=30.0, help="seconds between checkpoints")
-    run.add_argument("--gdal-cache-mb", type=int, default=64, help="GDAL block cache size")
-    run.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(handler=_run)
 
 
-def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - returns RegionMapConfig (lazy import)
+def config_from_args(args: argparse.Namespace) -> RegionMapConfig:
     """Fill :class:`graft_hf.tasks.region_map.RegionMapConfig` from parsed ``graft map`` arguments."""
     from graft_hf.tasks.region_map import RegionMapConfig
 
-    if not args.model:
+    values = fields_from_args(args, *_CONFIG)
+    if not values.get("model"):
         raise ValueError("no model given: pass --model /path/to/graft-model (a saved GRAFT directory)")
-    output = args.output or f"{os.path.splitext(os.path.basename(args.raster))[0]}-graft-map"
-    return RegionMapConfig(
-        raster=args.raster,
-        queries=tuple(args.query),
-        model=args.model,
-        output_dir=output,
-        tile_size=args.tile_size,
-        stride=args.stride,
-        gsd=args.gsd,
-        level=args.level,
-        score=args.score,
-        templates=args.templates,
-        batch_size=args.batch_size,
-        top_k=args.top_k,
-        bands=args.bands,
-        window=args.window,
-        bounds=args.bounds,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        png=not args.no_png,
-        preview_max_side=args.preview_size,
-        checkpoint_interval_s=args.checkpoint_every,
-        device=args.device,
-        gdal_cache_mb=args.gdal_cache_mb,
-        progress=not args.no_progress,
-    )
+    values.setdefault("queries", ())
+    stem = os.path.splitext(os.path.basename(values["raster"]))[0]
+    values["output_dir"] = values.get("output_dir") or f"{stem}-graft-map"
+    return RegionMapConfig(**values)
 
 
+@speaks_flags
 def _run(args: argparse.Namespace) -> int:
     from graft_hf.tasks.region_map import run_region_map
 

@@ -11,11 +11,24 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graft_hf_cli._errors import speaks_flags
+from graft_hf_cli._fields import add_fields, fields_from_args
+from graft_hf_cli._pixel_inputs import add_image_arguments
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+    from graft_hf.tasks.segmentation import SegmentationResult
+    from graft_hf_cli._pixel_inputs import ImageInput
 
 __all__ = ["add_parser"]
 
 logger = logging.getLogger(__name__)
+_CONFIG = ("graft_hf.tasks.segmentation", "SegmentationConfig")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,29 +41,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "the scores to the image and take the best class per pixel. GeoTIFF inputs give a georeferenced mask."
         ),
     )
-    parser.add_argument("--image", required=True, help="PNG/JPEG, or a GeoTIFF of the model's sensor (or RGB)")
-    parser.add_argument("--query", action="append", default=[], help="class name (repeat for each class)")
-    parser.add_argument(
-        "--model", default=os.environ.get("GRAFT_MODEL"), help="GRAFT model directory or Hub id; default $GRAFT_MODEL"
+    add_image_arguments(
+        parser,
+        query_help="class name (repeat for each class)",
+        sam_help="SAM checkpoint directory or Hub id: refine the mask with SAM point prompts",
+        sam_points_help="SAM point prompts per class",
+        config=_CONFIG,
     )
-    parser.add_argument("-o", "--output", required=True, help="output folder")
-    parser.add_argument(
-        "--background-threshold",
-        type=float,
-        help="pixels whose best class score is below this get the 'background' label (units of --score)",
+    add_fields(
+        parser,
+        *_CONFIG,
+        only=("score_threshold", "background_prompt", "score"),
+        flags={"score_threshold": "--background-threshold"},
+        helps={
+            "score_threshold": "pixels whose best class score is below this get the 'background' label (units of "
+            "--score)",
+            "background_prompt": "an extra query whose pixels get the 'background' label",
+        },
     )
-    parser.add_argument("--background-prompt", help="an extra query whose pixels get the 'background' label")
-    parser.add_argument("--score", choices=("softmax", "cosine"), default="softmax", help="score of each class")
-    parser.add_argument("--templates", default="satellite", help="prompt-template set, or 'none' to embed as written")
-    parser.add_argument("--gsd", type=float, help="metres per pixel (default: the GeoTIFF's, else the model's)")
-    parser.add_argument("--sam", help="SAM checkpoint directory or Hub id: refine the mask with SAM point prompts")
-    parser.add_argument("--sam-points", type=int, default=3, help="SAM point prompts per class")
     parser.add_argument("--alpha", type=float, default=0.5, help="opacity of the overlay colours")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     parser.set_defaults(handler=_run)
 
 
-def _palette_png(mask, class_names, background_index):  # noqa: ANN001, ANN202
+def _palette_png(mask: np.ndarray, class_names: list[str], background_index: int | None) -> tuple[Image.Image, list]:
     """The mask as a palette PNG: pixel value = label id; background black."""
     import numpy as np
     from PIL import Image
@@ -65,9 +78,11 @@ def _palette_png(mask, class_names, background_index):  # noqa: ANN001, ANN202
     return image, colours
 
 
-def _write_geotiff(path, mask, source, colours, class_names) -> None:  # noqa: ANN001
+def _write_geotiff(path: str, mask: np.ndarray, source: ImageInput, colours: list, class_names: list[str]) -> None:
     """uint8 label GeoTIFF with the input's CRS/transform, a colour table and the label names as tags."""
     import rasterio
+
+    from graft_hf.io import atomic_path
 
     profile = {
         "driver": "GTiff",
@@ -79,7 +94,7 @@ def _write_geotiff(path, mask, source, colours, class_names) -> None:  # noqa: A
         "transform": source.transform,
         "compress": "deflate",
     }
-    with rasterio.open(path, "w", **profile) as dst:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         # GDAL fixes the photometric interpretation at the first write, so the colour table goes first.
         dst.write_colormap(1, {i: (*colour, 255) for i, colour in enumerate(colours)})
         dst.write(mask.astype("uint8"), 1)
@@ -87,6 +102,50 @@ def _write_geotiff(path, mask, source, colours, class_names) -> None:  # noqa: A
         dst.set_band_description(1, "graft segment label id")
 
 
+def _label_records(result: SegmentationResult, mask: np.ndarray, colours: list, gsd: float | None) -> list[dict]:
+    """One record per label: colour, pixel count, fraction and area (square metres, when the GSD is known)."""
+    fractions = result.label_fractions()
+    pixel_area = gsd**2 if gsd is not None else None
+    records = []
+    for i, name in enumerate(result.class_names):
+        pixels = int((mask == i).sum())
+        records.append(
+            {
+                "id": i,
+                "name": name,
+                "color": list(colours[i]),
+                "background": i == result.background_index,
+                "fraction": fractions[name],
+                "pixels": pixels,
+                "area_m2": pixels * pixel_area if pixel_area is not None else None,
+            }
+        )
+    return records
+
+
+def _write_outputs(
+    args: argparse.Namespace, out: Path, result: SegmentationResult, source: ImageInput
+) -> dict[str, Any]:
+    """mask.png, overlay.png and (for georeferenced inputs) mask.tif; returns the label records and output paths."""
+    from graft_hf.io import atomic_path
+
+    mask = result.mask.cpu().numpy()
+    png, colours = _palette_png(mask, result.class_names, result.background_index)
+    outputs = {"mask_png": str(out / "mask.png"), "overlay_png": str(out / "overlay.png")}
+    with atomic_path(outputs["mask_png"]) as tmp:
+        png.save(tmp, format="PNG")
+    with atomic_path(outputs["overlay_png"]) as tmp:
+        result.overlay(alpha=args.alpha).save(tmp, format="PNG")
+    if source.is_raster and source.transform is not None:
+        outputs["mask_geotiff"] = str(out / "mask.tif")
+        _write_geotiff(outputs["mask_geotiff"], mask, source, colours, result.class_names)
+    elif source.is_raster:
+        logger.warning("%s has no georeferencing: writing the PNG mask only", args.image)
+    outputs["summary_json"] = str(out / "summary.json")
+    return {"labels": _label_records(result, mask, colours, source.gsd), "outputs": outputs}
+
+
+@speaks_flags
 def _run(args: argparse.Namespace) -> int:
     from graft_hf_cli._pixel_inputs import check_image_path
 
@@ -104,62 +163,29 @@ def _run(args: argparse.Namespace) -> int:
         write_json,
     )
 
-    config = SegmentationConfig(
-        templates=templates_arg(args.templates),
-        score=args.score,
-        background_prompt=args.background_prompt,
-        score_threshold=args.background_threshold,
-    )
+    config = SegmentationConfig(**templates_arg(fields_from_args(args, *_CONFIG)))
     out = output_dir(args.output)
     model, image_processor, tokenizer = load_model(args.model, args.device)
     source = open_image_input(args.image, args.gsd, model.config)
     sam = load_sam_refiner(args.sam, model.device)
-
     result = ZeroShotSegmenter(model, tokenizer, image_processor).segment(args.image, args.query, config)
     if sam is not None:
         from graft_hf.tasks.sam import refine_segmentation
 
         result = refine_segmentation(result, sam, points_per_class=args.sam_points)
-
-    mask = result.mask.cpu().numpy()
-    png, colours = _palette_png(mask, result.class_names, result.background_index)
-    outputs = {"mask_png": str(out / "mask.png"), "overlay_png": str(out / "overlay.png")}
-    png.save(outputs["mask_png"])
-    result.overlay(alpha=args.alpha).save(outputs["overlay_png"])
-    if source.is_raster and source.transform is not None:
-        outputs["mask_geotiff"] = str(out / "mask.tif")
-        _write_geotiff(outputs["mask_geotiff"], mask, source, colours, result.class_names)
-    elif source.is_raster:
-        logger.warning("%s has no georeferencing: writing the PNG mask only", args.image)
-
-    fractions = result.label_fractions()
-    pixel_area = source.gsd**2 if source.gsd is not None else None
-    labels = [
-        {
-            "id": i,
-            "name": name,
-            "color": list(colours[i]),
-            "background": i == result.background_index,
-            "fraction": fractions[name],
-            "pixels": int((mask == i).sum()),
-            "area_m2": int((mask == i).sum()) * pixel_area if pixel_area is not None else None,
-        }
-        for i, name in enumerate(result.class_names)
-    ]
+    written = _write_outputs(args, out, result, source)
     summary = {
         **source.describe(),
         "model": args.model,
         "queries": list(args.query),
         "score": config.score,
         "templates": config.templates,
-        "background_threshold": args.background_threshold,
-        "background_prompt": args.background_prompt,
+        "background_threshold": config.score_threshold,
+        "background_prompt": config.background_prompt,
         "sam": args.sam,
-        "labels": labels,
-        "outputs": outputs,
+        **written,
     }
-    outputs["summary_json"] = str(out / "summary.json")
-    write_json(out / "summary.json", summary)
-    shares = ", ".join(f"{name} {100 * share:.1f}%" for name, share in fractions.items())
-    logger.info("segmented %s: %s; outputs in %s", args.image, shares, out)
+    write_json(written["outputs"]["summary_json"], summary)
+    shares = ", ".join(f"{r['name']} {100 * r['fraction']:.1f}%" for r in written["labels"])
+    logger.info("segmented %s: %s; outputs in %s", args.image, shares, args.output)
     return 0

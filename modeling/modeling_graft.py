@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -86,6 +86,57 @@ class GraftPatchHead(nn.Module):
 
 def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(p=2, dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
+
+
+def ensemble_text_embeddings(
+    encode_text: Callable[[list[str]], torch.Tensor],
+    queries: Sequence[str],
+    templates: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """CLIP's prompt ensembling: one unit-norm embedding per query, averaged over prompt templates.
+
+    Each query `q` is embedded as every `t.replace("{}", q)`; the L2-normalised embeddings of one query's prompts
+    are averaged and the mean is re-normalised (Radford et al. 2021, sec. 3.1.4: averaging in embedding space).
+    This is the one implementation behind `GraftModel.encode_text_queries` and graft-hf's zero-shot classifiers
+    and pixel-level task queries; it lives here so that the model works as Hub remote code on its own.
+
+    Args:
+        encode_text: Maps a list of `b` prompts to `(b, dim)` text embeddings (need not be normalised).
+        queries: Texts to embed, e.g. class names.
+        templates: Templates with exactly one `{}` each; `None` embeds the queries as written.
+        batch_size: Prompts per `encode_text` call.
+
+    Returns:
+        float32 `(num_queries, dim)` with unit-norm rows, on the device `encode_text` returned.
+
+    Raises:
+        ValueError: No query, a template without exactly one `{}`, a non-positive `batch_size`, or `encode_text`
+            returning the wrong shape or non-finite values.
+    """
+    queries = list(queries)
+    if not queries:
+        raise ValueError("no text queries given; pass at least one")
+    prompt_templates = list(templates) if templates else ["{}"]
+    for template in prompt_templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(f"each template must contain exactly one '{{}}' placeholder, got {template!r}")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    prompts = [t.replace("{}", q) for q in queries for t in prompt_templates]  # query-major
+    chunks = []
+    for start in range(0, len(prompts), batch_size):
+        batch = prompts[start : start + batch_size]
+        embeds = torch.as_tensor(encode_text(batch))
+        if embeds.ndim != 2 or embeds.shape[0] != len(batch):
+            raise ValueError(
+                f"encode_text must return (num_prompts, dim) = ({len(batch)}, dim), got {tuple(embeds.shape)}"
+            )
+        if not torch.isfinite(embeds).all():
+            raise ValueError(f"encode_text returned non-finite embeddings for prompts {batch[:3]}...")
+        chunks.append(_l2_normalize(embeds.float()))
+    embeds = torch.cat(chunks).reshape(len(queries), len(prompt_templates), -1)  # (num_queries, templates, dim)
+    return _l2_normalize(embeds.mean(dim=1))
 
 
 def _is_initialised(tensor: torch.Tensor) -> bool:
@@ -326,7 +377,8 @@ class GraftModel(GraftPreTrainedModel):
         """L2-normalised text embeddings of queries, optionally averaged over a prompt-template ensemble.
 
         With `templates`, each query `q` is embedded as every `t.format(q)` (each template holds one `{}`); the
-        normalised prompt embeddings are averaged and the mean re-normalised (CLIP's prompt ensembling).
+        normalised prompt embeddings are averaged and the mean re-normalised (CLIP's prompt ensembling, see
+        [`ensemble_text_embeddings`]).
 
         Args:
             texts: A query or a list of queries (e.g. class names).
@@ -338,30 +390,16 @@ class GraftModel(GraftPreTrainedModel):
             `(num_texts, projection_dim)` unit-norm embeddings.
         """
         queries = [texts] if isinstance(texts, str) else list(texts)
-        if not queries:
-            raise ValueError("no text queries given; pass at least one")
-        prompt_templates = list(templates) if templates else ["{}"]
-        for template in prompt_templates:
-            if not isinstance(template, str) or template.count("{}") != 1:
-                raise ValueError(f"each template must contain exactly one '{{}}' placeholder, got {template!r}")
         tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-        prompts = [t.replace("{}", q) for q in queries for t in prompt_templates]  # query-major
         max_length = int(self.config.text_config.max_position_embeddings)
         device = self.text_projection.weight.device
-        chunks = []
-        for start in range(0, len(prompts), batch_size):
-            tokens = tokenizer(
-                prompts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
+
+        def encode(prompts: list[str]) -> torch.Tensor:
+            tokens = tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             mask = tokens.get("attention_mask")
-            features = self.get_text_features(tokens["input_ids"].to(device), None if mask is None else mask.to(device))
-            chunks.append(_l2_normalize(features.float()))
-        embeds = torch.cat(chunks).reshape(len(queries), len(prompt_templates), -1)  # (num_texts, templates, dim)
-        return _l2_normalize(embeds.mean(dim=1))
+            return self.get_text_features(tokens["input_ids"].to(device), None if mask is None else mask.to(device))
+
+        return ensemble_text_embeddings(encode, queries, templates, batch_size)
 
     @torch.no_grad()
     def zero_shot_classify(
@@ -539,4 +577,11 @@ def _check_load_result(result: Any, *, allowed_missing: set[str], allowed_unexpe
         )
 
 
-__all__ = ["PUSH_HANDLER_KWARGS", "GraftModel", "GraftOutput", "GraftPatchHead", "GraftPreTrainedModel"]
+__all__ = [
+    "PUSH_HANDLER_KWARGS",
+    "GraftModel",
+    "GraftOutput",
+    "GraftPatchHead",
+    "GraftPreTrainedModel",
+    "ensemble_text_embeddings",
+]

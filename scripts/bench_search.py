@@ -19,30 +19,50 @@ Usage:
     python scripts/bench_search.py --n 250000 --nprobe 8 --json out.json
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import logging
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Literal
 
 import numpy as np
 import torch
 
+from graft_hf.config import config_dataclass, require
 from graft_hf.index import ApproximateIndexConfig, EmbeddingIndex
 
 
-@dataclass
+@config_dataclass
 class BenchConfig:
+    """What the search benchmark measures.
+
+    Attributes:
+        n: Gallery size.
+        dim: Embedding dimension.
+        k: Hits per query.
+        num_queries: Queries drawn (from the gallery's distribution, not in it).
+        num_timed: Single-query searches timed per figure.
+        kind: Approximate index: `ivf_flat` or `hnsw`.
+        nlist: IVF lists (default: next power of two above sqrt(n)).
+        nprobe: IVF lists visited per query (see the sweep).
+        hnsw_m: HNSW neighbours per node.
+        ef_search: HNSW query-time beam width.
+        num_super: Super-clusters (land-cover types) of the synthetic data.
+        num_sub: Sub-clusters (places) of the synthetic data.
+        weights: Weights of the super-cluster, sub-cluster and noise terms.
+        seed: Seed of the synthetic data and the IVF training sample.
+        json: Write the figures to this JSON file.
+    """
+
     n: int = 1_000_000
     dim: int = 512
     k: int = 10
     num_queries: int = 200
     num_timed: int = 100
-    kind: str = "ivf_flat"
+    kind: Literal["ivf_flat", "hnsw"] = "ivf_flat"
     nlist: int | None = None
     nprobe: int = 8
     hnsw_m: int = 32
@@ -52,6 +72,11 @@ class BenchConfig:
     weights: tuple[float, float, float] = (0.8, 0.6, 0.8)
     seed: int = 0
     json: str | None = None
+
+    def validate_sizes(self) -> None:
+        for name in ("n", "dim", "k", "num_queries", "num_timed", "nprobe", "hnsw_m", "ef_search"):
+            require(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
+        require(self.n > self.k, "n", f"the gallery must hold more than k={self.k} items, got {self.n}")
 
 
 def clustered_embeddings(cfg: BenchConfig, m: int, rng: np.random.Generator, centres: dict) -> np.ndarray:
@@ -103,16 +128,11 @@ def recall(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(a[a >= 0]) & set(e)) / len(e) for a, e in zip(approx, exact)]))
 
 
-def run(cfg: BenchConfig) -> dict:
-    out: dict = {"config": asdict(cfg), "torch_threads": torch.get_num_threads(), "cpu": platform.processor()}
-    out["load_average_start"] = os.getloadavg()[0]
-    print(
-        f"torch threads {out['torch_threads']}, 1-min load average {out['load_average_start']:.2f} (other jobs share the CPU)"
-    )
+def _build_index(cfg: BenchConfig, out: dict) -> tuple[EmbeddingIndex, np.ndarray]:
+    """The synthetic gallery as an EmbeddingIndex, and the queries."""
     t0 = time.perf_counter()
     gallery, queries = make_data(cfg)
     print(f"generated {cfg.n:,} x {cfg.dim} clustered float32 embeddings in {time.perf_counter() - t0:.1f}s")
-
     t0 = time.perf_counter()
     index = EmbeddingIndex.from_embeddings(
         gallery,
@@ -121,12 +141,14 @@ def run(cfg: BenchConfig) -> dict:
         lon=np.random.default_rng(2).uniform(-124, -67, cfg.n),
         date=["2020-06-01"] * cfg.n,
     )
-    del gallery
     out["dataset_build_s"] = time.perf_counter() - t0
-    print(
-        f"EmbeddingIndex (datasets.Dataset) built in {out['dataset_build_s']:.1f}s; gallery {index.embeddings.nbytes / 2**30:.2f} GiB"
-    )
+    gib = index.embeddings.nbytes / 2**30
+    print(f"EmbeddingIndex (datasets.Dataset) built in {out['dataset_build_s']:.1f}s; gallery {gib:.2f} GiB")
+    return index, queries
 
+
+def _exact(index: EmbeddingIndex, queries: np.ndarray, cfg: BenchConfig, out: dict) -> np.ndarray:
+    """How hard the data is (neighbour cosines) and exact-search latency; returns the exact top-k rows."""
     k = cfg.k
     exact_scores, exact_rows = index.search_arrays(queries, k=k + 1)
     sample = index.embeddings[:2000]
@@ -134,19 +156,20 @@ def run(cfg: BenchConfig) -> dict:
     out["nn1_cosine"] = float(exact_scores[:, 0].mean())
     out["nn10_cosine"] = float(exact_scores[:, k - 1].mean())
     out["gap_10th_11th"] = float((exact_scores[:, k - 1] - exact_scores[:, k]).mean())
-    exact_rows = exact_rows[:, :k]
     print(
         f"data: random-pair cosine {out['random_pair_cosine']:.3f}, query 1st/10th neighbour cosine "
         f"{out['nn1_cosine']:.3f}/{out['nn10_cosine']:.3f}, mean 10th-11th gap {out['gap_10th_11th']:.4f}"
     )
-
     out["exact_p50_ms"] = p50_ms(lambda q: index.search_arrays(q, k), queries, min(cfg.num_timed, 50))
     print(f"exact search, 1 query, top-{k}: p50 {out['exact_p50_ms']:.1f} ms")
     t0 = time.perf_counter()
     index.search_arrays(queries[:64], k)
     out["exact_batch64_ms_per_query"] = (time.perf_counter() - t0) * 1000 / 64
     print(f"exact search, batch of 64 queries: {out['exact_batch64_ms_per_query']:.2f} ms per query")
+    return exact_rows[:, :k]
 
+
+def _build_approximate(index: EmbeddingIndex, cfg: BenchConfig, out: dict) -> None:
     approx_cfg = ApproximateIndexConfig(
         kind=cfg.kind, nlist=cfg.nlist, nprobe=cfg.nprobe, hnsw_m=cfg.hnsw_m, ef_search=cfg.ef_search, seed=cfg.seed
     )
@@ -165,17 +188,24 @@ def run(cfg: BenchConfig) -> dict:
         out["ivf_imbalance_factor"] = float(index.faiss_index.invlists.imbalance_factor())
         print(f"IVF list imbalance factor {out['ivf_imbalance_factor']:.2f}")
 
+
+def _approximate(
+    index: EmbeddingIndex, queries: np.ndarray, exact_rows: np.ndarray, cfg: BenchConfig, out: dict
+) -> None:
+    """Approximate-search latency and recall against exact search (with an nprobe sweep for IVF)."""
+    k = cfg.k
     out["approx_p50_ms"] = p50_ms(lambda q: index.search_approximate_arrays(q, k), queries, cfg.num_timed)
     _, approx_rows = index.search_approximate_arrays(queries, k)
     out["approx_recall_at_10"] = recall(approx_rows, exact_rows)
     print(
-        f"approximate search, 1 query, top-{k}: p50 {out['approx_p50_ms']:.2f} ms, recall@{k} {out['approx_recall_at_10']:.4f}"
+        f"approximate search, 1 query, top-{k}: p50 {out['approx_p50_ms']:.2f} ms, "
+        f"recall@{k} {out['approx_recall_at_10']:.4f}"
     )
     out["approx_records_p50_ms"] = p50_ms(lambda q: index.search_approximate(q, k), queries, cfg.num_timed)
     print(
-        f"approximate search returning SearchResult records (tile_id, lat, lon, date): p50 {out['approx_records_p50_ms']:.2f} ms"
+        "approximate search returning SearchResult records (tile_id, lat, lon, date): "
+        f"p50 {out['approx_records_p50_ms']:.2f} ms"
     )
-
     if cfg.kind == "ivf_flat":
         sweep = {}
         for nprobe in (4, 8, 16, 32):
@@ -185,6 +215,18 @@ def run(cfg: BenchConfig) -> dict:
             print(f"  nprobe={nprobe:3d}: p50 {lat:.2f} ms, recall@{k} {sweep[nprobe]['recall_at_10']:.4f}")
         out["nprobe_sweep"] = sweep
 
+
+def run(cfg: BenchConfig) -> dict:
+    out: dict = {"config": asdict(cfg), "torch_threads": torch.get_num_threads(), "cpu": platform.processor()}
+    out["load_average_start"] = os.getloadavg()[0]
+    print(
+        f"torch threads {out['torch_threads']}, 1-min load average {out['load_average_start']:.2f} "
+        "(other jobs share the CPU)"
+    )
+    index, queries = _build_index(cfg, out)
+    exact_rows = _exact(index, queries, cfg, out)
+    _build_approximate(index, cfg, out)
+    _approximate(index, queries, exact_rows, cfg, out)
     out["speedup_exact_over_approx"] = out["exact_p50_ms"] / out["approx_p50_ms"]
     print(f"speed-up of approximate over exact: {out['speedup_exact_over_approx']:.1f}x")
     goals = {
@@ -202,18 +244,18 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=None, help="gallery size (default 1,000,000)")
     parser.add_argument("--quick", action="store_true", help="n=100,000 unless --n is given")
-    parser.add_argument("--dim", type=int, default=512)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--num-queries", type=int, default=200)
-    parser.add_argument("--kind", choices=["ivf_flat", "hnsw"], default="ivf_flat")
+    parser.add_argument("--dim", type=int, default=BenchConfig.dim)
+    parser.add_argument("--k", type=int, default=BenchConfig.k)
+    parser.add_argument("--num-queries", type=int, default=BenchConfig.num_queries)
+    parser.add_argument("--kind", choices=["ivf_flat", "hnsw"], default=BenchConfig.kind)
     parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: next power of two above sqrt(n))")
-    parser.add_argument("--nprobe", type=int, default=8, help="IVF lists visited per query (see the sweep)")
-    parser.add_argument("--hnsw-m", type=int, default=32)
-    parser.add_argument("--ef-search", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nprobe", type=int, default=BenchConfig.nprobe, help="IVF lists visited per query")
+    parser.add_argument("--hnsw-m", type=int, default=BenchConfig.hnsw_m)
+    parser.add_argument("--ef-search", type=int, default=BenchConfig.ef_search)
+    parser.add_argument("--seed", type=int, default=BenchConfig.seed)
     parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
-    n = args.n if args.n is not None else (100_000 if args.quick else 1_000_000)
+    n = args.n if args.n is not None else (100_000 if args.quick else BenchConfig.n)
     num_sub = max(10, min(20_000, n // 50))  # about 50 tiles per place at any scale
     return BenchConfig(
         n=n,

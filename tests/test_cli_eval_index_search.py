@@ -81,6 +81,28 @@ def test_graft_eval_errors_name_the_fix(model_dir, tmp_path, capsys):
     assert "--model DIR" in capsys.readouterr().err
 
 
+def test_graft_eval_names_flags_where_the_library_names_parameters(model_dir, tmp_path, capsys):
+    from datasets import Dataset
+
+    (tmp_path / "ints" / "data").mkdir(parents=True)
+    rows = {"image": [Image.new("RGB", (8, 8), (i, i, i)) for i in range(3)], "label": [0, 1, 2]}
+    Dataset.from_dict(rows).to_parquet(str(tmp_path / "ints" / "data" / "test-00000-of-00001.parquet"))
+    argv = ["eval", "--model", str(model_dir), "--data", str(tmp_path / "ints"), "-o", str(tmp_path / "o")]
+    assert graft_main(argv) == 1
+    assert (
+        "--class-names: integer labels without names: pass the class names in label-id order (or --dataset-kind "
+        in capsys.readouterr().err
+    )
+    assert graft_main([*argv, "--split", "validation"]) == 1
+    assert "--split: dataset" in capsys.readouterr().err
+    assert graft_main([*argv, "--label-column", "caption"]) == 1
+    assert "--label-column: 'caption' is not among" in capsys.readouterr().err
+    assert graft_main(["eval", "--data", str(tmp_path / "ints"), "-o", str(tmp_path / "o")]) == 1
+    assert "--model: pass a GRAFT or CLIP model directory" in capsys.readouterr().err
+    assert graft_main(["eval", "--baseline", "open_clip", *argv[3:], "--class-names", "a,b,c"]) == 1
+    assert "--arch: open_clip baselines need an architecture" in capsys.readouterr().err
+
+
 def _pairs_like(root: Path) -> None:
     """A tiny pairs-schema dataset (image + tile metadata) with distinct colours."""
     from datasets import Dataset
@@ -167,3 +189,22 @@ def test_index_geotiff_folder_with_coordinates_and_approximate_search(model_dir,
 def test_search_errors(tmp_path, capsys):
     assert graft_main(["search", str(tmp_path), "-q", "x"]) == 1
     assert "not a saved EmbeddingIndex" in capsys.readouterr().err
+    assert graft_main(["search", str(tmp_path), "-q", "x", "-k", "0"]) == 1
+    assert "-k: must be positive, got 0" in capsys.readouterr().err
+
+
+def test_index_and_search_errors_name_flags(model_dir, tmp_path, capsys):
+    argv = ["index", "--model", str(model_dir), "--data", str(tmp_path / "missing"), "-o", str(tmp_path / "i")]
+    assert graft_main(argv) == 1
+    assert "--data: data folder" in capsys.readouterr().err
+    _pairs_like(tmp_path / "pairs")
+    argv = ["index", "--model", str(model_dir), "--data", str(tmp_path / "pairs"), "--split", "test", "-o", "x"]
+    assert graft_main(argv) == 1
+    assert "--split: dataset" in capsys.readouterr().err
+    index_dir = tmp_path / "index"
+    assert (
+        graft_main(["index", "--model", str(model_dir), "--data", str(tmp_path / "pairs"), "-o", str(index_dir)]) == 0
+    )
+    capsys.readouterr()
+    assert graft_main(["search", str(index_dir), "-q", "lake", "--approximate"]) == 1
+    assert "rebuild it with --approximate 'ivf' or 'hnsw'" in capsys.readouterr().err

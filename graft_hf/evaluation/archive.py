@@ -2,8 +2,8 @@
 
 `build_index` embeds images from
 
-* pair shards or any `datasets` folder / Hub id with an image column (metadata from `tile_id`, `center_lat`/
-  `lat`, `center_lon`/`lon`, `acquisition_date`/`date` columns when present), or
+* pair shards or any `datasets` folder / Hub id with an image column (metadata from the tile-id, latitude,
+  longitude and date columns of `graft_hf.index.STANDARD_COLUMNS` when present), or
 * a folder of image files (GeoTIFFs included; their centre is converted to lat/lon, and the model's processor
   reads their bands with its sensor settings),
 
@@ -12,21 +12,28 @@ model and where the images came from, so `search_index` can embed queries with t
 retrieval grid of the hits.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rasterio
 import torch
 from PIL import Image
+from rasterio.warp import transform
+from tqdm.auto import tqdm
 
+from graft_hf.config import ConfigError, config_dataclass, require
+from graft_hf.evaluation.datasets import find_image_column, load_split, to_rgb_image
 from graft_hf.evaluation.encoders import Encoder, load_encoder
+from graft_hf.evaluation.errors import MissingPathError, renamed_parameters
+from graft_hf.index import STANDARD_COLUMNS, ApproximateIndexConfig, EmbeddingIndex, SearchResult
+from graft_hf.io import write_json
+from graft_hf.modeling import SENSORS
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +41,10 @@ __all__ = ["IndexBuildConfig", "SearchConfig", "build_index", "hit_images", "sea
 
 MANIFEST = "graft_index.json"
 _FILE_SUFFIXES = {".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".webp"}
-_COLUMNS = {
-    "tile_id": ("tile_id", "id", "filename"),
-    "lat": ("center_lat", "lat", "latitude"),
-    "lon": ("center_lon", "lon", "longitude"),
-    "date": ("acquisition_date", "date"),
-}
+_APPROXIMATE_KINDS = {"ivf": "ivf_flat", "hnsw": "hnsw"}
 
 
-@dataclass
+@config_dataclass
 class IndexBuildConfig:
     """What `graft index` does.
 
@@ -51,10 +53,10 @@ class IndexBuildConfig:
         data: Pair shards / `datasets` folder or Hub id, or a folder of image files.
         output: Index folder to write.
         split: Split of a `datasets` source (a source with a single split uses it).
-        approximate: Also build a faiss index: `"ivf"` (IVF-Flat) or `"hnsw"`.
+        approximate: Also build a faiss index: `ivf` (IVF-Flat) or `hnsw`.
         limit: Index only the first `limit` images.
         batch_size: Images per forward pass.
-        device: `"cpu"`, `"cuda"` or `"auto"`.
+        device: `cpu`, `cuda` or `auto`.
         progress: Show a progress bar.
     """
 
@@ -68,8 +70,12 @@ class IndexBuildConfig:
     device: str = "cpu"
     progress: bool = True
 
+    def validate_sizes(self) -> None:
+        require(self.batch_size > 0, "batch_size", f"must be positive, got {self.batch_size}")
+        require(self.limit is None or self.limit > 0, "limit", f"must be positive, got {self.limit}")
 
-@dataclass
+
+@config_dataclass
 class SearchConfig:
     """What `graft search` does.
 
@@ -80,7 +86,7 @@ class SearchConfig:
         text_encoder: Separate text encoder directory (e.g. all-MiniLM-L6-v2 for an alt-text model).
         k: Hits per query.
         approximate: Use the faiss index instead of exact search.
-        device: `"cpu"`, `"cuda"` or `"auto"`.
+        device: `cpu`, `cuda` or `auto`.
     """
 
     index: str
@@ -91,6 +97,12 @@ class SearchConfig:
     approximate: bool = False
     device: str = "cpu"
 
+    def validate_queries(self) -> None:
+        require(bool(self.queries), "queries", "no query given; pass at least one text query")
+
+    def validate_k(self) -> None:
+        require(self.k > 0, "k", f"must be positive, got {self.k}")
+
 
 def _image_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES)
@@ -100,9 +112,6 @@ def _geotiff_metadata(path: Path) -> tuple[float | None, float | None, str | Non
     """Centre (lat, lon) of a georeferenced raster and its TIFF date tag, or Nones."""
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None, None, None
-    import rasterio
-    from rasterio.warp import transform
-
     with rasterio.open(path) as src:
         date = src.tags().get("TIFFTAG_DATETIME") or src.tags().get("ACQUISITION_DATE")
         if src.crs is None:
@@ -112,13 +121,7 @@ def _geotiff_metadata(path: Path) -> tuple[float | None, float | None, str | Non
     return float(ys[0]), float(xs[0]), date
 
 
-def _column(names: list[str], field: str) -> str | None:
-    return next((c for c in _COLUMNS[field] if c in names), None)
-
-
 def _embed(encoder: Encoder, items: list[Any], batch_size: int, progress: bool) -> torch.Tensor:
-    from tqdm.auto import tqdm
-
     chunks = []
     batches = range(0, len(items), batch_size)
     for start in tqdm(batches, total=math.ceil(len(items) / batch_size), desc="embedding", disable=not progress):
@@ -126,7 +129,47 @@ def _embed(encoder: Encoder, items: list[Any], batch_size: int, progress: bool) 
     return torch.cat(chunks)
 
 
-def build_index(config: IndexBuildConfig) -> Any:
+def _index_files(encoder: Encoder, root: Path, files: list[Path], config: IndexBuildConfig) -> EmbeddingIndex:
+    """Image files embedded as they are; GeoTIFF centres become lat/lon, TIFF date tags the date."""
+    meta = [_geotiff_metadata(p) for p in files]
+    embeds = _embed(encoder, [str(p) for p in files], config.batch_size, config.progress)
+    has_coords = any(m[0] is not None for m in meta)
+    return EmbeddingIndex.from_embeddings(
+        embeds,
+        tile_id=[str(p.relative_to(root)) for p in files],
+        lat=[m[0] if m[0] is not None else math.nan for m in meta] if has_coords else None,
+        lon=[m[1] if m[1] is not None else math.nan for m in meta] if has_coords else None,
+        date=[m[2] or "" for m in meta] if any(m[2] for m in meta) else None,
+        metadata={"image_path": [str(p.resolve()) for p in files]},
+    )
+
+
+def _index_dataset(encoder: Encoder, source: str, config: IndexBuildConfig) -> tuple[EmbeddingIndex, str | None]:
+    """The image column of a `datasets` split embedded, with its standard metadata columns; and the split read."""
+    with renamed_parameters({"path": "data"}):
+        dataset = load_split(source, config.split)
+    if config.limit:
+        dataset = dataset.select(range(min(config.limit, len(dataset))))
+    image_column = find_image_column(dataset)
+    items = []
+    for start in range(0, len(dataset), 256):
+        for image in dataset[start : start + 256][image_column]:
+            items.append(image.convert("RGB") if isinstance(image, Image.Image) and image.mode != "RGB" else image)
+    embeds = _embed(encoder, items, config.batch_size, config.progress)
+    columns = {f: next((c for c in names if c in dataset.column_names), None) for f, names in STANDARD_COLUMNS.items()}
+    values = {f: dataset[c] if c else None for f, c in columns.items()}
+    index = EmbeddingIndex.from_embeddings(
+        embeds,
+        tile_id=[str(v) for v in values["tile_id"]] if values["tile_id"] else [str(i) for i in range(len(items))],
+        lat=values["lat"],
+        lon=values["lon"],
+        date=[str(v) for v in values["date"]] if values["date"] else None,
+        metadata={"source_row": list(range(len(items)))},
+    )
+    return index, dataset.split and str(dataset.split)
+
+
+def build_index(config: IndexBuildConfig) -> EmbeddingIndex:
     """Embed an archive and save it as an `EmbeddingIndex` under `config.output`.
 
     Returns:
@@ -136,71 +179,27 @@ def build_index(config: IndexBuildConfig) -> Any:
         FileNotFoundError: The data folder does not exist or holds no images.
         ValueError: A `datasets` source without an image column.
     """
-    from graft_hf.index import ApproximateIndexConfig, EmbeddingIndex
-
-    if config.approximate not in (None, "ivf", "hnsw"):
-        raise ValueError(f"--approximate must be ivf or hnsw, got {config.approximate!r}")
     encoder = load_encoder(config.model, device=config.device)
     root = Path(config.data)
-    manifest: dict[str, Any] = {
-        "model": str(Path(config.model).resolve()) if Path(config.model).exists() else config.model
-    }
+    model = str(Path(config.model).resolve()) if Path(config.model).exists() else config.model
+    manifest: dict[str, Any] = {"model": model}
     files = _image_files(root) if root.is_dir() and not any(root.rglob("*.parquet")) else []
     if files:
-        files = files[: config.limit] if config.limit else files
-        meta = [_geotiff_metadata(p) for p in files]
-        embeds = _embed(encoder, [str(p) for p in files], config.batch_size, config.progress)
-        has_coords = any(m[0] is not None for m in meta)
-        index = EmbeddingIndex.from_embeddings(
-            embeds,
-            tile_id=[str(p.relative_to(root)) for p in files],
-            lat=[m[0] if m[0] is not None else math.nan for m in meta] if has_coords else None,
-            lon=[m[1] if m[1] is not None else math.nan for m in meta] if has_coords else None,
-            date=[m[2] or "" for m in meta] if any(m[2] for m in meta) else None,
-            metadata={"image_path": [str(p.resolve()) for p in files]},
-        )
+        index = _index_files(encoder, root, files[: config.limit] if config.limit else files, config)
         manifest["source"] = {"kind": "files"}
     else:
-        from graft_hf.evaluation.datasets import _image_column, _load_hf
-
-        if root.exists() or config.data.startswith((".", "/", "~")):
-            if not root.exists():
-                raise FileNotFoundError(f"data folder {config.data!r} does not exist")
-        dataset = _load_hf(str(root) if root.exists() else config.data, config.split, imagefolder=False)
-        if config.limit:
-            dataset = dataset.select(range(min(config.limit, len(dataset))))
-        image_column = _image_column(dataset, None)
-        names = dataset.column_names
-        cols = {field: _column(names, field) for field in _COLUMNS}
-        items = []
-        for start in range(0, len(dataset), 256):
-            for image in dataset[start : start + 256][image_column]:
-                items.append(image.convert("RGB") if isinstance(image, Image.Image) and image.mode != "RGB" else image)
-        embeds = _embed(encoder, items, config.batch_size, config.progress)
-        values = {f: dataset[c] if c else None for f, c in cols.items()}
-        tile_ids = [str(v) for v in values["tile_id"]] if values["tile_id"] else [str(i) for i in range(len(items))]
-        index = EmbeddingIndex.from_embeddings(
-            embeds,
-            tile_id=tile_ids,
-            lat=values["lat"],
-            lon=values["lon"],
-            date=[str(v) for v in values["date"]] if values["date"] else None,
-            metadata={"source_row": list(range(len(items)))},
-        )
+        if not root.exists() and config.data.startswith((".", "/", "~")):
+            raise MissingPathError("data", f"data folder {config.data!r} does not exist")
         source = str(root.resolve()) if root.exists() else config.data
-        manifest["source"] = {"kind": "datasets", "path": source, "split": dataset.split and str(dataset.split)}
+        index, split = _index_dataset(encoder, str(root) if root.exists() else config.data, config)
+        manifest["source"] = {"kind": "datasets", "path": source, "split": split}
     if config.approximate:
-        approximate = (
-            ApproximateIndexConfig(kind="ivf_flat")
-            if config.approximate == "ivf"
-            else ApproximateIndexConfig(kind="hnsw")
-        )
-        index.build_approximate(approximate)
+        index.build_approximate(ApproximateIndexConfig(kind=_APPROXIMATE_KINDS[config.approximate]))
     out = Path(config.output)
     index.save_to_disk(out)
     manifest["build"] = asdict(config)
     manifest["num_items"], manifest["dim"] = len(index), index.dim
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_json(out / MANIFEST, manifest)
     logger.info("indexed %d images (dim %d) into %s", len(index), index.dim, out)
     return index
 
@@ -210,7 +209,7 @@ def _manifest(index_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def search_index(config: SearchConfig) -> tuple[list[list[Any]], Any]:
+def search_index(config: SearchConfig) -> tuple[list[list[SearchResult]], EmbeddingIndex]:
     """Embed text queries and search an index.
 
     Returns:
@@ -218,70 +217,57 @@ def search_index(config: SearchConfig) -> tuple[list[list[Any]], Any]:
 
     Raises:
         FileNotFoundError: No index at `config.index`.
-        ValueError: No queries, no model, or a model whose text embeddings do not match the index.
+        ValueError: No model, or a model whose text embeddings do not match the index.
     """
-    from graft_hf.index import EmbeddingIndex
-
-    if not config.queries:
-        raise ValueError("no query given; pass --query TEXT")
     index_dir = Path(config.index)
     index = EmbeddingIndex.load_from_disk(index_dir, load_approximate=config.approximate)
     model = config.model or _manifest(index_dir).get("model")
     if not model:
-        raise ValueError(f"{index_dir} does not record its model; pass --model DIR")
+        raise ConfigError("model", f"{index_dir} does not record its model; pass model=DIR")
     encoder = load_encoder(model, text_encoder=config.text_encoder, device=config.device)
     text_embeds = encoder.encode_texts(config.queries)  # (num_queries, dim)
     if text_embeds.shape[1] != index.dim:
-        raise ValueError(
+        raise ConfigError(
+            "model",
             f"the text encoder gives {text_embeds.shape[1]}-d embeddings but the index holds {index.dim}-d ones; "
-            "search with the model that built the index (and its --text-encoder, if it has one)"
+            "search with the model that built the index (and its separate text encoder, if it has one)",
         )
     k = min(config.k, len(index))
     if k < config.k:
         logger.info("the index holds %d items; returning %d hits per query", len(index), k)
     if config.approximate:
         if not index.has_approximate_index:
-            raise ValueError(f"{index_dir} has no approximate index; rebuild it with --approximate ivf|hnsw")
+            raise ConfigError(
+                "approximate", f"{index_dir} has no approximate index; rebuild it with approximate='ivf' or 'hnsw'"
+            )
         results = index.search_approximate(text_embeds, k)
     else:
         results = index.search(text_embeds, k)
     return results, index  # type: ignore[return-value]  # 2-D queries give one list of hits per query
 
 
-def hit_images(index_dir: str | os.PathLike, hits: list[Any]) -> list[Image.Image]:
+def _file_image(path: str) -> Image.Image:
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return Image.open(path).convert("RGB")
+    with rasterio.open(path) as src:
+        bands = src.read()  # (bands, height, width)
+    return to_rgb_image(bands[:3]) if bands.dtype == np.uint8 else to_rgb_image(bands, _sensor_for(bands))
+
+
+def hit_images(index_dir: str | os.PathLike, hits: list[SearchResult]) -> list[Image.Image]:
     """RGB images of search hits, read from the files or dataset rows the index was built from."""
-    manifest = _manifest(Path(index_dir))
-    source = manifest.get("source", {})
+    source = _manifest(Path(index_dir)).get("source", {})
     if source.get("kind") == "files":
-        import rasterio
-
-        from graft_hf.evaluation.datasets import to_rgb_image
-
-        out = []
-        for hit in hits:
-            path = hit.extra["image_path"]
-            if Path(path).suffix.lower() in (".tif", ".tiff"):
-                with rasterio.open(path) as src:
-                    bands = src.read()  # (bands, height, width)
-                out.append(
-                    to_rgb_image(bands[:3]) if bands.dtype == np.uint8 else to_rgb_image(bands, _sensor_for(bands))
-                )
-            else:
-                out.append(Image.open(path).convert("RGB"))
-        return out
+        return [_file_image(hit.extra["image_path"]) for hit in hits]
     if source.get("kind") == "datasets":
-        from graft_hf.evaluation.datasets import _load_hf
-
-        dataset = _load_hf(source["path"], source.get("split") or "train", imagefolder=False)
-        column = next(c for c, f in dataset.features.items() if type(f).__name__ == "Image")
+        dataset = load_split(source["path"], source.get("split") or "train")
+        column = find_image_column(dataset)
         return [dataset[int(hit.extra["source_row"])][column].convert("RGB") for hit in hits]
-    raise ValueError(f"{index_dir} does not record where its images are ({MANIFEST}); rebuild it with graft index")
+    raise ValueError(f"{index_dir} does not record where its images are ({MANIFEST}); rebuild it with build_index")
 
 
 def _sensor_for(array: np.ndarray) -> str:
-    from graft_hf.modeling import SENSOR_PRESETS
-
-    for name, preset in SENSOR_PRESETS.items():
-        if preset["band_names"] and len(preset["band_names"]) == array.shape[0]:
+    for name, sensor in SENSORS.items():
+        if sensor.band_names and len(sensor.band_names) == array.shape[0]:
             return name
     raise ValueError(f"cannot render a {array.shape[0]}-band raster as RGB; no sensor preset has that many bands")

@@ -17,19 +17,30 @@ RGB datasets yield PIL images; BigEarthNet yields `(12, 120, 120)` uint16 arrays
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import rasterio
+from datasets import ClassLabel, LargeList, List, load_dataset
+from datasets import Dataset as HFDataset
+from datasets import Image as ImageFeature
+from datasets import Sequence as HFSequence
+from huggingface_hub import is_offline_mode
 from PIL import Image
+from rasterio.enums import Resampling
 
-from graft_hf.evaluation.templates import EUROSAT_LABELS
+from graft_hf.config import ConfigError
+from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError
+from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES, EUROSAT_LABELS
+from graft_hf.modeling import GraftImageProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +50,13 @@ __all__ = [
     "SAT6_CLASSNAMES",
     "UCMERCED_CLASSNAMES",
     "EvalDataset",
+    "find_image_column",
     "load_eval_dataset",
+    "load_split",
     "readable_class_name",
     "to_rgb_image",
 ]
 
-DatasetKind = Literal["auto", "eurosat", "bigearthnet", "sat4", "sat6", "imagefolder", "classification", "multilabel"]
-DATASET_KINDS: tuple[str, ...] = (
-    "auto",
-    "eurosat",
-    "bigearthnet",
-    "sat4",
-    "sat6",
-    "imagefolder",
-    "classification",
-    "multilabel",
-)
 
 #: SAT-4 (Basu et al. 2015) label order of the original one-hot vectors.
 SAT4_CLASSNAMES: tuple[str, ...] = ("barren land", "trees", "grassland", "other")
@@ -96,12 +98,6 @@ def readable_class_name(name: str) -> str:
         return UCMERCED_CLASSNAMES[name]
     spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).replace("_", " ").replace("-", " ")
     return re.sub(r"\s+", " ", spaced).strip().lower()
-
-
-def _eurosat_prompt_names() -> list[str]:
-    from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES
-
-    return list(EUROSAT_CLASSNAMES)
 
 
 @dataclass
@@ -189,7 +185,6 @@ def to_rgb_image(image: Image.Image | np.ndarray, sensor: str = "rgb") -> Image.
     """An RGB PIL image from a PIL image or a `(bands, H, W)` array of a `SENSOR_PRESETS` sensor."""
     if isinstance(image, Image.Image):
         return image.convert("RGB")
-    from graft_hf.modeling import GraftImageProcessor
 
     processor = GraftImageProcessor(sensor=sensor, do_resize=False, do_normalize=False)
     rgb = processor(np.asarray(image), return_tensors=None, input_data_format="channels_first")["pixel_values"][0]
@@ -203,9 +198,6 @@ def _bigearthnet_patches(root: Path) -> list[Path]:
 
 def _read_bigearthnet_patch(folder: Path) -> np.ndarray:
     """`(12, 120, 120)` uint16: every band resampled (bilinear) to the 10 m grid."""
-    import rasterio
-    from rasterio.enums import Resampling
-
     bands = []
     for band in _S2_BANDS:
         path = folder / f"{folder.name}_{band}.tif"
@@ -218,18 +210,24 @@ def _read_bigearthnet_patch(folder: Path) -> np.ndarray:
     return np.stack(bands).astype(np.uint16)
 
 
-def _load_bigearthnet(root: Path, class_names: Sequence[str] | None) -> EvalDataset:
-    patches = _bigearthnet_patches(root)
+def _load_bigearthnet(request: _Request) -> EvalDataset:
+    """The `bigearthnet` kind: patch folders read into 12-band Sentinel-2 stacks, multi-label."""
+    patches = _bigearthnet_patches(request.local) if request.local.is_dir() else []
     if not patches:
-        raise ValueError(
-            f"{root} is not a BigEarthNet folder: it holds no <patch>/<patch>_labels_metadata.json; pass the folder "
-            "of patch folders, or another --dataset-kind"
+        raise ConfigError(
+            "path",
+            f"{request.text!r} is not a BigEarthNet folder: it holds no <patch>/<patch>_labels_metadata.json; pass "
+            "the folder of patch folders, or another dataset kind",
         )
     per_patch = [json.loads((p / f"{p.name}_labels_metadata.json").read_text())["labels"] for p in patches]
-    names = list(class_names) if class_names else sorted({label for labels in per_patch for label in labels})
-    unknown = sorted({label for labels in per_patch for label in labels} - set(names))
+    present = {label for labels in per_patch for label in labels}
+    names = list(request.class_names) if request.class_names else sorted(present)
+    unknown = sorted(present - set(names))
     if unknown:
-        raise ValueError(f"BigEarthNet labels {unknown} are not in the given class names; pass the full nomenclature")
+        raise ConfigError(
+            "class_names",
+            f"BigEarthNet labels {unknown} are not among the given class names; pass the full nomenclature",
+        )
     index = {n: i for i, n in enumerate(names)}
     targets = np.zeros((len(patches), len(names)), dtype=np.int8)
     for row, labels in enumerate(per_patch):
@@ -257,27 +255,32 @@ def _is_imagefolder(root: Path) -> bool:
     return bool(class_dirs) and any(f.suffix.lower() in _IMAGE_SUFFIXES for d in class_dirs for f in d.iterdir())
 
 
-def _load_hf(path: str, split: str, imagefolder: bool) -> Any:
-    from datasets import load_dataset
+def load_split(path: str, split: str, imagefolder: bool = False) -> HFDataset:
+    """One split of a `datasets` folder, image folder or Hub dataset.
 
+    Args:
+        path: Local folder or Hub dataset id.
+        split: The split; an image folder without splits gives all its images.
+        imagefolder: Read `path` with `datasets`' ``imagefolder`` builder (one subfolder per class).
+
+    Raises:
+        FileNotFoundError: Nothing at `path`.
+        RuntimeError: A Hub id that cannot be fetched (offline), naming how to use a local copy.
+        ValueError: No such split.
+    """
     try:
-        if imagefolder:
-            splits = load_dataset("imagefolder", data_dir=path)
-        else:
-            splits = load_dataset(path)
+        splits = load_dataset("imagefolder", data_dir=path) if imagefolder else load_dataset(path)
     except FileNotFoundError as error:
-        raise FileNotFoundError(
-            f"no dataset at {path!r}: pass an existing folder or a Hub dataset id ({error})"
+        raise MissingPathError(
+            "path", f"no dataset at {path!r}: pass an existing folder or a Hub dataset id ({error})"
         ) from error
     except (ConnectionError, OSError, ValueError) as error:
-        offline = os.environ.get("HF_DATASETS_OFFLINE", "0").lower() in ("1", "true") or os.environ.get(
-            "HF_HUB_OFFLINE", "0"
-        ).lower() in ("1", "true")
-        hint = "the Hub cannot be reached (HF_DATASETS_OFFLINE/HF_HUB_OFFLINE is set); " if offline else ""
-        raise RuntimeError(
+        hint = "the Hub cannot be reached (HF_HUB_OFFLINE is set); " if is_offline_mode() else ""
+        raise UnavailableSourceError(
+            "path",
             f"could not load dataset {path!r}: {hint}download it where the Hub is reachable "
-            f"(`hf download {path} --repo-type dataset --local-dir DIR`) and pass --data DIR "
-            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            f"(`hf download {path} --repo-type dataset --local-dir DIR`) and pass path=DIR "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
         ) from error
     if split in splits:
         return splits[split]
@@ -287,15 +290,16 @@ def _load_hf(path: str, split: str, imagefolder: bool) -> Any:
             "image folder %s has no %r split; evaluating all %d images (%r)", path, split, len(splits[only]), only
         )
         return splits[only]
-    raise ValueError(f"dataset {path!r} has no split {split!r}; pass --split with one of {sorted(splits)}")
+    raise ConfigError("split", f"dataset {path!r} has no split {split!r}; use one of {sorted(splits)}")
 
 
-def _image_column(dataset: Any, image_column: str | None) -> str:
-    from datasets import Image as ImageFeature
-
+def find_image_column(dataset: HFDataset, image_column: str | None = None) -> str:
+    """`image_column` if the dataset has it, else its first `datasets.Image` feature (or `image`, `img`, ...)."""
     if image_column:
         if image_column not in dataset.column_names:
-            raise ValueError(f"image column {image_column!r} not in the dataset columns {dataset.column_names}")
+            raise ConfigError(
+                "image_column", f"{image_column!r} is not among the dataset columns {dataset.column_names}"
+            )
         return image_column
     for name, feature in dataset.features.items():
         if isinstance(feature, ImageFeature):
@@ -303,70 +307,79 @@ def _image_column(dataset: Any, image_column: str | None) -> str:
     for name in ("image", "img", "pixel_values"):
         if name in dataset.column_names:
             return name
-    raise ValueError(f"no image column found among {dataset.column_names}; pass --image-column NAME")
+    raise ConfigError("image_column", f"no image column found among {dataset.column_names}; name the one to use")
 
 
-def _label_column(dataset: Any, label_column: str | None) -> str:
+def _label_column(dataset: HFDataset, label_column: str | None) -> str:
     if label_column:
         if label_column not in dataset.column_names:
-            raise ValueError(f"label column {label_column!r} not in the dataset columns {dataset.column_names}")
+            raise ConfigError(
+                "label_column", f"{label_column!r} is not among the dataset columns {dataset.column_names}"
+            )
         return label_column
     for name in _LABEL_CANDIDATES:
         if name in dataset.column_names:
             return name
-    raise ValueError(
-        f"no label column found among {dataset.column_names} (looked for {list(_LABEL_CANDIDATES)}); "
-        "pass --label-column NAME"
+    raise ConfigError(
+        "label_column",
+        f"no label column found among {dataset.column_names} (looked for {list(_LABEL_CANDIDATES)}); name the one "
+        "to use",
     )
 
 
 def _list_inner(feature: Any) -> Any | None:
-    from datasets import LargeList, List, Sequence
-
-    if isinstance(feature, (List, LargeList, Sequence)):
+    if isinstance(feature, (List, LargeList, HFSequence)):
         return feature.feature
     return None
 
 
-def _single_labels(values: list, feature: Any, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    from datasets import ClassLabel
+def _names_and_index(values: Iterable[str], class_names: Sequence[str] | None) -> tuple[list[str], dict[str, int]]:
+    """Class names (given, or the sorted distinct labels) and their ids; refuses labels outside the given names."""
+    present = set(values)
+    names = list(class_names) if class_names else sorted(present)
+    missing = sorted(present - set(names))
+    if missing:
+        raise ConfigError("class_names", f"labels {missing[:5]} are not among the given class names")
+    return names, {n: i for i, n in enumerate(names)}
 
+
+def _check_class_label(feature: ClassLabel, class_names: Sequence[str] | None) -> None:
+    if class_names and len(class_names) != feature.num_classes:
+        raise ConfigError(
+            "class_names", f"got {len(class_names)} class names for a label with {feature.num_classes} classes"
+        )
+
+
+def _single_labels(values: list, feature: Any, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     if isinstance(feature, ClassLabel):
-        if class_names and len(class_names) != feature.num_classes:
-            raise ValueError(f"got {len(class_names)} class names for a label with {feature.num_classes} classes")
+        _check_class_label(feature, class_names)
         return np.asarray(values, dtype=np.int64), list(feature.names)
     if values and isinstance(values[0], str):
-        names = list(class_names) if class_names else sorted(set(values))
-        index = {n: i for i, n in enumerate(names)}
-        missing = sorted(set(values) - set(index))
-        if missing:
-            raise ValueError(f"labels {missing[:5]} are not in the given class names")
+        names, index = _names_and_index(values, class_names)
         return np.asarray([index[v] for v in values], dtype=np.int64), names
     ids = np.asarray(values, dtype=np.int64)
     if not class_names:
-        raise ValueError("integer labels without names: pass --class-names (or use --dataset-kind sat4/sat6)")
+        raise ConfigError(
+            "class_names",
+            "integer labels without names: pass the class names in label-id order (or kind='sat4'/'sat6')",
+        )
     if ids.size and (ids.min() < 0 or ids.max() >= len(class_names)):
-        raise ValueError(f"labels span [{ids.min()}, {ids.max()}] but {len(class_names)} class names were given")
+        raise ConfigError(
+            "class_names", f"labels span [{ids.min()}, {ids.max()}] but {len(class_names)} class names were given"
+        )
     return ids, list(class_names)
 
 
 def _multi_labels(values: list, inner: Any, class_names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    from datasets import ClassLabel
-
     if isinstance(inner, ClassLabel):
-        if class_names and len(class_names) != inner.num_classes:
-            raise ValueError(f"got {len(class_names)} class names for a label with {inner.num_classes} classes")
+        _check_class_label(inner, class_names)
         names, rows = list(inner.names), [list(v) for v in values]
     elif any(isinstance(x, str) for v in values for x in v):
-        names = list(class_names) if class_names else sorted({x for v in values for x in v})
-        index = {n: i for i, n in enumerate(names)}
-        missing = sorted({x for v in values for x in v} - set(index))
-        if missing:
-            raise ValueError(f"labels {missing[:5]} are not in the given class names")
+        names, index = _names_and_index((x for v in values for x in v), class_names)
         rows = [[index[x] for x in v] for v in values]
+    elif not class_names:
+        raise ConfigError("class_names", "integer multi-labels without names: pass the class names in label-id order")
     else:
-        if not class_names:
-            raise ValueError("integer multi-labels without names: pass --class-names")
         names, rows = list(class_names), [list(v) for v in values]
     targets = np.zeros((len(rows), len(names)), dtype=np.int8)
     for r, ids in enumerate(rows):
@@ -376,14 +389,124 @@ def _multi_labels(values: list, inner: Any, class_names: Sequence[str] | None) -
     return targets, names
 
 
-def _detect_kind(class_names: list[str], multilabel: bool, imagefolder: bool) -> str:
+# -------------------------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class _Request:
+    """What `load_eval_dataset` was asked for, handed to the loader of the dataset kind."""
+
+    text: str
+    local: Path
+    split: str
+    kind: str
+    class_names: list[str] | None
+    image_column: str | None
+    label_column: str | None
+
+    @property
+    def source(self) -> str:
+        return str(self.local) if self.local.exists() else self.text
+
+
+@dataclass(frozen=True)
+class _LabelledKind:
+    """A dataset kind read through `datasets`: an image column plus a label column.
+
+    Attributes:
+        display_name: Report name (default: the folder name or Hub id).
+        default_names: Class names of integer labels when none are given.
+        labels: `"single"`, `"multi"` or `"any"` label values per image.
+        imagefolder: Read with `datasets`' ``imagefolder`` builder.
+    """
+
+    display_name: str | None = None
+    default_names: tuple[str, ...] | None = None
+    labels: Literal["single", "multi", "any"] = "single"
+    imagefolder: bool = False
+
+
+_LABELLED_KINDS: dict[str, _LabelledKind] = {
+    "eurosat": _LabelledKind("EuroSAT"),
+    "sat4": _LabelledKind("SAT-4", SAT4_CLASSNAMES),
+    "sat6": _LabelledKind("SAT-6", SAT6_CLASSNAMES),
+    "imagefolder": _LabelledKind(imagefolder=True),
+    "classification": _LabelledKind(),
+    "multilabel": _LabelledKind(labels="multi"),
+}
+
+
+def _labels(data: HFDataset, request: _Request, spec: _LabelledKind) -> tuple[np.ndarray, list[str], bool]:
+    """Labels, class names and whether the data is multi-label, checked against the kind."""
+    label_col = _label_column(data, request.label_column)
+    feature, values = data.features[label_col], data[label_col]
+    inner = _list_inner(feature)
+    names = request.class_names or (list(spec.default_names) if spec.default_names else None)
+    if inner is not None:
+        if spec.labels == "single":
+            raise ConfigError(
+                "kind", f"label column {label_col!r} holds lists (multi-label) but the dataset kind is {request.kind!r}"
+            )
+        return (*_multi_labels(values, inner, names), True)
+    if spec.labels == "multi":
+        raise ConfigError("kind", f"label column {label_col!r} holds one label per image; use a single-label kind")
+    return (*_single_labels(values, feature, names), False)
+
+
+def _resolved_kind(request: _Request, names: list[str], multilabel: bool, imagefolder: bool) -> str:
+    if request.kind != "auto":
+        return request.kind
     if multilabel:
         return "multilabel"
-    if list(class_names) == list(EUROSAT_LABELS):
+    if names == list(EUROSAT_LABELS):
         return "eurosat"
-    if imagefolder:
-        return "imagefolder"
-    return "classification"
+    return "imagefolder" if imagefolder else "classification"
+
+
+def _prompt_names(request: _Request, kind: str, names: list[str]) -> list[str]:
+    if request.class_names is not None:
+        return list(request.class_names)
+    if kind == "eurosat" and names == list(EUROSAT_LABELS):
+        return list(EUROSAT_CLASSNAMES)
+    return [readable_class_name(n) for n in names]
+
+
+def _load_labelled(request: _Request, spec: _LabelledKind) -> EvalDataset:
+    """A kind read through `datasets`; `spec` says how its labels and names are read."""
+    imagefolder = spec.imagefolder or (
+        request.kind == "auto" and request.local.is_dir() and _is_imagefolder(request.local)
+    )
+    data = load_split(request.source, request.split, imagefolder)
+    image_col = find_image_column(data, request.image_column)
+    labels, names, multilabel = _labels(data, request, spec)
+    kind = _resolved_kind(request, names, multilabel, imagefolder)
+    known = _LABELLED_KINDS[kind].display_name
+    local = request.local.exists()
+    return EvalDataset(
+        name=known or (request.local.name if local else request.text),
+        dataset_type=(kind if known else request.local.name) if local else request.text,
+        split=request.split,
+        kind=kind,
+        class_names=names,
+        prompt_names=_prompt_names(request, kind, names),
+        labels=labels,
+        source=data,
+        image_column=image_col,
+    )
+
+
+def _load_auto(request: _Request) -> EvalDataset:
+    """Detect the kind: BigEarthNet patch folders, else any labelled `datasets` layout."""
+    if request.local.is_dir() and _bigearthnet_patches(request.local):
+        return _load_bigearthnet(request)
+    return _load_labelled(request, _LabelledKind(labels="any"))
+
+
+#: Loader of each dataset kind.
+_LOADERS: dict[str, Callable[[_Request], EvalDataset]] = {
+    "auto": _load_auto,
+    "bigearthnet": _load_bigearthnet,
+    **{kind: functools.partial(_load_labelled, spec=spec) for kind, spec in _LABELLED_KINDS.items()},
+}
+DATASET_KINDS: tuple[str, ...] = tuple(_LOADERS)
 
 
 def load_eval_dataset(
@@ -416,69 +539,22 @@ def load_eval_dataset(
 
     Raises:
         FileNotFoundError: The folder does not exist.
-        ValueError: Unknown kind, missing image/label column or split, or labels that do not match the names.
+        ValueError: Unknown kind, missing image/label column or split, or labels that do not match the names
+            (a :class:`graft_hf.config.ConfigError` naming the parameter).
         RuntimeError: A Hub id that cannot be fetched (offline), naming how to pass a local copy.
     """
-    if kind not in DATASET_KINDS:
-        raise ValueError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASET_KINDS)}")
+    if kind not in _LOADERS:
+        raise ConfigError("kind", f"unknown dataset kind {kind!r}; use one of {', '.join(DATASET_KINDS)}")
     if limit is not None and limit <= 0:
-        raise ValueError(f"limit must be positive, got {limit}")
+        raise ConfigError("limit", f"must be positive, got {limit}")
     text = os.fspath(path)
     local = Path(text).expanduser()
     looks_local = local.exists() or text.startswith((".", "/", "~")) or text.count("/") >= 2
     if looks_local and not local.exists():
-        raise FileNotFoundError(
-            f"dataset folder {text!r} does not exist; pass --data with an existing folder or a Hub id"
-        )
-    if local.is_dir() and (kind == "bigearthnet" or (kind == "auto" and _bigearthnet_patches(local))):
-        dataset = _load_bigearthnet(local, class_names)
-        return _subset(dataset, limit, seed)
-    if kind == "bigearthnet":
-        raise ValueError(f"{text!r} is not a BigEarthNet folder (<patch>/<patch>_labels_metadata.json)")
-    imagefolder = kind == "imagefolder" or (kind == "auto" and local.is_dir() and _is_imagefolder(local))
-    data = _load_hf(str(local) if local.exists() else text, split, imagefolder)
-    image_col = _image_column(data, image_column)
-    label_col = _label_column(data, label_column)
-    feature = data.features[label_col]
-    values = data[label_col]
-    inner = _list_inner(feature)
-    user_names = list(class_names) if class_names else None
-    if kind in ("sat4", "sat6") and not class_names:
-        class_names = SAT4_CLASSNAMES if kind == "sat4" else SAT6_CLASSNAMES
-    if inner is not None:
-        if kind not in ("auto", "multilabel", "bigearthnet"):
-            raise ValueError(f"label column {label_col!r} holds lists (multi-label) but --dataset-kind is {kind!r}")
-        labels, names = _multi_labels(values, inner, class_names)
-    else:
-        if kind == "multilabel":
-            raise ValueError(f"label column {label_col!r} holds one label per image; drop --dataset-kind multilabel")
-        labels, names = _single_labels(values, feature, class_names)
-    resolved = kind if kind != "auto" else _detect_kind(names, inner is not None, imagefolder)
-    if user_names is not None:
-        prompt_names = user_names
-    elif resolved == "eurosat" and names == list(EUROSAT_LABELS):
-        prompt_names = _eurosat_prompt_names()
-    else:
-        prompt_names = [readable_class_name(n) for n in names]
-    display = {"eurosat": "EuroSAT", "sat4": "SAT-4", "sat6": "SAT-6"}.get(
-        resolved, local.name if local.exists() else text
-    )
-    dataset_type = (
-        text if not local.exists() else {"eurosat": "eurosat", "sat4": "sat4", "sat6": "sat6"}.get(resolved, local.name)
-    )
-    dataset = EvalDataset(
-        name=display,
-        dataset_type=dataset_type,
-        split=split,
-        kind=resolved,
-        class_names=names,
-        prompt_names=prompt_names,
-        labels=labels,
-        sensor="rgb",
-        source=data,
-        image_column=image_col,
-    )
-    return _subset(dataset, limit, seed)
+        raise MissingPathError("path", f"dataset folder {text!r} does not exist; pass an existing folder or a Hub id")
+    names = list(class_names) if class_names else None
+    request = _Request(text, local, split, kind, names, image_column, label_column)
+    return _subset(_LOADERS[kind](request), limit, seed)
 
 
 def _subset(dataset: EvalDataset, limit: int | None, seed: int) -> EvalDataset:

@@ -19,15 +19,26 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode
 from PIL import Image
+
+from graft_hf import build_processor
+from graft_hf.config import ConfigError
+from graft_hf.evaluation.datasets import to_rgb_image
+from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError
+from graft_hf.modeling import GraftImageProcessor, GraftModel, GraftProcessor
+from graft_hf.pairs.embed import Teacher, load_teacher
+from graft_hf.tokenizer import load_clip_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -125,9 +136,9 @@ class Encoder:
 class GraftImageEncoder:
     """A GraftModel's image tower behind its `GraftImageProcessor` (sensor-aware: reads band stacks)."""
 
-    def __init__(self, model: Any, image_processor: Any = None, device: str | torch.device = "cpu"):
-        from graft_hf.modeling import GraftImageProcessor
-
+    def __init__(
+        self, model: GraftModel, image_processor: GraftImageProcessor | None = None, device: str | torch.device = "cpu"
+    ):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
         self.image_processor = image_processor or GraftImageProcessor.from_graft_config(model.config)
@@ -138,8 +149,6 @@ class GraftImageEncoder:
         return self.model.get_image_features(pixel_values.to(self.device, self.model.dtype)).float().cpu()
 
     def for_sensor(self, sensor: str) -> GraftImageEncoder:
-        from graft_hf.modeling import GraftImageProcessor
-
         current = self.image_processor
         if getattr(current, "sensor", None) == sensor:
             return self
@@ -153,9 +162,12 @@ class GraftImageEncoder:
 class GraftTextEncoder:
     """A GraftModel's (frozen CLIP) text tower with the CLIP tokenizer."""
 
-    def __init__(self, model: Any, tokenizer: Any = None, device: str | torch.device = "cpu"):
-        from graft_hf.tokenizer import load_clip_tokenizer
-
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase | GraftProcessor | None = None,
+        device: str | torch.device = "cpu",
+    ):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = getattr(tokenizer, "tokenizer", tokenizer) or load_clip_tokenizer()
@@ -169,8 +181,8 @@ class GraftTextEncoder:
 
 
 def graft_encoder(
-    model: Any,
-    processor: Any = None,
+    model: GraftModel,
+    processor: GraftProcessor | GraftImageProcessor | None = None,
     *,
     text_encoder: TextEncoder | Callable[[list[str]], torch.Tensor] | None = None,
     device: str | torch.device = "cpu",
@@ -200,12 +212,10 @@ def graft_encoder(
 class TeacherImageEncoder:
     """The image tower of a `graft_hf.pairs.embed.Teacher` (transformers CLIP or open_clip); RGB only."""
 
-    def __init__(self, teacher: Any, sensor: str = "rgb"):
+    def __init__(self, teacher: Teacher, sensor: str = "rgb"):
         self.teacher, self.sensor = teacher, sensor
 
     def encode_images(self, images: list[Any]) -> torch.Tensor:
-        from graft_hf.evaluation.datasets import to_rgb_image
-
         rgb = [
             im.convert("RGB") if isinstance(im, Image.Image) else to_rgb_image(np.asarray(im), self.sensor)
             for im in images
@@ -219,7 +229,7 @@ class TeacherImageEncoder:
 class TeacherTextEncoder:
     """The text tower of a `graft_hf.pairs.embed.Teacher` (CLIP, open_clip or a sentence encoder)."""
 
-    def __init__(self, teacher: Any):
+    def __init__(self, teacher: Teacher):
         self.teacher = teacher
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -233,8 +243,6 @@ def load_text_encoder(path: str, device: str | torch.device = "cpu") -> TextEnco
         path: Local model directory (Hub ids need network).
         device: Where it runs.
     """
-    from graft_hf.pairs.embed import load_teacher
-
     return TeacherTextEncoder(load_teacher(path, device=str(_resolve_device(device))))
 
 
@@ -245,20 +253,17 @@ def _model_type(path: str) -> str | None:
     return None
 
 
-def _offline_error(model: str, error: Exception) -> RuntimeError:
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if offline else ""
-    return RuntimeError(
+def _offline_error(model: str, error: Exception) -> UnavailableSourceError:
+    hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if is_offline_mode() else ""
+    return UnavailableSourceError(
+        "model",
         f"could not load model {model!r}: {hint}download it where the Hub is reachable "
-        f"(`hf download {model} --local-dir DIR`) and pass --model DIR "
-        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        f"(`hf download {model} --local-dir DIR`) and pass model=DIR "
+        f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
     )
 
 
 def _load_graft(model: str, device: torch.device, text_encoder: TextEncoder | None) -> Encoder:
-    from graft_hf import GraftProcessor, build_processor
-    from graft_hf.modeling import GraftModel
-
     try:
         graft = GraftModel.from_pretrained(model)
     except (OSError, ValueError) as error:
@@ -269,6 +274,46 @@ def _load_graft(model: str, device: torch.device, text_encoder: TextEncoder | No
         logger.info("no processor saved with %s (%s); building one from the config", model, type(error).__name__)
         processor = build_processor(graft.config)
     return graft_encoder(graft, processor, text_encoder=text_encoder, device=device, name=Path(model).name or model)
+
+
+def _auto_baseline(model: str, arch: str | None, checkpoint: str | None) -> BaselineKind:
+    """open_clip when an architecture or checkpoint is given, else from the directory's `config.json` model type."""
+    if checkpoint or arch:
+        return "open_clip"
+    model_type = _model_type(model)
+    if model_type not in (None, "graft", "clip"):
+        raise ConfigError(
+            "model",
+            f"{model} holds a {model_type!r} model; pass a GRAFT or CLIP directory, or an open_clip baseline with "
+            "its architecture and checkpoint",
+        )
+    return "transformers" if model_type == "clip" else "graft"
+
+
+def _load_teacher(
+    model: str,
+    baseline: BaselineKind,
+    arch: str | None,
+    checkpoint: str | None,
+    open_clip_config: str | None,
+    device: torch.device,
+) -> tuple[Teacher, str]:
+    """A transformers CLIP or open_clip teacher (`graft_hf.pairs.embed.Teacher`) and its report name."""
+    if baseline == "transformers":
+        try:
+            return load_teacher(model, kind="clip", device=str(device)), Path(model).name or model
+        except RuntimeError as error:
+            raise _offline_error(model, error) from error
+    if baseline != "open_clip":
+        raise ConfigError("baseline", f"unknown baseline {baseline!r}; use graft, transformers or open_clip")
+    if not arch:
+        raise ConfigError("arch", "open_clip baselines need an architecture (e.g. ViT-B-32) and a checkpoint file")
+    if checkpoint and not Path(checkpoint).is_file():
+        raise MissingPathError("checkpoint", f"open_clip checkpoint {checkpoint!r} not found; pass an existing file")
+    teacher = load_teacher(
+        arch, kind="open_clip", pretrained=checkpoint, open_clip_config=open_clip_config, device=str(device)
+    )
+    return teacher, Path(checkpoint).stem if checkpoint else arch
 
 
 def load_encoder(
@@ -299,38 +344,11 @@ def load_encoder(
         RuntimeError: A Hub id that cannot be loaded (offline), naming the local-directory fix.
         ValueError: An unknown baseline kind or a missing `arch`.
     """
-    from graft_hf.pairs.embed import load_teacher
-
     torch_device = _resolve_device(device)
     text = load_text_encoder(text_encoder, torch_device) if isinstance(text_encoder, str) else text_encoder
     if baseline == "auto":
-        if checkpoint or arch:
-            baseline = "open_clip"
-        else:
-            model_type = _model_type(model)
-            if model_type not in (None, "graft", "clip"):
-                raise ValueError(
-                    f"{model} holds a {model_type!r} model; pass a GRAFT or CLIP directory, or --baseline open_clip "
-                    "--arch NAME --checkpoint PATH"
-                )
-            baseline = "transformers" if model_type == "clip" else "graft"
+        baseline = _auto_baseline(model, arch, checkpoint)
     if baseline == "graft":
         return _load_graft(model, torch_device, text)
-    if baseline == "transformers":
-        try:
-            teacher = load_teacher(model, kind="clip", device=str(torch_device))
-        except RuntimeError as error:
-            raise _offline_error(model, error) from error
-        name = Path(model).name or model
-    elif baseline == "open_clip":
-        if not arch:
-            raise ValueError("open_clip baselines need --arch (e.g. ViT-B-32) and --checkpoint PATH")
-        if checkpoint and not Path(checkpoint).is_file():
-            raise FileNotFoundError(f"open_clip checkpoint {checkpoint!r} not found; pass an existing --checkpoint")
-        teacher = load_teacher(
-            arch, kind="open_clip", pretrained=checkpoint, open_clip_config=open_clip_config, device=str(torch_device)
-        )
-        name = Path(checkpoint).stem if checkpoint else arch
-    else:
-        raise ValueError(f"unknown baseline {baseline!r}; use graft, transformers or open_clip")
+    teacher, name = _load_teacher(model, baseline, arch, checkpoint, open_clip_config, torch_device)
     return Encoder(TeacherImageEncoder(teacher), text or TeacherTextEncoder(teacher), name)

@@ -28,9 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from huggingface_hub import ModelCardData
+from tqdm.auto import tqdm
 
+from graft_hf.config import ConfigError
 from graft_hf.evaluation.datasets import EvalDataset, load_eval_dataset
-from graft_hf.evaluation.encoders import Encoder, graft_encoder, load_encoder
+from graft_hf.evaluation.encoders import Encoder, ImageEncoder, graft_encoder, load_encoder
 from graft_hf.evaluation.metrics import (
     ClassificationMetrics,
     MultiLabelMetrics,
@@ -39,8 +42,15 @@ from graft_hf.evaluation.metrics import (
     classification_metrics,
     multilabel_metrics,
 )
+from graft_hf.evaluation.plots import plot_confusion_matrix, retrieval_grid
 from graft_hf.evaluation.templates import CLIP_EUROSAT_TEMPLATES, TEMPLATE_SETS, get_templates
 from graft_hf.evaluation.zeroshot import build_zero_shot_classifier, zero_shot_logits
+from graft_hf.hub.cards import load_eval_results
+from graft_hf.io import atomic_write
+from graft_hf.modeling import GraftModel
+
+#: What `evaluate_model` scores: a model, an encoder (or any object with encode_images/encode_texts) or a directory.
+ModelLike = GraftModel | Encoder | ImageEncoder | str | os.PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +253,6 @@ class EvalReport:
 
     def model_index_yaml(self) -> str:
         """The card's `model-index` metadata (YAML) for these results."""
-        from huggingface_hub import ModelCardData
-
-        from graft_hf.hub.cards import load_eval_results
-
         return (
             ModelCardData(model_name=self.model_name, eval_results=load_eval_results(self.results())).to_yaml() + "\n"
         )
@@ -262,14 +268,12 @@ class EvalReport:
         Returns:
             Name -> path of `json`, `markdown`, `model_index`, `confusion_matrix` (single-label), `retrieval_grid`.
         """
-        from graft_hf.evaluation.plots import plot_confusion_matrix, retrieval_grid
-
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "results.json", "markdown": out / "results.md", "model_index": out / "model_index.yaml"}
-        paths["json"].write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        paths["markdown"].write_text(self.markdown())
-        paths["model_index"].write_text(self.model_index_yaml())
+        atomic_write(paths["json"], json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write(paths["markdown"], self.markdown())
+        atomic_write(paths["model_index"], self.model_index_yaml())
         if self.classification is not None:
             paths["confusion_matrix"] = plot_confusion_matrix(
                 self.classification.confusion_matrix,
@@ -299,15 +303,13 @@ class EvalReport:
         return np.arange(len(self.class_names))[:, None] == labels[None, :]
 
 
-def _as_encoder(model_or_encoder: Any, device: str) -> Encoder:
+def _as_encoder(model_or_encoder: ModelLike, device: str) -> Encoder:
     if isinstance(model_or_encoder, Encoder):
         return model_or_encoder
     if isinstance(model_or_encoder, (str, os.PathLike)):
         return load_encoder(os.fspath(model_or_encoder), device=device)
     if hasattr(model_or_encoder, "encode_images") and hasattr(model_or_encoder, "encode_texts"):
         return Encoder(model_or_encoder, model_or_encoder, type(model_or_encoder).__name__)
-    from graft_hf.modeling import GraftModel
-
     if isinstance(model_or_encoder, GraftModel):
         return graft_encoder(model_or_encoder, device=device)
     raise TypeError(
@@ -318,8 +320,6 @@ def _as_encoder(model_or_encoder: Any, device: str) -> Encoder:
 
 @torch.inference_mode()
 def _embed_images(encoder: Encoder, dataset: EvalDataset, batch_size: int, progress: bool) -> torch.Tensor:
-    from tqdm.auto import tqdm
-
     chunks = []
     total = math.ceil(len(dataset) / batch_size)
     for batch in tqdm(
@@ -329,8 +329,46 @@ def _embed_images(encoder: Encoder, dataset: EvalDataset, batch_size: int, progr
     return torch.cat(chunks)
 
 
+def _prompt_names(data: EvalDataset, class_names: Sequence[str] | None) -> list[str]:
+    """The names prompts are built from (one per class), checking the dataset has images."""
+    if len(data) == 0:
+        raise ValueError(f"dataset {data.name} ({data.split}) has no images")
+    prompt_names = list(class_names) if class_names is not None else list(data.prompt_names)
+    if len(prompt_names) != data.num_classes:
+        raise ConfigError("class_names", f"got {len(prompt_names)} for a dataset with {data.num_classes} classes")
+    return prompt_names
+
+
+def _zero_shot_classifier(
+    encoder: Encoder, prompt_names: list[str], templates: tuple[str, ...], dim: int
+) -> torch.Tensor:
+    """`(num_classes, dim)` class embeddings from the encoder's text side, checked against the image space."""
+    classifier = build_zero_shot_classifier(encoder.encode_texts, prompt_names, templates)
+    if classifier.shape[1] != dim:
+        raise ConfigError(
+            "text_encoder",
+            f"image embeddings have dim {dim} but text embeddings have dim {classifier.shape[1]}; use a text encoder "
+            "trained into the same space as the image tower",
+        )
+    return classifier
+
+
+def _classification_metrics(
+    data: EvalDataset, logits: torch.Tensor, multilabel_threshold: float | None
+) -> tuple[ClassificationMetrics | None, MultiLabelMetrics | None, np.ndarray]:
+    """Single-label or multi-label metrics of the zero-shot logits, and the number of images per class."""
+    labels = torch.as_tensor(data.labels)
+    if data.multilabel:
+        threshold = multilabel_threshold if multilabel_threshold is not None else 1.0 / data.num_classes
+        metrics = multilabel_metrics(logits.softmax(-1), labels, threshold, data.class_names)
+        return None, metrics, data.labels.sum(axis=0).astype(np.int64)
+    ks = tuple(k for k in (1, 5) if k == 1 or k < data.num_classes)
+    metrics = classification_metrics(logits, labels, ks, data.class_names)
+    return metrics, None, np.bincount(data.labels, minlength=data.num_classes).astype(np.int64)
+
+
 def evaluate_model(
-    model_or_encoder: Any,
+    model_or_encoder: ModelLike,
     dataset: EvalDataset | str | os.PathLike,
     *,
     class_names: Sequence[str] | None = None,
@@ -366,37 +404,19 @@ def evaluate_model(
         An :class:`EvalReport`.
     """
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise ConfigError("batch_size", f"must be positive, got {batch_size}")
     data = dataset if isinstance(dataset, EvalDataset) else load_eval_dataset(dataset)
-    if len(data) == 0:
-        raise ValueError(f"dataset {data.name} ({data.split}) has no images")
-    prompt_names = list(class_names) if class_names is not None else list(data.prompt_names)
-    if len(prompt_names) != data.num_classes:
-        raise ValueError(f"got {len(prompt_names)} class names for a dataset with {data.num_classes} classes")
+    prompt_names = _prompt_names(data, class_names)
     temps = resolve_templates(templates)
     encoder = _as_encoder(model_or_encoder, device).for_sensor(data.sensor)
     started = time.perf_counter()
     image_embeds = _embed_images(encoder, data, batch_size, progress)  # (num_images, dim)
-    classifier = build_zero_shot_classifier(encoder.encode_texts, prompt_names, temps)  # (num_classes, dim)
-    if classifier.shape[1] != image_embeds.shape[1]:
-        raise ValueError(
-            f"image embeddings have dim {image_embeds.shape[1]} but text embeddings have dim {classifier.shape[1]}; "
-            "use a text encoder trained into the same space as the image tower (e.g. --text-encoder DIR)"
-        )
-    labels = torch.as_tensor(data.labels)
+    classifier = _zero_shot_classifier(encoder, prompt_names, temps, image_embeds.shape[1])  # (num_classes, dim)
     logits = zero_shot_logits(image_embeds, classifier)  # (num_images, num_classes), scaled cosine
-    classification = multilabel = None
-    if data.multilabel:
-        threshold = multilabel_threshold if multilabel_threshold is not None else 1.0 / data.num_classes
-        multilabel = multilabel_metrics(logits.softmax(-1), labels, threshold, data.class_names)
-        support = data.labels.sum(axis=0).astype(np.int64)
-    else:
-        ks = tuple(k for k in (1, 5) if k == 1 or k < data.num_classes)
-        classification = classification_metrics(logits, labels, ks, data.class_names)
-        support = np.bincount(data.labels, minlength=data.num_classes).astype(np.int64)
+    classification, multilabel, support = _classification_metrics(data, logits, multilabel_threshold)
+    labels = torch.as_tensor(data.labels)
     retrieval = class_retrieval_metrics(classifier, image_embeds, labels, data.class_names, map_ks, recall_ks)
     cosine = F.normalize(classifier, dim=-1) @ F.normalize(image_embeds, dim=-1).T  # (num_classes, num_images)
-    top = torch.topk(cosine, k=min(top_k, len(data)), dim=1).indices.numpy()
     seconds = time.perf_counter() - started
     logger.info("evaluated %s on %d images of %s in %.1f s", encoder.name, len(data), data.name, seconds)
     return EvalReport(
@@ -409,7 +429,7 @@ def evaluate_model(
         multilabel=multilabel,
         retrieval=retrieval,
         support=support,
-        top_indices=top,
+        top_indices=torch.topk(cosine, k=min(top_k, len(data)), dim=1).indices.numpy(),
         seconds=seconds,
         image_embeds=image_embeds if keep_embeddings else None,
     )

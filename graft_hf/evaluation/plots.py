@@ -1,7 +1,7 @@
 """Figures for evaluation reports: a confusion-matrix heat map and a text-to-image retrieval grid.
 
-matplotlib is imported inside `plot_confusion_matrix` (Agg backend, no display needed) so importing this module
-stays cheap; the retrieval grid is drawn with PIL only.
+matplotlib (the ``plots`` extra) is imported inside `plot_confusion_matrix` (Agg backend, no display needed) so
+importing this module stays cheap; the retrieval grid is drawn with PIL only.
 """
 
 from __future__ import annotations
@@ -10,14 +10,23 @@ import logging
 import os
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from graft_hf.extras import require
+from graft_hf.io import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["CORRECT_COLOR", "INCORRECT_COLOR", "plot_confusion_matrix", "retrieval_grid"]
+__all__ = ["CORRECT_COLOR", "INCORRECT_COLOR", "load_font", "plot_confusion_matrix", "retrieval_grid"]
 
 CORRECT_COLOR = (40, 167, 69)
 """RGB of the border around a retrieved image that is relevant to its query."""
@@ -61,6 +70,29 @@ def plot_confusion_matrix(
     Raises:
         ValueError: `matrix` is not square, does not match `class_names`, or holds negative counts.
     """
+    counts = _checked_counts(matrix, class_names)
+    out = _output_path(path)
+    matplotlib = require("matplotlib", "plots", "the confusion-matrix figure")
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = counts.shape[0]
+    side = max(4.0, 0.6 * n + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side), dpi=100)
+    try:
+        _draw_confusion(fig, ax, counts, class_names, normalize)
+        ax.set_title(title or "Confusion matrix")
+        fig.tight_layout()
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    logger.info("wrote confusion matrix (%d classes) to %s", n, out)
+    return out
+
+
+def _checked_counts(matrix: np.ndarray, class_names: Sequence[str]) -> np.ndarray:
+    """The matrix as float64 counts, refusing one that is not square, empty, negative or mislabelled."""
     counts = np.asarray(matrix)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"confusion matrix must be square (num_classes, num_classes), got shape {counts.shape}")
@@ -72,45 +104,33 @@ def plot_confusion_matrix(
         raise ValueError("confusion matrix is empty: pass at least one class")
     if (counts < 0).any():
         raise ValueError("confusion matrix holds negative counts; pass raw counts (rows = true class)")
-    out = _output_path(path)
+    return counts.astype(np.float64)
 
-    import matplotlib
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    counts = counts.astype(np.float64)
+def _draw_confusion(fig: Figure, ax: Axes, counts: np.ndarray, class_names: Sequence[str], normalize: bool) -> None:
+    """Cells coloured by row share (or count), annotated with percentage and count; axes labelled."""
     row_sums = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
     colours = shares if normalize else counts
+    vmax = 1.0 if normalize else max(colours.max(), 1.0)
     n = counts.shape[0]
-    side = max(4.0, 0.6 * n + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side), dpi=100)
-    try:
-        image = ax.imshow(colours, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else max(colours.max(), 1.0))
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
-        ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right", rotation_mode="anchor")
-        ax.set_yticks(range(n), labels=list(class_names))
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.set_title(title or "Confusion matrix")
-        threshold = 0.5 * (1.0 if normalize else max(colours.max(), 1.0))
-        fontsize = 8 if n <= 12 else 6
-        for i in range(n):
-            for j in range(n):
-                count = int(round(counts[i, j]))
-                text = f"{100 * shares[i, j]:.0f}%\n{count}" if normalize else f"{count}"
-                colour = "white" if colours[i, j] > threshold else "black"
-                ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
-        fig.tight_layout()
-        fig.savefig(out, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    logger.info("wrote confusion matrix (%d classes) to %s", n, out)
-    return out
+    image = ax.imshow(colours, cmap="Blues", vmin=0.0, vmax=vmax)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class" if normalize else "count")
+    ax.set_xticks(range(n), labels=list(class_names), rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(n), labels=list(class_names))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    fontsize = 8 if n <= 12 else 6
+    for i in range(n):
+        for j in range(n):
+            count = int(round(counts[i, j]))
+            text = f"{100 * shares[i, j]:.0f}%\n{count}" if normalize else f"{count}"
+            colour = "white" if colours[i, j] > 0.5 * vmax else "black"
+            ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def load_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's default font at `size` pixels (a fixed bitmap font on Pillow < 10.1)."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has no sized default font
@@ -177,47 +197,88 @@ def retrieval_grid(
     _check_nested("captions", captions, images)
     _check_nested("correct", correct, images)
     out = _output_path(path)
-
-    border = max(2, thumb_size // 24)
-    pad = max(4, thumb_size // 12)
-    text_size = max(10, thumb_size // 8)
-    font = _font(text_size)
-    caption_font = _font(max(8, text_size - 2))
-    line_height = text_size + 3
-    caption_lines = 2 if captions is not None else 0
-    caption_height = caption_lines * (text_size + 1)
-    query_width = max(3 * thumb_size // 2, 140)
-    cell_w = thumb_size + 2 * border + pad
-    cell_h = thumb_size + 2 * border + caption_height + pad
     columns = max((len(row) for row in images), default=0)
-    width = query_width + pad + max(columns, 1) * cell_w + pad
-    height = pad + len(queries) * cell_h
-    canvas = Image.new("RGB", (width, height), _BACKGROUND)
+    layout = _GridLayout(thumb_size, caption_lines=2 if captions is not None else 0)
+    canvas = Image.new("RGB", layout.canvas_size(len(queries), columns), _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    chars_per_line = max(8, int(query_width / (0.55 * text_size)))
-
     for q, query in enumerate(queries):
-        top = pad + q * cell_h
-        lines = textwrap.wrap(str(query), width=chars_per_line) or [""]
-        max_lines = max(1, (thumb_size + 2 * border) // line_height)
-        if len(lines) > max_lines:
-            lines = [*lines[: max_lines - 1], lines[max_lines - 1][: chars_per_line - 1] + "…"]
-        for i, line in enumerate(lines):
-            draw.text((pad, top + i * line_height), line, fill=_TEXT_COLOR, font=font)
+        top = layout.pad + q * layout.cell_h
+        layout.draw_query(draw, str(query), top)
         for i, image in enumerate(images[q]):
-            left = query_width + pad + i * cell_w
-            colour = _NEUTRAL_BORDER
-            if correct is not None:
-                colour = CORRECT_COLOR if correct[q][i] else INCORRECT_COLOR
-            draw.rectangle(
-                [left, top, left + thumb_size + 2 * border - 1, top + thumb_size + 2 * border - 1], fill=colour
+            colour = _NEUTRAL_BORDER if correct is None else CORRECT_COLOR if correct[q][i] else INCORRECT_COLOR
+            caption = None if captions is None else str(captions[q][i])
+            layout.draw_thumbnail(
+                canvas, draw, image, layout.query_width + layout.pad + i * layout.cell_w, top, colour, caption
             )
-            canvas.paste(_fit_thumbnail(image, thumb_size), (left + border, top + border))
-            if captions is not None:
-                wrapped = textwrap.wrap(str(captions[q][i]), width=max(4, int(thumb_size / (0.5 * text_size))))
-                for j, line in enumerate(wrapped[:caption_lines]):
-                    y = top + thumb_size + 2 * border + 1 + j * (text_size + 1)
-                    draw.text((left, y), line, fill=_TEXT_COLOR, font=caption_font)
-    canvas.save(out, format="PNG")
+    with atomic_path(out) as tmp:
+        canvas.save(tmp, format="PNG")
     logger.info("wrote retrieval grid (%d queries x %d images) to %s", len(queries), columns, out)
     return out
+
+
+@dataclass(frozen=True)
+class _GridLayout:
+    """Sizes of the retrieval grid, all derived from the thumbnail side."""
+
+    thumb_size: int
+    caption_lines: int
+
+    @property
+    def border(self) -> int:
+        return max(2, self.thumb_size // 24)
+
+    @property
+    def pad(self) -> int:
+        return max(4, self.thumb_size // 12)
+
+    @property
+    def text_size(self) -> int:
+        return max(10, self.thumb_size // 8)
+
+    @property
+    def query_width(self) -> int:
+        return max(3 * self.thumb_size // 2, 140)
+
+    @property
+    def cell_w(self) -> int:
+        return self.thumb_size + 2 * self.border + self.pad
+
+    @property
+    def cell_h(self) -> int:
+        return self.thumb_size + 2 * self.border + self.caption_lines * (self.text_size + 1) + self.pad
+
+    def canvas_size(self, rows: int, columns: int) -> tuple[int, int]:
+        return self.query_width + self.pad + max(columns, 1) * self.cell_w + self.pad, self.pad + rows * self.cell_h
+
+    def draw_query(self, draw: ImageDraw.ImageDraw, query: str, top: int) -> None:
+        """The query text, wrapped into the left column and cut with an ellipsis where it does not fit."""
+        chars_per_line = max(8, int(self.query_width / (0.55 * self.text_size)))
+        line_height = self.text_size + 3
+        lines = textwrap.wrap(query, width=chars_per_line) or [""]
+        max_lines = max(1, (self.thumb_size + 2 * self.border) // line_height)
+        if len(lines) > max_lines:
+            lines = [*lines[: max_lines - 1], lines[max_lines - 1][: chars_per_line - 1] + "…"]
+        font = load_font(self.text_size)
+        for i, line in enumerate(lines):
+            draw.text((self.pad, top + i * line_height), line, fill=_TEXT_COLOR, font=font)
+
+    def draw_thumbnail(
+        self,
+        canvas: Image.Image,
+        draw: ImageDraw.ImageDraw,
+        image: Image.Image,
+        left: int,
+        top: int,
+        colour: tuple[int, int, int],
+        caption: str | None,
+    ) -> None:
+        """One retrieved image in its coloured border, with its caption underneath."""
+        side = self.thumb_size + 2 * self.border
+        draw.rectangle([left, top, left + side - 1, top + side - 1], fill=colour)
+        canvas.paste(_fit_thumbnail(image, self.thumb_size), (left + self.border, top + self.border))
+        if caption is None:
+            return
+        font = load_font(max(8, self.text_size - 2))
+        wrapped = textwrap.wrap(caption, width=max(4, int(self.thumb_size / (0.5 * self.text_size))))
+        for j, line in enumerate(wrapped[: self.caption_lines]):
+            draw.text((left, top + side + 1 + j * (self.text_size + 1)), line, fill=_TEXT_COLOR, font=font)

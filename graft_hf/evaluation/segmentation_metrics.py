@@ -17,24 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
+
+from graft_hf.evaluation.metrics import ArrayLike, confusion_counts
 
 __all__ = ["SegmentationEvaluator", "SegmentationMetrics", "confusion_matrix", "segmentation_metrics"]
 
 
-def _as_long(x: Any, name: str) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        if t.dtype == torch.bool:
-            return t.long()
-        if not torch.equal(t, t.round()):
-            raise ValueError(f"{name} must hold integer class ids, got non-integer values")
-    return t.long().cpu()
-
-
-def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int | None = None) -> torch.Tensor:
-    """Counts of (true class, predicted class) pixel pairs.
+def confusion_matrix(
+    pred: ArrayLike, target: ArrayLike, num_classes: int, ignore_index: int | None = None
+) -> torch.Tensor:
+    """Counts of (true class, predicted class) pixel pairs (:func:`graft_hf.evaluation.metrics.confusion_counts`).
 
     Args:
         pred: Predicted class ids, any shape (e.g. `(height, width)` or `(batch, height, width)`).
@@ -45,23 +38,7 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, ignore_index: int
     Returns:
         int64 `(num_classes, num_classes)`: rows are true classes, columns predicted classes.
     """
-    if num_classes <= 0:
-        raise ValueError(f"num_classes must be positive, got {num_classes}")
-    pred, target = _as_long(pred, "pred"), _as_long(target, "target")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
-    pred, target = pred.reshape(-1), target.reshape(-1)
-    if ignore_index is not None:
-        keep = target != ignore_index
-        pred, target = pred[keep], target[keep]
-    for name, ids in (("target", target), ("pred", pred)):
-        if ids.numel() and (ids.min() < 0 or ids.max() >= num_classes):
-            raise ValueError(
-                f"{name} holds class ids outside [0, {num_classes}): min {int(ids.min())}, max {int(ids.max())}; "
-                "pass the right num_classes or set ignore_index for unlabelled pixels"
-            )
-    counts = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
-    return counts.view(num_classes, num_classes)
+    return confusion_counts(pred, target, num_classes, ignore_index, names=("pred", "target"))
 
 
 @dataclass
@@ -132,8 +109,8 @@ def _nanmean(values: torch.Tensor) -> float:
 
 
 def segmentation_metrics(
-    pred: Any,
-    target: Any,
+    pred: ArrayLike,
+    target: ArrayLike,
     num_classes: int,
     ignore_index: int | None = None,
     classnames: Sequence[str] | None = None,
@@ -177,7 +154,7 @@ class SegmentationEvaluator:
         """Forgets everything accumulated so far."""
         self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.long)
 
-    def update(self, pred: Any, target: Any) -> None:
+    def update(self, pred: ArrayLike, target: ArrayLike) -> None:
         """Adds one mask or a batch of masks (same shapes)."""
         self.confusion += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +27,8 @@ from graft_hf.evaluation.metrics import (
     classification_metrics,
     multilabel_metrics,
 )
-from graft_hf.evaluation.templates import format_prompts, get_classnames, get_templates
+from graft_hf.evaluation.templates import get_classnames, get_templates
+from graft_hf.modeling.modeling_graft import ensemble_text_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,8 @@ def build_zero_shot_classifier(
     """Builds zero-shot classifier weights from a prompt-template ensemble.
 
     Each prompt embedding is L2-normalised, the `num_templates` embeddings of a class are averaged and the mean
-    is re-normalised (CLIP's prompt ensembling, averaged in embedding space).
+    is re-normalised (CLIP's prompt ensembling, averaged in embedding space; the implementation is
+    `graft_hf.modeling.modeling_graft.ensemble_text_embeddings`, shared with `GraftModel.encode_text_queries`).
 
     Args:
         encode_text: Maps a list of `b` prompts to text embeddings `(b, dim)` (need not be normalised); e.g. a
@@ -71,24 +72,7 @@ def build_zero_shot_classifier(
     """
     classnames = get_classnames(classnames)
     templates = get_templates(templates)
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    prompts = format_prompts(classnames, templates)
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        embeds = encode_text(batch)
-        if not isinstance(embeds, torch.Tensor):
-            embeds = torch.as_tensor(np.asarray(embeds))
-        if embeds.ndim != 2 or embeds.shape[0] != len(batch):
-            raise ValueError(
-                f"encode_text must return (num_prompts, dim) = ({len(batch)}, dim), got {tuple(embeds.shape)}"
-            )
-        if not torch.isfinite(embeds).all():
-            raise ValueError(f"encode_text returned non-finite embeddings for prompts {batch[:3]}...")
-        chunks.append(F.normalize(embeds.float(), dim=-1))
-    text_embeds = torch.cat(chunks).view(len(classnames), len(templates), -1)  # (classes, templates, dim)
-    weights = F.normalize(text_embeds.mean(dim=1), dim=-1)
+    weights = ensemble_text_embeddings(encode_text, classnames, templates, batch_size)
     logger.info("built zero-shot classifier: %d classes x %d templates", len(classnames), len(templates))
     return weights
 

@@ -19,19 +19,24 @@ Example:
     >>> result.render().save("pools.png")
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
+from transformers import PreTrainedTokenizerBase
 
+from graft_hf.config import config_dataclass, require
+from graft_hf.extras import require as require_extra
+from graft_hf.modeling import GraftImageProcessor, GraftModel
 from graft_hf.tasks.sam import SamRefiner, patch_centres, top_patch_points
 from graft_hf.tasks.segmentation import (
     PALETTE,
+    ImageLike,
+    RGBLike,
     ZeroShotSegmenter,
     load_font,
     patch_similarity,
@@ -53,7 +58,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@config_dataclass
 class DetectionConfig:
     """Options of zero-shot detection.
 
@@ -80,14 +85,10 @@ class DetectionConfig:
     refine_with_sam: bool = False
     sam_points: int = 3
 
-    def __post_init__(self) -> None:
-        self.negatives = tuple(self.negatives)
-        if self.connectivity not in (4, 8):
-            raise ValueError(f"connectivity must be 4 or 8, got {self.connectivity}")
-        if self.min_pixels < 1:
-            raise ValueError(f"min_pixels must be at least 1, got {self.min_pixels}")
-        if self.sam_points < 1:
-            raise ValueError(f"sam_points must be at least 1, got {self.sam_points}")
+    def validate_counts(self) -> None:
+        require(self.min_pixels >= 1, "min_pixels", f"must be at least 1, got {self.min_pixels}")
+        require(self.sam_points >= 1, "sam_points", f"must be at least 1, got {self.sam_points}")
+        require(self.logit_scale > 0, "logit_scale", f"must be positive, got {self.logit_scale}")
 
 
 @dataclass
@@ -153,7 +154,7 @@ class DetectionResult:
         """Fraction of the image covered by the instances."""
         return float(self.union_mask().float().mean())
 
-    def render(self, image: Any = None, alpha: float = 0.45):
+    def render(self, image: RGBLike | None = None, alpha: float = 0.45) -> Image.Image:
         """Masks, boxes and labels drawn on the image (a PIL image); see :func:`render_detections`."""
         image = self.image if image is None else image
         if image is None:
@@ -187,8 +188,7 @@ def pixel_area_m2(
 
 
 def _label_components(binary: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
-    from scipy import ndimage
-
+    ndimage = require_extra("scipy.ndimage", "tasks", "zero-shot detection (connected components)", package="scipy")
     structure = np.ones((3, 3), dtype=bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
     labels, count = ndimage.label(binary, structure=structure)
     return labels, int(count)
@@ -290,15 +290,21 @@ class ObjectDetector:
         sam: Optional :class:`~graft_hf.tasks.sam.SamRefiner` for `DetectionConfig(refine_with_sam=True)`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any = None, sam: SamRefiner | None = None):
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: GraftImageProcessor | None = None,
+        sam: SamRefiner | None = None,
+    ):
         self.segmenter = ZeroShotSegmenter(model, tokenizer, image_processor)
         self.sam = sam
 
     @property
-    def model(self) -> Any:
+    def model(self) -> GraftModel:
         return self.segmenter.model
 
-    def prepare(self, image: Any) -> PreparedImage:
+    def prepare(self, image: ImageLike | PreparedImage) -> PreparedImage:
         """Reads and encodes an image once, for any number of :meth:`detect` calls."""
         if isinstance(image, PreparedImage):
             return image
@@ -307,7 +313,7 @@ class ObjectDetector:
 
     def detect(
         self,
-        image: Any,
+        image: ImageLike | PreparedImage,
         query: str,
         config: DetectionConfig | None = None,
         gsd: float | tuple[float, float] | None = None,
@@ -376,7 +382,7 @@ class ObjectDetector:
         return refined
 
 
-def render_detections(image: Any, instances: Sequence[DetectedInstance], alpha: float = 0.45):
+def render_detections(image: RGBLike, instances: Sequence[DetectedInstance], alpha: float = 0.45) -> Image.Image:
     """Draws instance masks, boxes and `label score area` captions on an image.
 
     Args:
@@ -387,8 +393,6 @@ def render_detections(image: Any, instances: Sequence[DetectedInstance], alpha: 
     Returns:
         An RGB `PIL.Image.Image`.
     """
-    from PIL import Image, ImageDraw
-
     rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (height, width, 3) RGB, got {rgb.dtype} {rgb.shape}")

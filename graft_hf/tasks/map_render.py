@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+from PIL import Image, ImageDraw
+from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.transform import Affine
+from rasterio.warp import transform_geom
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
 
+from graft_hf.io import atomic_path, atomic_write
 from graft_hf.tasks.tiling import PixelWindow, TileGrid
 
 __all__ = [
@@ -82,11 +89,8 @@ def preview_shape(region: PixelWindow, max_side: int) -> tuple[int, int]:
     return max(1, round(region.height * factor)), max(1, round(region.width * factor))
 
 
-def create_preview(path: str | os.PathLike, src: Any, region: PixelWindow, max_side: int) -> None:
+def create_preview(path: str | os.PathLike, src: DatasetReader, region: PixelWindow, max_side: int) -> None:
     """Create the georeferenced RGB preview GeoTIFF (raw band values, 0 where nodata) that tiles are pasted into."""
-    import rasterio
-    from rasterio.transform import Affine
-
     height, width = preview_shape(region, max_side)
     transform = (
         src.transform
@@ -98,7 +102,7 @@ def create_preview(path: str | os.PathLike, src: Any, region: PixelWindow, max_s
         dst.write(np.zeros((3, height, width), dtype=src.dtypes[0]))
 
 
-def paste_preview(dst: Any, region: PixelWindow, window: PixelWindow, rgb: np.ndarray) -> None:
+def paste_preview(dst: DatasetWriter, region: PixelWindow, window: PixelWindow, rgb: np.ndarray) -> None:
     """Paste a window's RGB into the preview (nearest sampling), where the window overlaps the region.
 
     Args:
@@ -107,8 +111,6 @@ def paste_preview(dst: Any, region: PixelWindow, window: PixelWindow, rgb: np.nd
         window: The window the pixels come from.
         rgb: `(3, h, w)` pixels of the window (native, or averaged down to the model input size).
     """
-    from rasterio.windows import Window
-
     sy, sx = dst.height / region.height, dst.width / region.width  # preview pixels per raster pixel
     c0 = max(window.col_off, region.col_off) - region.col_off
     r0 = max(window.row_off, region.row_off) - region.row_off
@@ -128,8 +130,6 @@ def paste_preview(dst: Any, region: PixelWindow, window: PixelWindow, rgb: np.nd
 
 def _rgb_preview(preview_path: str | os.PathLike) -> np.ndarray:
     """`(height, width, 3)` uint8 RGB of the preview (2-98 % stretch per band over non-zero pixels)."""
-    import rasterio
-
     with rasterio.open(preview_path) as ds:
         data = ds.read().astype(np.float32)
     valid = np.any(data != 0, axis=0)
@@ -146,7 +146,7 @@ def _rgb_preview(preview_path: str | os.PathLike) -> np.ndarray:
 
 
 def render_overlay(
-    src: Any,
+    src: DatasetReader,
     region: PixelWindow,
     preview_path: str | os.PathLike,
     score_path: str | os.PathLike,
@@ -167,11 +167,23 @@ def render_overlay(
         score_kind: `"cosine"` or `"softmax"` (legend label).
         alpha: Opacity of the scores over the imagery.
     """
-    import rasterio
-    from PIL import Image, ImageDraw
-
     rgb = _rgb_preview(preview_path)
-    shape = rgb.shape[:2]
+    values = _scores_on_preview(src, region, score_path, rgb.shape[:2])
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    blended = rgb.astype(np.float32)
+    has_score = np.isfinite(values)
+    blended[has_score] = (1 - alpha) * blended[has_score] + alpha * apply_colormap(values, vmin, vmax)[has_score]
+    image = Image.fromarray(np.round(blended).astype(np.uint8), mode="RGB")
+    canvas = _with_legend(image, f"{query}  ({score_kind} score)", vmin, vmax)
+    with atomic_path(png_path) as tmp:
+        canvas.save(tmp, format="PNG")
+
+
+def _scores_on_preview(
+    src: DatasetReader, region: PixelWindow, score_path: str | os.PathLike, shape: tuple[int, int]
+) -> np.ndarray:
+    """The score of every pixel of a `(height, width)` preview of the region (NaN where there is none)."""
     with rasterio.open(score_path) as scores_ds:
         # The score raster covers the region and possibly a partial cell beyond it; read a decimated copy and look
         # every preview pixel up by its position in raster pixels.
@@ -181,21 +193,17 @@ def render_overlay(
         cover_w = scores_ds.width * abs(scores_ds.transform.a / src.transform.a)
     rows = ((np.arange(shape[0]) + 0.5) * region.height / shape[0] / cover_h * score_shape[0]).astype(np.int64)
     cols = ((np.arange(shape[1]) + 0.5) * region.width / shape[1] / cover_w * score_shape[1]).astype(np.int64)
-    values = scores[np.minimum(rows, score_shape[0] - 1)][:, np.minimum(cols, score_shape[1] - 1)]
-    finite = values[np.isfinite(values)]
-    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    blended = rgb.astype(np.float32)
-    has_score = np.isfinite(values)
-    blended[has_score] = (1 - alpha) * blended[has_score] + alpha * apply_colormap(values, vmin, vmax)[has_score]
-    image = Image.fromarray(np.round(blended).astype(np.uint8), mode="RGB")
+    return scores[np.minimum(rows, score_shape[0] - 1)][:, np.minimum(cols, score_shape[1] - 1)]
 
-    # Canvas: title above, colour bar to the right.
+
+def _with_legend(image: Image.Image, title: str, vmin: float, vmax: float) -> Image.Image:
+    """`image` on a white canvas with the title above and a viridis colour bar from `vmin` to `vmax` to the right."""
     bar_w, margin, title_h = 18, 10, 22
     legend_w = bar_w + 70
     canvas = Image.new("RGB", (image.width + legend_w + 2 * margin, image.height + title_h + 2 * margin), "white")
     canvas.paste(image, (margin, margin + title_h))
     draw = ImageDraw.Draw(canvas)
-    draw.text((margin, margin), f"{query}  ({score_kind} score)", fill="black")
+    draw.text((margin, margin), title, fill="black")
     bar_h = max(image.height, 40)
     ramp = np.linspace(vmax, vmin, bar_h)[:, None].repeat(bar_w, axis=1)
     canvas.paste(
@@ -205,13 +213,11 @@ def render_overlay(
     for frac in (0.0, 0.5, 1.0):
         y = margin + title_h + int(frac * (bar_h - 10))
         draw.text((x_text, y), f"{vmax - frac * (vmax - vmin):.3f}", fill="black")
-    tmp = Path(png_path).with_name(f".{Path(png_path).name}.tmp-{os.getpid()}")
-    canvas.save(tmp, format="PNG")
-    os.replace(tmp, png_path)
+    return canvas
 
 
 def topk_features(
-    src: Any, grid: TileGrid, ranked: Callable[[str], list[tuple[float, int]]], queries: tuple[str, ...]
+    src: DatasetReader, grid: TileGrid, ranked: Callable[[str], list[tuple[float, int]]], queries: tuple[str, ...]
 ) -> list[dict[str, Any]]:
     """GeoJSON features (EPSG:4326 polygons) of the top-k tiles of every query.
 
@@ -225,9 +231,6 @@ def topk_features(
         Features with properties `query`, `rank` (1-based), `score`, `row`, `col` (window grid) and `window`
         (`[col_off, row_off, width, height]` in raster pixels).
     """
-    from rasterio.warp import transform_geom
-    from rasterio.windows import bounds as window_bounds
-
     features = []
     for query in queries:
         for rank, (score, index) in enumerate(ranked(query), start=1):
@@ -255,13 +258,11 @@ def topk_features(
 
 def write_topk_geojson(
     path: str | os.PathLike,
-    src: Any,
+    src: DatasetReader,
     grid: TileGrid,
     ranked: Callable[[str], list[tuple[float, int]]],
     queries: tuple[str, ...],
 ) -> None:
     """Write the top-k tiles of every query as a GeoJSON FeatureCollection (atomically)."""
     collection = {"type": "FeatureCollection", "features": topk_features(src, grid, ranked, queries)}
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(collection), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(collection))

@@ -5,8 +5,6 @@ with its processor and tokenizer, the band selection and the tile grid, raising 
 CRS, an empty raster or query, a band count the model's sensor cannot use and an unwritable output folder.
 """
 
-from __future__ import annotations
-
 import logging
 import math
 import os
@@ -14,11 +12,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import rasterio
+import torch
+from rasterio.io import DatasetReader
+from rasterio.warp import transform_bounds
+from rasterio.windows import from_bounds
+from transformers import AutoModel, AutoProcessor, PreTrainedTokenizerBase
+
+from graft_hf.config import ConfigError, config_dataclass, require
+from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError, UnwritablePathError
+from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
 from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres
+from graft_hf.tokenizer import load_clip_tokenizer
 
 logger = logging.getLogger(__name__)
 
+#: A GRAFT model in eval mode with its image processor and tokenizer, as `load_map_model` returns them.
+LoadedModel = tuple[GraftModel, GraftImageProcessor, PreTrainedTokenizerBase]
+
 __all__ = [
+    "LoadedModel",
     "RegionMapConfig",
     "RegionMapResult",
     "band_indexes",
@@ -30,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass
+@config_dataclass
 class RegionMapConfig:
     """What `graft map` does.
 
@@ -85,38 +98,59 @@ class RegionMapConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.queries = tuple(self.queries)
-        if not self.queries:
-            raise ValueError('no query given: pass at least one, e.g. --query "farmland"')
-        empty = [i for i, q in enumerate(self.queries) if not isinstance(q, str) or not q.strip()]
-        if empty:
-            raise ValueError(f"query number {empty[0] + 1} is empty; every --query needs some text")
-        if len(set(self.queries)) != len(self.queries):
-            raise ValueError(f"queries repeat: {list(self.queries)}; pass each query once")
-        if self.level not in ("image", "patch"):
-            raise ValueError(f"level must be 'image' or 'patch', got {self.level!r}")
-        if self.score not in ("cosine", "softmax"):
-            raise ValueError(f"score must be 'cosine' or 'softmax', got {self.score!r}")
-        if self.score == "softmax" and len(self.queries) < 2:
-            raise ValueError("score='softmax' normalises across queries: pass at least two --query, or use cosine")
         if isinstance(self.gsd, str) and self.gsd not in ("model", "native"):
             try:
                 self.gsd = float(self.gsd)
             except ValueError:
-                raise ValueError(f"gsd must be 'model', 'native' or metres per pixel, got {self.gsd!r}") from None
-        if not isinstance(self.gsd, str) and not self.gsd > 0:
-            raise ValueError(f"gsd must be a positive number of metres per pixel, got {self.gsd}")
+                raise ConfigError("gsd", f"must be 'model', 'native' or metres per pixel, got {self.gsd!r}") from None
+
+    def validate_queries(self) -> None:
+        require(bool(self.queries), "queries", 'no query given: pass at least one, e.g. "farmland"')
+        empty = [i for i, q in enumerate(self.queries) if not q.strip()]
+        require(
+            not empty, "queries", f"query number {empty[0] + 1 if empty else 0} is empty; every query needs some text"
+        )
+        require(len(set(self.queries)) == len(self.queries), "queries", f"{list(self.queries)} repeat; pass each once")
+
+    def validate_score(self) -> None:
+        require(
+            self.score != "softmax" or len(self.queries) >= 2,
+            "score",
+            "'softmax' normalises across queries: pass at least two queries, or use score='cosine'",
+        )
+
+    def validate_sizes(self) -> None:
+        require(
+            isinstance(self.gsd, str) or self.gsd > 0,
+            "gsd",
+            f"must be a positive number of metres per pixel, got {self.gsd}",
+        )
         for name in ("batch_size", "top_k", "preview_max_side", "gdal_cache_mb"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            require(getattr(self, name) > 0, name, f"must be positive, got {getattr(self, name)}")
         for name in ("tile_size", "stride"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be a positive number of pixels, got {value}")
-        if self.window is not None and self.bounds is not None:
-            raise ValueError("pass either a pixel --window or --bounds in degrees, not both")
-        if self.resume and self.overwrite:
-            raise ValueError("--resume continues a run and --overwrite discards it: pass only one")
+            require(value is None or value > 0, name, f"must be a positive number of pixels, got {value}")
+
+    def validate_region(self) -> None:
+        require(
+            self.window is None or self.bounds is None,
+            "window",
+            "pass either a pixel window or bounds in degrees, not both",
+        )
+        if self.bounds is not None:
+            west, south, east, north = self.bounds
+            require(
+                west < east and south < north,
+                "bounds",
+                f"must be west, south, east, north with west < east and south < north, got {self.bounds}",
+            )
+
+    def validate_resume(self) -> None:
+        require(
+            not (self.resume and self.overwrite),
+            "resume",
+            "resuming continues a run and overwriting discards it: pass only one of resume=True and overwrite=True",
+        )
 
 
 @dataclass
@@ -150,7 +184,20 @@ class RegionMapResult:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
+def _saved_processor(model: str) -> tuple[GraftImageProcessor | None, PreTrainedTokenizerBase | None]:
+    """The image processor and tokenizer saved with the model, where there are any."""
+    saved_files = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
+    if Path(model).is_dir() and not any((Path(model) / name).exists() for name in saved_files):
+        return None, None  # a bare model directory: skip AutoProcessor's lookups
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+    except (OSError, ValueError, TypeError) as error:
+        logger.info("no processor saved with %s (%s); building one from the config", model, error)
+        return None, None
+    return getattr(processor, "image_processor", None), getattr(processor, "tokenizer", None)
+
+
+def load_map_model(model: str, device: str = "auto") -> LoadedModel:
     """Load a GRAFT model with its image processor and tokenizer.
 
     Args:
@@ -164,36 +211,20 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
     Raises:
         RuntimeError: If the model cannot be loaded, naming how to pass a local directory.
     """
-    import torch
-    from transformers import AutoModel, AutoProcessor
-
-    import graft_hf  # noqa: F401  (registers GRAFT with the Auto classes)
-    from graft_hf.modeling import GraftImageProcessor, GraftModel
-    from graft_hf.tokenizer import load_clip_tokenizer
-
     try:
         loaded = AutoModel.from_pretrained(model)
     except (OSError, ValueError) as error:
-        raise RuntimeError(
+        raise UnavailableSourceError(
+            "model",
             f"could not load GRAFT model {model!r} ({type(error).__name__}: {str(error).splitlines()[0]}). "
             "Without Hub access pass a local directory saved with GraftModel.save_pretrained, e.g. "
-            "--model /path/to/graft-naip-vitb16"
+            "model=/path/to/graft-naip-vitb16",
         ) from error
     if not isinstance(loaded, GraftModel):
-        raise ValueError(f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint")
-    image_processor = tokenizer = None
-    saved_files = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
-    if Path(model).is_dir() and not any((Path(model) / name).exists() for name in saved_files):
-        processor = None  # a bare model directory: skip AutoProcessor's lookups
-    else:
-        try:
-            processor = AutoProcessor.from_pretrained(model)
-        except (OSError, ValueError, TypeError) as error:
-            logger.info("no processor saved with %s (%s); building one from the config", model, error)
-            processor = None
-    if processor is not None:
-        image_processor = getattr(processor, "image_processor", None)
-        tokenizer = getattr(processor, "tokenizer", None)
+        raise ConfigError(
+            "model", f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint"
+        )
+    image_processor, tokenizer = _saved_processor(model)
     if not isinstance(image_processor, GraftImageProcessor):
         image_processor = GraftImageProcessor.from_graft_config(loaded.config)
     if tokenizer is None:
@@ -204,35 +235,34 @@ def load_map_model(model: str, device: str = "auto") -> tuple[Any, Any, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- checks
-def open_raster(path: str) -> Any:
+def open_raster(path: str) -> DatasetReader:
     """Open the input raster, refusing a missing file, an empty raster or one without a CRS."""
-    import rasterio
-
     if not os.path.exists(path) and "://" not in path and not path.startswith("/vsi"):
-        raise FileNotFoundError(f"raster not found: {path}")
+        raise MissingPathError("raster", f"raster not found: {path}")
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as error:
-        raise ValueError(f"cannot open raster {path}: {error}; is it a GeoTIFF/COG readable by GDAL?") from error
+        raise ConfigError("raster", f"cannot open {path}: {error}; is it a GeoTIFF/COG readable by GDAL?") from error
     if src.width == 0 or src.height == 0 or src.count == 0:
         src.close()
-        raise ValueError(f"raster {path} is empty ({src.width} x {src.height} px, {src.count} bands)")
+        raise ConfigError("raster", f"{path} is empty ({src.width} x {src.height} px, {src.count} bands)")
     if src.crs is None:
         src.close()
-        raise ValueError(
+        raise ConfigError(
+            "raster",
             f"raster {path} has no CRS, so its scores cannot be georeferenced; assign one, e.g. "
-            f"`gdal_edit.py -a_srs EPSG:32614 {path}` (or gdalwarp -t_srs), then rerun"
+            f"`gdal_edit.py -a_srs EPSG:32614 {path}` (or gdalwarp -t_srs), then rerun",
         )
     return src
 
 
-def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[int]:
+def band_indexes(src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig) -> list[int]:
     """1-based raster bands to read: `config.bands`, the full sensor stack, or the first 3 of an RGB(A) image."""
     names = list(model_config.band_names)
     if config.bands is not None:
         bad = [b for b in config.bands if not 1 <= b <= src.count]
         if bad:
-            raise ValueError(f"--bands {list(config.bands)}: raster {config.raster} has bands 1..{src.count} only")
+            raise ConfigError("bands", f"{list(config.bands)}: raster {config.raster} has bands 1..{src.count} only")
         indexes = list(config.bands)
     elif src.count == len(names):
         indexes = list(range(1, src.count + 1))
@@ -241,40 +271,40 @@ def band_indexes(src: Any, config: RegionMapConfig, model_config: Any) -> list[i
     else:
         indexes = list(range(1, src.count + 1))
     if len(indexes) not in (len(names), 3):
-        raise ValueError(
+        raise ConfigError(
+            "bands",
             f"raster {config.raster} gives {len(indexes)} bands, but the model's sensor {model_config.sensor!r} "
             f"expects {len(names)} ({', '.join(names)}) or 3 RGB bands; pass a raster of that sensor or pick its "
-            "bands with --bands (1-based, in the sensor's order)"
+            "bands with bands=B1,B2,... (1-based, in the sensor's order)",
         )
     return indexes
 
 
 def check_writable(output_dir: Path) -> None:
-    """Create `output_dir` if needed and prove a file can be written there."""
+    """Create `output_dir` if needed and prove a file can be written there.
+
+    Raises:
+        OSError: The folder cannot be written (an :class:`UnwritablePathError` naming `output_dir`).
+    """
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         probe = output_dir / f".graft_write_test_{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise OSError(
-            f"output folder {output_dir} is not writable ({error.strerror}); pass a writable --output folder"
+        raise UnwritablePathError(
+            "output_dir", f"output folder {output_dir} is not writable ({error.strerror}); pass a writable folder"
         ) from error
 
 
-def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
+def resolve_region(src: DatasetReader, config: RegionMapConfig) -> PixelWindow:
     """The pixel region to map: `config.window`, `config.bounds` (degrees) or the whole raster, clipped to it."""
     full = PixelWindow(0, 0, src.width, src.height)
     if config.window is not None:
         col, row, width, height = (int(v) for v in config.window)
         wanted = PixelWindow(col, row, width, height)
     elif config.bounds is not None:
-        from rasterio.warp import transform_bounds
-        from rasterio.windows import from_bounds
-
         west, south, east, north = config.bounds
-        if not (west < east and south < north):
-            raise ValueError(f"--bounds must be west,south,east,north with west < east, south < north: {config.bounds}")
         box = transform_bounds("EPSG:4326", src.crs, west, south, east, north, densify_pts=21)
         win = from_bounds(*box, transform=src.transform)
         c0, r0 = math.floor(win.col_off), math.floor(win.row_off)
@@ -284,50 +314,59 @@ def resolve_region(src: Any, config: RegionMapConfig) -> PixelWindow:
     c0, r0 = max(wanted.col_off, 0), max(wanted.row_off, 0)
     c1, r1 = min(wanted.col_off + wanted.width, src.width), min(wanted.row_off + wanted.height, src.height)
     if c1 <= c0 or r1 <= r0:
-        raise ValueError(
-            f"the requested region {wanted} does not overlap raster {config.raster} ({src.width} x {src.height} px); "
-            "check --window/--bounds"
+        raise ConfigError(
+            "window" if config.window is not None else "bounds",
+            f"the requested region {wanted} does not overlap raster {config.raster} ({src.width} x {src.height} px)",
         )
     return PixelWindow(c0, r0, c1 - c0, r1 - r0)
 
 
-def tile_grid(src: Any, config: RegionMapConfig, model_config: Any, region: PixelWindow) -> tuple[TileGrid, int, float]:
+def _window_scale(src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig) -> tuple[float, float | None]:
+    """Raster pixels per model-input pixel (1.0: native) and the raster's metres per pixel (None if unknown)."""
+    raster_gsd = raster_gsd_metres(src)
+    target = model_config.gsd if config.gsd == "model" else config.gsd
+    if target == "native" or target is None:
+        return 1.0, raster_gsd
+    if raster_gsd is None:
+        if config.gsd != "model":
+            raise ConfigError(
+                "gsd",
+                f"raster {config.raster} has a geographic CRS ({src.crs}), so {config.gsd} metres per pixel cannot "
+                "be converted to pixels; reproject it to a projected CRS (e.g. UTM) or use gsd='native'",
+            )
+        logger.warning("raster %s has a geographic CRS: tiling at its native resolution", config.raster)
+        return 1.0, None
+    scale = float(target) / raster_gsd
+    return (1.0 if abs(scale - 1.0) < 0.01 else scale), raster_gsd
+
+
+def tile_grid(
+    src: DatasetReader, config: RegionMapConfig, model_config: GraftConfig, region: PixelWindow
+) -> tuple[TileGrid, int, float]:
     """The tile grid, the model-input tile size and the tile's metres per pixel (NaN if unknown)."""
     vision = model_config.vision_config
     tile = config.tile_size or vision.image_size
-    raster_gsd = raster_gsd_metres(src)
-    target = model_config.gsd if config.gsd == "model" else config.gsd
-    scale = 1.0
-    if target != "native" and target is not None:
-        if raster_gsd is None:
-            if config.gsd != "model":
-                raise ValueError(
-                    f"raster {config.raster} has a geographic CRS ({src.crs}), so --gsd {config.gsd} metres cannot "
-                    "be converted to pixels; reproject it to a projected CRS (e.g. UTM) or pass --gsd native"
-                )
-            logger.warning("raster %s has a geographic CRS: tiling at its native resolution", config.raster)
-        else:
-            scale = float(target) / raster_gsd
-            if abs(scale - 1.0) < 0.01:
-                scale = 1.0
+    scale, raster_gsd = _window_scale(src, config, model_config)
     if config.level == "patch":
         if model_config.use_patch_head is False:
-            raise ValueError(
-                "level='patch' needs a pixel-level GRAFT model (config.use_patch_head=True); use --level image"
+            raise ConfigError(
+                "level", "'patch' needs a pixel-level GRAFT model (config.use_patch_head=True); use level='image'"
             )
         if tile % vision.patch_size:
-            raise ValueError(f"tile size {tile} must be a multiple of the model's patch size {vision.patch_size}")
+            raise ConfigError("tile_size", f"{tile} must be a multiple of the model's patch size {vision.patch_size}")
         grid = tile // vision.patch_size
         window = grid * max(1, round(tile * scale / grid))
         stride = window
         if config.stride not in (None, tile):
-            raise ValueError("patch-level maps use non-overlapping tiles: drop --stride or use --level image")
+            raise ConfigError(
+                "stride", "patch-level maps use non-overlapping tiles: leave it unset or use level='image'"
+            )
     else:
         grid = 1
         window = max(1, round(tile * scale))
         stride = max(1, round((config.stride or tile) * scale))
         if (config.stride or tile) > tile:
-            raise ValueError(f"--stride {config.stride} is larger than the tile ({tile} px) and would leave gaps")
+            raise ConfigError("stride", f"{config.stride} is larger than the tile ({tile} px) and would leave gaps")
     tile_gsd = raster_gsd * window / tile if raster_gsd is not None else float("nan")
     tiling = TileGrid(
         region=region,

@@ -39,9 +39,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
+import torch
+from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.windows import Window
+from tqdm.auto import tqdm
 
+from graft_hf.config import ConfigError
+from graft_hf.io import write_json
+from graft_hf.modeling import GraftImageProcessor, GraftModel
 from graft_hf.tasks.map_render import create_preview, paste_preview, render_overlay, write_topk_geojson
 from graft_hf.tasks.map_setup import (
+    LoadedModel,
     RegionMapConfig,
     RegionMapResult,
     band_indexes,
@@ -51,6 +60,7 @@ from graft_hf.tasks.map_setup import (
     resolve_region,
     tile_grid,
 )
+from graft_hf.tasks.text import encode_queries
 from graft_hf.tasks.tiling import TileGrid, raster_gsd_metres, read_window, valid_mask
 
 logger = logging.getLogger(__name__)
@@ -75,19 +85,7 @@ def _slugs(queries: tuple[str, ...]) -> list[str]:
     return slugs
 
 
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _create_score_raster(path: Path, src: Any, grid: TileGrid) -> None:
-    import rasterio
-    from rasterio.windows import Window
-
+def _create_score_raster(path: Path, src: DatasetReader, grid: TileGrid) -> None:
     height, width = grid.score_shape
     block = 256
     profile = {
@@ -111,7 +109,7 @@ def _create_score_raster(path: Path, src: Any, grid: TileGrid) -> None:
             dst.write(np.full((rows, width), np.nan, dtype=np.float32), 1, window=Window(0, row, width, rows))
 
 
-def _settings(config: RegionMapConfig, src: Any, grid: TileGrid, tile: int) -> dict[str, Any]:
+def _settings(config: RegionMapConfig, src: DatasetReader, grid: TileGrid, tile: int) -> dict[str, Any]:
     """What the outputs depend on; a resumed run must match it."""
     return {
         "raster": os.path.abspath(config.raster) if os.path.exists(config.raster) else config.raster,
@@ -154,16 +152,14 @@ class _Top:
 
 # ------------------------------------------------------------------------------------------------- the run
 def _score_arrays(
-    model: Any,
-    image_processor: Any,
+    model: GraftModel,
+    image_processor: GraftImageProcessor,
     arrays: list[np.ndarray],
     tile: int,
-    text_embeds: Any,
+    text_embeds: torch.Tensor,
     config: RegionMapConfig,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Image scores `(batch, queries)` and, at patch level, patch scores `(batch, grid, grid, queries)`."""
-    import torch
-
     pixel_values = image_processor(arrays, size=tile, return_tensors="pt")["pixel_values"]
     pixel_values = pixel_values.to(text_embeds.device)
     with torch.inference_mode():
@@ -185,10 +181,10 @@ class _Run:
     """Everything one run needs, resolved from the config; mutable progress lives in `done`, `nodata`, `top`."""
 
     config: RegionMapConfig
-    src: Any
-    model: Any
-    image_processor: Any
-    text_embeds: Any
+    src: DatasetReader
+    model: GraftModel
+    image_processor: GraftImageProcessor
+    text_embeds: torch.Tensor
     indexes: list[int]
     grid: TileGrid
     tile: int
@@ -197,7 +193,7 @@ class _Run:
     progress_path: Path
     preview_path: Path
     top: _Top
-    preview: Any = None
+    preview: DatasetWriter | None = None
     done: int = 0
     nodata: int = 0
     run: int = 0
@@ -212,7 +208,7 @@ class _Run:
             "top": self.top.state(),
             "complete": complete,
         }
-        _write_json_atomic(self.progress_path, payload)
+        write_json(self.progress_path, payload, durable=True)
 
     @property
     def rgb_positions(self) -> list[int]:
@@ -255,7 +251,7 @@ class _Run:
         return blocks
 
 
-def run_region_map(config: RegionMapConfig, loaded: tuple[Any, Any, Any] | None = None) -> RegionMapResult:
+def run_region_map(config: RegionMapConfig, loaded: LoadedModel | None = None) -> RegionMapResult:
     """Map text queries over a raster; see the module docstring for the outputs and their guarantees.
 
     GDAL's block cache is capped at `config.gdal_cache_mb` for the run (GDAL reads the cap when its cache is first
@@ -270,8 +266,6 @@ def run_region_map(config: RegionMapConfig, loaded: tuple[Any, Any, Any] | None 
     Returns:
         Paths of the outputs and run statistics.
     """
-    import rasterio
-
     with rasterio.Env(GDAL_CACHEMAX=config.gdal_cache_mb * 1024 * 1024), open_raster(config.raster) as src:
         state = _prepare(config, src, loaded)
         began = time.perf_counter()
@@ -285,10 +279,8 @@ def run_region_map(config: RegionMapConfig, loaded: tuple[Any, Any, Any] | None 
     return result
 
 
-def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | None = None) -> _Run:
+def _prepare(config: RegionMapConfig, src: DatasetReader, loaded: LoadedModel | None = None) -> _Run:
     """Check inputs, load the model, build the grid and either create fresh outputs or pick up a saved run."""
-    from graft_hf.tasks.text import encode_queries
-
     output_dir = Path(config.output_dir)
     region = resolve_region(src, config)
     check_writable(output_dir)
@@ -296,11 +288,12 @@ def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | N
     saved = json.loads(progress_path.read_text()) if progress_path.exists() else None
     if saved is not None and not (config.resume or config.overwrite):
         kind = "a finished" if saved.get("complete") else "an unfinished"
-        raise ValueError(
-            f"{output_dir} holds {kind} region map; pass --resume to continue it or --overwrite to start again"
+        raise ConfigError(
+            "resume",
+            f"{output_dir} holds {kind} region map; pass resume=True to continue it or overwrite=True to start again",
         )
     if config.resume and saved is None:
-        logger.warning("--resume: no progress file in %s, starting from the beginning", output_dir)
+        logger.warning("resume: no progress file in %s, starting from the beginning", output_dir)
 
     model, image_processor, tokenizer = loaded if loaded is not None else load_map_model(config.model, config.device)
     indexes = band_indexes(src, config, model.config)
@@ -314,20 +307,9 @@ def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | N
         preview_path=output_dir / PREVIEW_FILE, top=_Top(config.top_k, config.queries),
     )  # fmt: skip
     if config.resume and saved is not None:
-        if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != settings:
-            raise ValueError(
-                f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this command; "
-                "repeat its exact arguments with --resume, or pass --overwrite to start again"
-            )
-        missing = [str(p) for p in [*score_paths.values(), state.preview_path] if not p.exists()]
-        if missing:
-            raise ValueError(f"cannot resume: score rasters {missing} are missing; rerun with --overwrite")
-        _check_resumable(list(score_paths.values()), grid.score_shape)
-        state.done, state.nodata = int(saved["windows_done"]), int(saved["windows_nodata"])
-        state.top = _Top(config.top_k, config.queries, saved["top"])
-        logger.info("resuming at window %d of %d", state.done, grid.num_windows)
+        _resume(state, saved)
     else:
-        progress_path.unlink(missing_ok=True)  # an interrupted --overwrite must not look resumable
+        progress_path.unlink(missing_ok=True)  # an interrupted overwrite must not look resumable
         for path in score_paths.values():
             _create_score_raster(path, src, grid)
         create_preview(state.preview_path, src, region, config.preview_max_side)
@@ -335,24 +317,43 @@ def _prepare(config: RegionMapConfig, src: Any, loaded: tuple[Any, Any, Any] | N
     return state
 
 
+def _resume(state: _Run, saved: dict[str, Any]) -> None:
+    """Pick up a saved run's progress, refusing one made with other settings or with damaged outputs."""
+    config, output_dir = state.config, Path(state.config.output_dir)
+    if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != state.settings:
+        raise ConfigError(
+            "resume",
+            f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this one; "
+            "repeat its exact settings with resume=True, or pass overwrite=True to start again",
+        )
+    missing = [str(p) for p in [*state.score_paths.values(), state.preview_path] if not p.exists()]
+    if missing:
+        raise ConfigError("resume", f"cannot resume: score rasters {missing} are missing; pass overwrite=True instead")
+    _check_resumable(list(state.score_paths.values()), state.grid.score_shape)
+    state.done, state.nodata = int(saved["windows_done"]), int(saved["windows_nodata"])
+    state.top = _Top(config.top_k, config.queries, saved["top"])
+    logger.info("resuming at window %d of %d", state.done, state.grid.num_windows)
+
+
 def _check_resumable(paths: list[Path], shape: tuple[int, int]) -> None:
     """Refuse to resume into score rasters that do not open as the expected grid (e.g. a flush cut by a kill)."""
-    import rasterio
-
     for path in paths:
         try:
             with rasterio.open(path) as ds:
                 ok = ds.shape == shape and ds.count == 1
         except rasterio.errors.RasterioIOError as error:
-            raise ValueError(f"cannot resume: {path} is unreadable ({error}); rerun with --overwrite") from error
+            raise ConfigError(
+                "resume", f"cannot resume: {path} is unreadable ({error}); pass overwrite=True instead"
+            ) from error
         if not ok:
-            raise ValueError(f"cannot resume: {path} is not the {shape} score grid of this run; rerun with --overwrite")
+            raise ConfigError(
+                "resume",
+                f"cannot resume: {path} is not the {shape} score grid of this run; pass overwrite=True instead",
+            )
 
 
 def _tile_loop(state: _Run) -> None:
     """Score the remaining windows batch by batch; commit outputs then progress at each checkpoint."""
-    import rasterio
-
     config, grid = state.config, state.grid
     paths = [state.score_paths[q] for q in config.queries] + [state.preview_path]
     bar = _progress_bar(config.progress, grid.num_windows, state.done)
@@ -410,10 +411,8 @@ def _finish(state: _Run, seconds: float) -> RegionMapResult:
     )
 
 
-def _write_blocks(writers: list[Any], grid: TileGrid, batch: range, blocks: np.ndarray) -> None:
+def _write_blocks(writers: list[DatasetWriter], grid: TileGrid, batch: range, blocks: np.ndarray) -> None:
     """Write a batch's score blocks, one windowed write per grid row touched and per query."""
-    from rasterio.windows import Window
-
     k = blocks.shape[-1]
     grid_cols = grid.grid_shape[1]
     position = batch.start
@@ -428,7 +427,5 @@ def _write_blocks(writers: list[Any], grid: TileGrid, batch: range, blocks: np.n
         position = end
 
 
-def _progress_bar(enabled: bool, total: int, initial: int) -> Any:
-    from tqdm.auto import tqdm
-
+def _progress_bar(enabled: bool, total: int, initial: int) -> tqdm:
     return tqdm(total=total, initial=initial, unit="tile", desc="graft map", disable=not enabled)

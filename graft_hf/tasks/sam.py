@@ -18,10 +18,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode, try_to_load_from_cache
+from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
 
 from graft_hf.tasks.segmentation import SegmentationResult
 from graft_hf.tasks.text import model_device
@@ -31,13 +32,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["SamMasks", "SamRefiner", "load_sam", "patch_centres", "refine_segmentation", "tiny_sam", "top_patch_points"]
 
 Point = tuple[float, float]
-
-
-def _offline() -> bool:
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
-    return flag or bool(constants.HF_HUB_OFFLINE)
 
 
 @dataclass
@@ -63,8 +57,8 @@ class SamRefiner:
         mask_threshold: Logit threshold for binarising SAM's masks.
     """
 
-    model: Any
-    processor: Any
+    model: SamModel
+    processor: SamProcessor
     mask_threshold: float = 0.0
 
     @torch.no_grad()
@@ -129,8 +123,6 @@ def load_sam(
     Returns:
         A :class:`SamRefiner`.
     """
-    from transformers import SamModel, SamProcessor
-
     source = os.fspath(name_or_path)
     path = Path(source).expanduser()
     is_local = path.is_dir()
@@ -139,14 +131,12 @@ def load_sam(
             f"SAM checkpoint directory not found: {source}; pass a directory holding config.json, the weights and "
             "preprocessor_config.json (SamModel/SamProcessor.save_pretrained), or a Hub id like facebook/sam-vit-base"
         )
-    offline = _offline()
+    offline = is_offline_mode()
     hint = (
         "pass the path of a local SAM directory instead (download it once where there is internet, e.g. "
         f"`hf download {source} --local-dir ./sam`, then use sam='./sam')"
     )
     if not is_local and offline:
-        from huggingface_hub import try_to_load_from_cache
-
         if not isinstance(try_to_load_from_cache(source, "config.json"), str):
             raise OSError(f"SAM model {source!r} is not in the local Hub cache and HF_HUB_OFFLINE is set; {hint}")
     try:
@@ -165,8 +155,6 @@ def load_sam(
 
 def tiny_sam(seed: int = 0, image_size: int = 64) -> SamRefiner:
     """A tiny random SAM (a few thousand parameters) with a matching processor, for tests and examples."""
-    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
-
     if image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16, got {image_size}")
     config = SamConfig(

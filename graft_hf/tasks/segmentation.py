@@ -18,9 +18,8 @@ Example:
     >>> result.overlay().save("segmentation.png")                    # colour overlay with a legend
 """
 
-from __future__ import annotations
-
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,8 +27,14 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from transformers import PreTrainedTokenizerBase
 
+from graft_hf.config import config_dataclass, require
+from graft_hf.evaluation.plots import load_font
 from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator, SegmentationMetrics
+from graft_hf.modeling import GraftImageProcessor, GraftModel
+from graft_hf.tasks.map_render import apply_colormap
 from graft_hf.tasks.text import encode_queries, model_device
 
 logger = logging.getLogger(__name__)
@@ -58,9 +63,13 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )  # fmt: skip
 
 ScoreType = Literal["cosine", "softmax"]
+#: An input image: PIL, an HWC/CHW array or tensor (raw sensor values or RGB), or a GeoTIFF/image path.
+ImageLike = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
+#: An RGB picture to draw on: uint8 `(height, width, 3)` array or a PIL image.
+RGBLike = Image.Image | np.ndarray
 
 
-@dataclass
+@config_dataclass
 class SegmentationConfig:
     """Options of zero-shot segmentation.
 
@@ -86,13 +95,8 @@ class SegmentationConfig:
     background_name: str = "background"
     upsample_mode: Literal["bilinear", "nearest"] = "bilinear"
 
-    def __post_init__(self) -> None:
-        if self.score not in ("cosine", "softmax"):
-            raise ValueError(f"score must be 'cosine' or 'softmax', got {self.score!r}")
-        if self.upsample_mode not in ("bilinear", "nearest"):
-            raise ValueError(f"upsample_mode must be 'bilinear' or 'nearest', got {self.upsample_mode!r}")
-        if self.logit_scale <= 0:
-            raise ValueError(f"logit_scale must be positive, got {self.logit_scale}")
+    def validate_logit_scale(self) -> None:
+        require(self.logit_scale > 0, "logit_scale", f"must be positive, got {self.logit_scale}")
 
     @property
     def has_background(self) -> bool:
@@ -137,7 +141,7 @@ class SegmentationResult:
             raise KeyError(f"no label {class_name!r}; labels are {list(self.class_names)}")
         return self.mask == self.class_names.index(class_name)
 
-    def overlay(self, image: Any = None, alpha: float = 0.5, legend: bool = True):
+    def overlay(self, image: RGBLike | None = None, alpha: float = 0.5, legend: bool = True) -> Image.Image:
         """Colour overlay of the mask on the image with a legend (a PIL image); see :func:`render_overlay`."""
         image = self.image if image is None else image
         if image is None:
@@ -210,22 +214,26 @@ def segment_from_patch_scores(
     scores = upsample_scores(cosine, (height, width), config.upsample_mode)  # logits upsampled before any argmax
     if config.score == "softmax":
         scores = (config.logit_scale * scores).softmax(dim=0)
-    names = class_names
-    background_index = None
+    names, background_index = class_names, None
     if config.has_background:
-        background_index = len(class_names)
-        names = class_names + (config.background_name,)
-        if config.score_threshold is not None and config.background_prompt is None:
-            background = torch.full_like(scores[0], float(config.score_threshold))
-        else:
-            background = scores[-1]
-            scores = scores[:-1]
-            if config.score_threshold is not None:
-                background = background.clamp_min(float(config.score_threshold))
-        scores = torch.cat([scores, background[None]])
+        names, background_index = class_names + (config.background_name,), len(class_names)
+        scores = _with_background(scores, config)
     # argmax returns the first maximum, so a class scoring exactly the threshold keeps the pixel.
     mask = scores.argmax(dim=0)
     return SegmentationResult(scores, mask, names, patch_scores.float().cpu(), background_index)
+
+
+def _with_background(scores: torch.Tensor, config: SegmentationConfig) -> torch.Tensor:
+    """`(classes + 1, H, W)` scores whose last row is the background: the background prompt's scores, floored at
+    `config.score_threshold`, or that threshold alone (`scores` holds the background prompt's row last if any)."""
+    if config.score_threshold is not None and config.background_prompt is None:
+        background = torch.full_like(scores[0], float(config.score_threshold))
+    else:
+        background = scores[-1]
+        scores = scores[:-1]
+        if config.score_threshold is not None:
+            background = background.clamp_min(float(config.score_threshold))
+    return torch.cat([scores, background[None]])
 
 
 def _to_uint8_rgb(rgb_unit: torch.Tensor) -> np.ndarray:
@@ -233,7 +241,7 @@ def _to_uint8_rgb(rgb_unit: torch.Tensor) -> np.ndarray:
     return (rgb_unit.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.ndarray]:
+def prepare_image(image: ImageLike, image_processor: GraftImageProcessor) -> tuple[torch.Tensor, np.ndarray]:
     """Model input and a displayable RGB copy of one image, through the same sensor-aware processor.
 
     Args:
@@ -251,18 +259,8 @@ def prepare_image(image: Any, image_processor: Any) -> tuple[torch.Tensor, np.nd
     return pixel_values, _to_uint8_rgb(unit[0])
 
 
-def load_font(size: int):
-    """PIL's default font at `size` pixels (a fixed bitmap font on old Pillow)."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has no scalable default font
-        return ImageFont.load_default()
-
-
 def render_overlay(
-    image: Any,
+    image: RGBLike,
     mask: torch.Tensor | np.ndarray,
     class_names: Sequence[str],
     alpha: float = 0.5,
@@ -284,8 +282,6 @@ def render_overlay(
     Returns:
         An RGB `PIL.Image.Image`.
     """
-    from PIL import Image, ImageDraw
-
     rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
     labels = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask).astype(np.int64)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
@@ -301,11 +297,18 @@ def render_overlay(
     canvas = Image.fromarray(blended.round().astype(np.uint8))
     if not legend:
         return canvas
-    counts = np.bincount(labels.ravel(), minlength=len(class_names)) / labels.size
-    font_size = max(10, min(24, canvas.height // max(len(class_names), 1) // 2))
+    shares = np.bincount(labels.ravel(), minlength=len(class_names)) / labels.size
+    entries = [f"{name} ({100 * share:.1f}%)" for name, share in zip(class_names, shares)]
+    return _with_legend_panel(canvas, entries, colours, background_index)
+
+
+def _with_legend_panel(
+    canvas: Image.Image, entries: list[str], colours: np.ndarray, background_index: int | None
+) -> Image.Image:
+    """`canvas` with a white panel to its right listing `entries` next to colour swatches (the background hollow)."""
+    font_size = max(10, min(24, canvas.height // max(len(entries), 1) // 2))
     font = load_font(font_size)
     line = font_size + 6
-    entries = [f"{name} ({100 * share:.1f}%)" for name, share in zip(class_names, counts)]
     measure = ImageDraw.Draw(canvas)
     text_width = max(int(measure.textlength(text, font=font)) for text in entries)
     panel_width = text_width + line + 16
@@ -323,12 +326,8 @@ def render_overlay(
     return out
 
 
-# Viridis at five stops; linear interpolation between them is close enough for a heat map.
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
-
-
 def render_score_map(
-    image: Any,
+    image: RGBLike,
     score_map: torch.Tensor | np.ndarray,
     alpha: float = 0.6,
     vmin: float | None = None,
@@ -346,8 +345,6 @@ def render_score_map(
     Returns:
         An RGB `PIL.Image.Image` of the image's size.
     """
-    from PIL import Image
-
     rgb = np.asarray(image.convert("RGB")) if hasattr(image, "convert") else np.asarray(image)
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (height, width, 3) RGB, got {rgb.dtype} {rgb.shape}")
@@ -359,11 +356,7 @@ def render_score_map(
     values = scores.float().numpy()
     low = float(values.min()) if vmin is None else vmin
     high = float(values.max()) if vmax is None else vmax
-    unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
-    position = unit * (len(_VIRIDIS) - 1)
-    index = np.minimum(position.astype(np.int64), len(_VIRIDIS) - 2)
-    frac = (position - index)[..., None]
-    colours = (1 - frac) * _VIRIDIS[index] + frac * _VIRIDIS[index + 1]
+    colours = apply_colormap(values, low, high).astype(np.float32)
     blended = (1 - alpha) * rgb.astype(np.float32) + alpha * colours
     return Image.fromarray(blended.round().astype(np.uint8))
 
@@ -377,10 +370,13 @@ class ZeroShotSegmenter:
         image_processor: A `GraftImageProcessor`; defaults to the one matching `model.config`.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, image_processor: Any = None) -> None:
+    def __init__(
+        self,
+        model: GraftModel,
+        tokenizer: PreTrainedTokenizerBase,
+        image_processor: GraftImageProcessor | None = None,
+    ) -> None:
         if image_processor is None:
-            from graft_hf.modeling import GraftImageProcessor
-
             image_processor = GraftImageProcessor.from_graft_config(model.config)
         self.model = model
         self.tokenizer = tokenizer
@@ -406,7 +402,7 @@ class ZeroShotSegmenter:
         return patch_similarity(self.patch_embeds(pixel_values), self.encode_queries(queries, templates)).cpu()
 
     def segment(
-        self, image: Any, class_names: Sequence[str], config: SegmentationConfig | None = None
+        self, image: ImageLike, class_names: Sequence[str], config: SegmentationConfig | None = None
     ) -> SegmentationResult:
         """Segments one image.
 

@@ -13,17 +13,28 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
 import torch
-import torch.nn.functional as F
+from transformers import PreTrainedTokenizerBase
 
-from graft_hf.evaluation.templates import format_prompts, get_templates
+from graft_hf.evaluation.templates import get_templates
+from graft_hf.modeling.modeling_graft import ensemble_text_embeddings
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["encode_queries", "make_text_encoder", "model_device"]
+__all__ = ["TextTower", "encode_queries", "make_text_encoder", "model_device"]
+
+
+class TextTower(Protocol):
+    """A model with a text tower in the joint space, e.g. a `GraftModel`."""
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor: ...
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -33,7 +44,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def make_text_encoder(model: Any, tokenizer: Any) -> Callable[[list[str]], torch.Tensor]:
+def make_text_encoder(model: TextTower, tokenizer: PreTrainedTokenizerBase) -> Callable[[list[str]], torch.Tensor]:
     """A function mapping prompts to text embeddings, as `graft_hf.evaluation.zeroshot` expects.
 
     Args:
@@ -60,8 +71,8 @@ def make_text_encoder(model: Any, tokenizer: Any) -> Callable[[list[str]], torch
 
 @torch.no_grad()
 def encode_queries(
-    model: Any,
-    tokenizer: Any,
+    model: TextTower,
+    tokenizer: PreTrainedTokenizerBase,
     queries: Sequence[str],
     templates: str | Sequence[str] | None = None,
     batch_size: int = 64,
@@ -74,7 +85,8 @@ def encode_queries(
         queries: Names such as `["road", "building"]`.
         templates: `None` embeds each query as written; otherwise a template-set name from
             `graft_hf.evaluation.templates.TEMPLATE_SETS` (e.g. `"satellite"`) or templates with one `{}` each.
-            The embeddings of one query's prompts are L2-normalised, averaged and re-normalised.
+            The embeddings of one query's prompts are L2-normalised, averaged and re-normalised
+            (`graft_hf.modeling.modeling_graft.ensemble_text_embeddings`).
         batch_size: Prompts per text-tower forward.
 
     Returns:
@@ -86,18 +98,7 @@ def encode_queries(
     bad = [q for q in queries if not isinstance(q, str) or not q.strip()]
     if bad:
         raise ValueError(f"every query must be a non-empty string, got {bad[:3]}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    resolved = ("{}",) if templates is None else get_templates(templates)
-    prompts = format_prompts(queries, resolved)
-    encode = make_text_encoder(model, tokenizer)
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        embeds = encode(batch)
-        if embeds.ndim != 2 or embeds.shape[0] != len(batch):
-            raise ValueError(f"get_text_features returned shape {tuple(embeds.shape)} for {len(batch)} prompts")
-        chunks.append(F.normalize(embeds, dim=-1))
-    embeds = torch.cat(chunks).view(len(queries), len(resolved), -1)  # (queries, templates, dim)
-    logger.debug("encoded %d queries x %d templates", len(queries), len(resolved))
-    return F.normalize(embeds.mean(dim=1), dim=-1)
+    resolved = None if templates is None else get_templates(templates)
+    embeds = ensemble_text_embeddings(make_text_encoder(model, tokenizer), queries, resolved, batch_size)
+    logger.debug("encoded %d queries x %d templates", len(queries), len(resolved or ("{}",)))
+    return embeds

@@ -27,9 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
+from rasterio.enums import Resampling
+from rasterio.io import DatasetReader
+from rasterio.transform import Affine
+from rasterio.windows import Window
 
 __all__ = ["PixelWindow", "TileGrid", "raster_gsd_metres", "read_window", "valid_mask"]
 
@@ -45,9 +49,7 @@ class PixelWindow:
     width: int
     height: int
 
-    def to_rasterio(self) -> Any:
-        from rasterio.windows import Window
-
+    def to_rasterio(self) -> Window:
         return Window(self.col_off, self.row_off, self.width, self.height)
 
 
@@ -89,7 +91,7 @@ class TileGrid:
                     f"window ({self.window} px) must be a multiple of the patch grid ({self.patches_per_side})"
                 )
         if self.region.width <= 0 or self.region.height <= 0:
-            raise ValueError(f"the region to map is empty ({self.region}); check --window/--bounds")
+            raise ValueError(f"the region to map is empty ({self.region}); check the window or bounds that select it")
 
     # -------------------------------------------------------------------------------------------- grid shape
     @property
@@ -119,10 +121,8 @@ class TileGrid:
         k = self.patches_per_side if self.level == "patch" else 1
         return rows * k, cols * k
 
-    def score_transform(self, raster_transform: Any) -> Any:
+    def score_transform(self, raster_transform: Affine) -> Affine:
         """Affine transform of the score raster: the input transform, moved to the region and scaled to cells."""
-        from rasterio.transform import Affine
-
         return (
             raster_transform
             @ Affine.translation(self.region.col_off, self.region.row_off)
@@ -167,7 +167,7 @@ class TileGrid:
             yield index, self.window_at(index)
 
 
-def raster_gsd_metres(dataset: Any) -> float | None:
+def raster_gsd_metres(dataset: DatasetReader) -> float | None:
     """Ground sample distance of a rasterio dataset in metres per pixel (`None` for a geographic CRS).
 
     The pixel side is `sqrt(|det(transform)|)` (the side of a square of the same area), times the CRS's linear
@@ -183,7 +183,7 @@ def raster_gsd_metres(dataset: Any) -> float | None:
 
 
 def read_window(
-    dataset: Any, window: PixelWindow, indexes: list[int], fill_value: float, out_size: int | None = None
+    dataset: DatasetReader, window: PixelWindow, indexes: list[int], fill_value: float, out_size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read a window; the part outside the raster is `fill_value`.
 
@@ -203,9 +203,6 @@ def read_window(
         `(bands, height, width)` array of the raster's dtype and the `(height, width)` bool mask of pixels inside
         the raster.
     """
-    from rasterio.enums import Resampling
-    from rasterio.windows import Window
-
     c0, r0 = max(window.col_off, 0), max(window.row_off, 0)
     c1 = min(window.col_off + window.width, dataset.width)
     r1 = min(window.row_off + window.height, dataset.height)

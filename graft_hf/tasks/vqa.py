@@ -19,9 +19,19 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from graft_hf.tasks.detection import DetectionConfig, DetectionResult, ObjectDetector, PreparedImage
+from PIL import Image, ImageDraw
+
+from graft_hf.evaluation.plots import load_font
+from graft_hf.tasks.detection import (
+    DetectionConfig,
+    DetectionResult,
+    ObjectDetector,
+    PreparedImage,
+    render_detections,
+)
+from graft_hf.tasks.segmentation import ImageLike, RGBLike
 from graft_hf.tasks.vqa_program import Compare, Program, ProgramError, Query, parse_program, run_program
 
 logger = logging.getLogger(__name__)
@@ -277,12 +287,12 @@ class VQAAnswer:
     reason: str | None = None
     detections: dict[str, DetectionResult] = field(default_factory=dict, repr=False)
 
-    def render(self, image: Any = None):
+    def render(self, image: RGBLike | None = None) -> Image.Image:
         """The evidence as a picture; see :func:`render_answer`."""
         return render_answer(self, image)
 
 
-def render_answer(answer: VQAAnswer, image: Any = None):
+def render_answer(answer: VQAAnswer, image: RGBLike | None = None) -> Image.Image:
     """The detections behind an answer drawn on the image, with the question and answer as a caption.
 
     Args:
@@ -292,11 +302,6 @@ def render_answer(answer: VQAAnswer, image: Any = None):
     Returns:
         An RGB `PIL.Image.Image`.
     """
-    from PIL import Image, ImageDraw
-
-    from graft_hf.tasks.detection import render_detections
-    from graft_hf.tasks.segmentation import load_font
-
     if image is None:
         image = next((d.image for d in answer.detections.values() if d.image is not None), None)
     if image is None:
@@ -341,7 +346,7 @@ class VisualQuestionAnswerer:
 
     def answer(
         self,
-        image: Any,
+        image: ImageLike | PreparedImage,
         question: str,
         gsd: float | None = None,
         original_size: tuple[int, int] | None = None,

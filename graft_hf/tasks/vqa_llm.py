@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from graft_hf.extras import require
 from graft_hf.tasks.vqa import CannotAnswerError
 from graft_hf.tasks.vqa_program import Program, ProgramError, parse_program
 
@@ -137,13 +141,13 @@ class LLMPlanner:
             max_new_tokens: Longest completion.
             device: Where to run the model; CPU by default.
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         if name_or_path is None and gguf_file is None:
             path = smollm2_gguf_path()
             name_or_path, gguf_file = path.parent, path.name
         if name_or_path is None:
             raise ValueError("gguf_file needs name_or_path: the directory that holds it")
+        if gguf_file:
+            require("gguf", "vqa-llm", "reading a GGUF planner model")
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         source = os.fspath(name_or_path)
         try:
@@ -159,9 +163,9 @@ class LLMPlanner:
         return cls(_transformers_generate(model, tokenizer, max_new_tokens))
 
 
-def _transformers_generate(model: Any, tokenizer: Any, max_new_tokens: int) -> Callable[[Messages], str]:
-    import torch
-
+def _transformers_generate(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, max_new_tokens: int
+) -> Callable[[Messages], str]:
     def generate(messages: Messages) -> str:
         if getattr(tokenizer, "chat_template", None):
             encoded = tokenizer.apply_chat_template(

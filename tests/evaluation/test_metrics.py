@@ -20,6 +20,7 @@ from graft_hf.evaluation.metrics import (
     rank_order,
     recall_at_k,
     retrieval_metrics,
+    single_positive_recall,
     text_to_image_retrieval,
     topk_accuracy,
 )
@@ -129,7 +130,7 @@ def test_retrieval_metrics_bundle_and_means():
 
 
 def test_query_chunking_gives_same_result(monkeypatch):
-    import graft_hf.evaluation.metrics as m
+    import graft_hf.evaluation.retrieval as m
 
     scores, rel = random_case(7, q=11, n=40)
     full = m.retrieval_metrics(scores, rel).per_query
@@ -224,6 +225,29 @@ def test_classification_metrics_hand_made():
     np.testing.assert_allclose(res.per_class_accuracy, [1.0, 0.5, 0.0])
     assert res.mean_per_class_accuracy == pytest.approx(0.5)
     assert res.to_dict()["acc/y"] == 0.5
+
+
+def test_single_positive_recall_matches_reference_with_ties():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, (50, 12)).astype(np.float64)  # many ties
+    positives = rng.integers(0, 12, 50)
+    got = single_positive_recall(torch.from_numpy(scores), torch.from_numpy(positives), ks=(1, 3, 12))
+    for k in (1, 3, 12):
+        ref = np.mean([positives[q] in ref_order(list(scores[q]))[:k] for q in range(50)])
+        assert got[f"recall@{k}"] == pytest.approx(ref)
+        one_hot = np.eye(12)[positives]
+        assert got[f"recall@{k}"] == pytest.approx(recall_at_k(scores, one_hot, k).mean())
+    with pytest.raises(ValueError, match="lie in"):
+        single_positive_recall(scores, np.full(50, 12))
+    with pytest.raises(ValueError, match="one positive per query"):
+        single_positive_recall(scores, positives[:3])
+
+
+def test_confusion_matrix_skips_ignore_index_and_refuses_fractions():
+    cm = confusion_matrix([0, 1, 1, 0], [0, 1, 255, 1], 2, ignore_index=255)
+    np.testing.assert_array_equal(cm, [[1, 0], [1, 1]])
+    with pytest.raises(ValueError, match="integer class ids"):
+        confusion_matrix(np.array([0.5, 1.0]), [0, 1], 2)
 
 
 def test_classification_errors():

@@ -205,3 +205,15 @@ def test_geotiff_with_wrong_band_count_names_the_fix(files, naip):
                  files["root"] / "seg-bad")  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "expected 4 bands (red, green, blue, nir) or 3 RGB bands" in done.stderr and "got 2" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["segment", "detect"])
+def test_library_errors_name_the_flags(files, tmp_path, capsys, command):
+    from graft_hf_cli import main as graft_main
+
+    (tmp_path / "file").write_text("not a folder")
+    base = [command, "--image", str(files["png"]), "--query", "road"]
+    assert graft_main([*base, "--model", str(files["model"]), "-o", str(tmp_path / "file" / "out")]) == 1
+    assert "--output: output folder" in capsys.readouterr().err
+    assert graft_main([*base, "--model", "nobody/no-such-graft-model", "-o", str(tmp_path / "o")]) == 1
+    assert "e.g. --model /path/to/graft-naip-vitb16" in capsys.readouterr().err

@@ -247,11 +247,11 @@ def test_clear_errors(model_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="raster not found"):
         run_region_map(_config(tmp_path / "missing.tif", model_dir, tmp_path / "a"))
     _write_raster(tmp_path / "two.tif", data[:2])
-    with pytest.raises(ValueError, match=r"gives 2 bands.*'naip' expects 4 \(red, green, blue, nir\) or 3.*--bands"):
+    with pytest.raises(ValueError, match=r"gives 2 bands.*'naip' expects 4 \(red, green, blue, nir\) or 3.*bands="):
         run_region_map(_config(tmp_path / "two.tif", model_dir, tmp_path / "a"))
     _write_raster(tmp_path / "ok.tif", data)
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(OSError, match="not writable.*--output"):
+    with pytest.raises(OSError, match="output_dir: output folder .* not writable"):
         run_region_map(_config(tmp_path / "ok.tif", model_dir, tmp_path / "file" / "out"))
     with pytest.raises(ValueError, match="does not overlap"):
         run_region_map(_config(tmp_path / "ok.tif", model_dir, tmp_path / "b", window=(100, 100, 10, 10)))
@@ -266,7 +266,7 @@ def test_rerun_needs_resume_or_overwrite_and_matching_settings(model_dir, tmp_pa
     _write_raster(tmp_path / "scene.tif", data)
     out = tmp_path / "out"
     run_region_map(_config(tmp_path / "scene.tif", model_dir, out, gsd="native", png=False))
-    with pytest.raises(ValueError, match="--resume.*--overwrite"):
+    with pytest.raises(ValueError, match="resume=True.*overwrite=True"):
         run_region_map(_config(tmp_path / "scene.tif", model_dir, out, gsd="native", png=False))
     with pytest.raises(ValueError, match="other settings"):
         run_region_map(
@@ -300,6 +300,37 @@ def test_cli_builds_the_config_in_one_place_and_imports_no_torch():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+def test_cli_names_flags_where_the_library_names_parameters(model_dir, tmp_path, capsys):
+    from graft_hf_cli import main as graft_main
+
+    data = np.full((4, 40, 40), 100, dtype=np.uint8)
+    _write_raster(tmp_path / "two.tif", data[:2])
+    base = ["map", "--model", str(model_dir), "--query", "farmland", "--tile-size", "32", "--no-progress"]
+    assert graft_main([*base, "--raster", str(tmp_path / "two.tif"), "-o", str(tmp_path / "a")]) == 1
+    assert "--bands: raster" in capsys.readouterr().err
+    _write_raster(tmp_path / "ok.tif", data)
+    (tmp_path / "file").write_text("not a folder")
+    assert graft_main([*base, "--raster", str(tmp_path / "ok.tif"), "-o", str(tmp_path / "file" / "out")]) == 1
+    assert "--output: output folder" in capsys.readouterr().err
+    assert graft_main([*base, "--raster", str(tmp_path / "ok.tif"), "--resume", "--overwrite"]) == 1
+    assert "pass only one of --resume and --overwrite" in capsys.readouterr().err
+    assert (
+        graft_main(
+            [*base, "--raster", str(tmp_path / "ok.tif"), "--window", "100,100,10,10", "-o", str(tmp_path / "b")]
+        )
+        == 1
+    )
+    assert "--window: the requested region" in capsys.readouterr().err
+    assert (
+        graft_main([*base, "--raster", str(tmp_path / "ok.tif"), "--score", "softmax", "-o", str(tmp_path / "b")]) == 1
+    )
+    assert "--score: 'softmax' normalises across queries" in capsys.readouterr().err
+    out = tmp_path / "c"
+    assert graft_main([*base, "--raster", str(tmp_path / "ok.tif"), "--gsd", "native", "--no-png", "-o", str(out)]) == 0
+    assert graft_main([*base, "--raster", str(tmp_path / "ok.tif"), "--gsd", "native", "--no-png", "-o", str(out)]) == 1
+    assert "pass --resume to continue it or --overwrite to start again" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------ tiling geometry

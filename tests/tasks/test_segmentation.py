@@ -86,7 +86,7 @@ def test_bad_inputs_raise():
         segment_from_patch_scores(torch.zeros(2, 2, 2), (4, 4), ["a", "b", "c"])
     with pytest.raises(ValueError, match="rename"):
         segment_from_patch_scores(
-            torch.zeros(2, 2, 2), (4, 4), ["a", "background"], SegmentationConfig(score_threshold=0)
+            torch.zeros(2, 2, 2), (4, 4), ["a", "background"], SegmentationConfig(score_threshold=0.0)
         )
     with pytest.raises(ValueError, match="score"):
         SegmentationConfig(score="sigmoid")
