@@ -18,9 +18,9 @@ from graft_hf_cli._errors import name_flag
 from graft_hf_cli._fields import read_fields
 
 if TYPE_CHECKING:
-    from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
     from transformers import PreTrainedTokenizerBase
 
+    from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
     from graft_hf.tasks.sam import SamRefiner
 
 logger = logging.getLogger(__name__)

@@ -50,9 +50,8 @@ def loader_rate(pairs: Path, arrow: bool, tiles: int, batch_size: int) -> float:
 
 
 def train_rate(batch_size: int, steps: int) -> float:
-    from graft_hf.modeling import GraftConfig, GraftModel
-
     from graft_hf.losses import GraftImageLoss
+    from graft_hf.modeling import GraftConfig, GraftModel
     from graft_hf.quickstart.run import StudentArch
 
     model = GraftModel(GraftConfig(**StudentArch().graft_config(384))).train()

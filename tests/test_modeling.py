@@ -273,8 +273,9 @@ def test_remote_code_load_without_graft_hf(tmp_path, tiny_model):
 
 
 def test_push_to_hub_goes_through_the_push_handler_graft_hf_sets(monkeypatch, tiny_model):
-    from graft_hf.modeling import PUSH_HANDLER_KWARGS
     from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from graft_hf.modeling import PUSH_HANDLER_KWARGS
 
     handler = GraftModel.push_handler
     assert handler.func is graft_hf.hub.push_model and handler.keywords == {"allow_any_name": True}

@@ -66,9 +66,8 @@ def eurosat_records() -> list[dict]:
 
 @pytest.fixture(scope="session")
 def gallery_dir(tmp_path_factory, tiny_model_dir, eurosat_records, one_thread) -> Path:
-    from graft_hf.modeling import GraftModel
-
     from graft_hf.demo import build_gallery
+    from graft_hf.modeling import GraftModel
 
     path = tmp_path_factory.mktemp("gallery")
     model = GraftModel.from_pretrained(tiny_model_dir).eval()

@@ -27,10 +27,10 @@ def _with_limits(backend: DemoBackend, **changes) -> DemoBackend:
 
 # ---------------------------------------------------------------------------------------------------- gallery
 def test_gallery_round_trip_keeps_coordinates_thumbnails_and_embeddings(gallery_dir, tiny_model_dir, eurosat_records):
-    from graft_hf.modeling import GraftImageProcessor, GraftModel
     from PIL import Image
 
     from graft_hf.demo import load_gallery
+    from graft_hf.modeling import GraftImageProcessor, GraftModel
 
     index, info = load_gallery(gallery_dir)
     assert len(index) == info.num_items == GALLERY_SIZE and info.has_thumbnails and info.projection_dim == 16
@@ -48,9 +48,8 @@ def test_gallery_round_trip_keeps_coordinates_thumbnails_and_embeddings(gallery_
 
 
 def test_gallery_records_need_coordinates(tmp_path, tiny_model_dir, eurosat_records):
-    from graft_hf.modeling import GraftModel
-
     from graft_hf.demo import build_gallery
+    from graft_hf.modeling import GraftModel
 
     model = GraftModel.from_pretrained(tiny_model_dir).eval()
     with pytest.raises(ValueError, match="lacks 'lat'/'lon'"):
@@ -63,10 +62,10 @@ def test_gallery_records_need_coordinates(tmp_path, tiny_model_dir, eurosat_reco
 
 def test_gallery_from_geotiffs_is_placed_at_the_raster_centre(tmp_path, tiny_model_dir, naip_crop):
     import rasterio
-    from graft_hf.modeling import GraftModel
     from rasterio.warp import transform
 
     from graft_hf.demo import build_gallery, records_from_geotiffs
+    from graft_hf.modeling import GraftModel
 
     model = GraftModel.from_pretrained(tiny_model_dir).eval()
     index = build_gallery(model, records_from_geotiffs([naip_crop.parent]), tmp_path / "g")

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-from graft_hf.modeling import GraftConfig
 from huggingface_hub import ModelCard
 
 from graft_hf.hub import (
@@ -20,6 +19,7 @@ from graft_hf.hub import (
     validate_repo_id,
 )
 from graft_hf.hub.cards import REQUIRED_MODEL_CARD_SECTIONS
+from graft_hf.modeling import GraftConfig
 from graft_hf.testing import tiny_graft_model
 from graft_hf_cli import main
 

@@ -9,12 +9,12 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-from graft_hf.modeling import GraftModel
 from torch import nn
 from transformers import CLIPVisionModelWithProjection
 
 from graft_hf.hub import check_model_card
 from graft_hf.hub.convert import convert_authors_checkpoint, map_authors_state_dict
+from graft_hf.modeling import GraftModel
 from graft_hf.testing import tiny_clip_model
 from graft_hf_cli import main
 

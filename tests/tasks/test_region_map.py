@@ -61,9 +61,9 @@ def _config(raster, model_dir, out, **kwargs) -> RegionMapConfig:
 
 def _reference_scores(model_dir, raster, windows, queries, out_size=32, level="image"):
     """Scores computed the slow obvious way: one window at a time, float64 cosine similarities."""
-    from graft_hf.modeling import GraftImageProcessor, GraftModel
     from rasterio.enums import Resampling
 
+    from graft_hf.modeling import GraftImageProcessor, GraftModel
     from graft_hf.tokenizer import load_clip_tokenizer
 
     model = GraftModel.from_pretrained(model_dir).eval()

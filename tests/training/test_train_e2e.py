@@ -43,10 +43,10 @@ def _train_split_loss(model, data: Path, task: str = "image") -> float:
 
 
 def test_image_level_run_learns_and_exports(tmp_path: Path, train_pairs) -> None:
-    from graft_hf.modeling import GraftModel
     from transformers import AutoModel, AutoProcessor
 
     import graft_hf  # noqa: F401  (registers the Auto classes)
+    from graft_hf.modeling import GraftModel
     from graft_hf.training.task import load_teacher_clip
 
     data, teacher = train_pairs
@@ -102,9 +102,9 @@ def test_precomputed_targets_equal_on_the_fly_teacher(tmp_path: Path, train_pair
 
 
 def test_lora_run_saves_merges_and_reloads_adapters(tmp_path: Path, train_pairs) -> None:
-    from graft_hf.modeling import GraftModel
     from transformers import AutoModel
 
+    from graft_hf.modeling import GraftModel
     from graft_hf.training.lora import load_lora_adapters
     from graft_hf.training.task import load_teacher_clip
 
