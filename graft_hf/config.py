@@ -90,6 +90,7 @@ def config_dataclass(cls: type[T] | None = None, *, frozen: bool = False) -> Any
         klass = strict(dataclasses.dataclass(klass, frozen=frozen))  # type: ignore[assignment]
         strict_init = klass.__init__
         strict_setattr = klass.__setattr__
+        hints = typing.get_type_hints(klass)
 
         @functools.wraps(strict_init)
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -99,6 +100,8 @@ def config_dataclass(cls: type[T] | None = None, *, frozen: bool = False) -> Any
                 raise _as_config_error(error) from None
 
         def __setattr__(self: Any, name: str, value: Any) -> None:
+            if name in hints:
+                value = _widen(value, hints[name])
             try:
                 strict_setattr(self, name, value)
             except StrictDataclassError as error:
@@ -162,6 +165,20 @@ def _coerce(value: Any, annotation: Any) -> Any:
         item = args[0] if args else Any
         items = [_coerce(v, item) for v in value]
         return items if origin is list else tuple(items)
+    return value
+
+
+def _widen(value: Any, annotation: Any) -> Any:
+    """The Python-side loosening strict does not do: an int where a float is expected, a list for a tuple field
+    and a tuple for a list field (``threshold=0`` and ``rasters=["a.tif"]`` are what people write)."""
+    annotation, _ = _unwrap_optional(annotation)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    origin = typing.get_origin(annotation)
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin is list and isinstance(value, tuple):
+        return list(value)
     return value
 
 

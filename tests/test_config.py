@@ -63,6 +63,13 @@ def test_errors_name_the_dotted_key(values: dict, key: str, words: str) -> None:
     assert str(info.value).startswith(f"{key}: ")
 
 
+def test_python_spellings_are_accepted() -> None:
+    assert _Optim(lr=1, betas=(0.9, 1.0)) == _Optim(lr=1.0, betas=[0.9, 1.0])
+    optim = _Optim()
+    optim.lr = 2
+    assert isinstance(optim.lr, float)
+
+
 def test_direct_construction_and_assignment_are_checked() -> None:
     with pytest.raises(ValueError, match="lr: must be > 0"):
         _Optim(lr=0.0)
