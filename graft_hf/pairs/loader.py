@@ -39,6 +39,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from datasets import Image as ImageFeature
+from datasets import IterableDataset, load_dataset
+from datasets.distributed import split_dataset_by_node
 from PIL import Image, UnidentifiedImageError
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
@@ -164,9 +167,7 @@ class LoaderConfig(PairsStreamOptions):
         return rank, world
 
 
-def _load_stream(config: LoaderConfig):
-    from datasets import load_dataset
-
+def _load_stream(config: LoaderConfig) -> IterableDataset:
     try:
         return load_dataset(config.data, config.name, split=config.split, streaming=True)
     except FileNotFoundError as error:
@@ -176,7 +177,7 @@ def _load_stream(config: LoaderConfig):
         ) from error
 
 
-def open_pairs_stream(config: LoaderConfig, arrow: bool = False):
+def open_pairs_stream(config: LoaderConfig, arrow: bool = False) -> IterableDataset:
     """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
 
     The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
@@ -191,9 +192,6 @@ def open_pairs_stream(config: LoaderConfig, arrow: bool = False):
     Returns:
         The node's ``datasets.IterableDataset`` of raw rows.
     """
-    from datasets import Image as ImageFeature
-    from datasets.distributed import split_dataset_by_node
-
     stream = _load_stream(config)
     if "image" in (stream.features or {}):
         stream = stream.cast_column("image", ImageFeature(decode=False))
@@ -253,12 +251,15 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
     skipped tiles and dropped photos are kept in :attr:`stats` (per process) and logged when a pass ends.
 
     Args:
-        stream: The node's ``datasets.IterableDataset`` (see :func:`open_pairs_stream`).
+        stream: The node's ``datasets.IterableDataset`` (see :func:`open_pairs_stream`); ``None`` for a dataset
+            used only to :meth:`prepare` rows.
         config: Loader configuration; ``target`` must be resolved (not ``"auto"``).
         teacher_preprocess: Required for ``target="pixels"``: photo to ``(3, H, W)`` tensor.
     """
 
-    def __init__(self, stream: Any, config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None):
+    def __init__(
+        self, stream: IterableDataset | None, config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None
+    ) -> None:
         super().__init__()
         if config.target == "auto":
             raise ValueError("resolve target='auto' before building the dataset (build_pairs_dataloader does)")

@@ -21,8 +21,8 @@ from torch import nn
 from transformers import CLIPModel
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from graft_hf.losses import GraftImageLoss, GraftPixelLoss
-from graft_hf.modeling import GraftConfig, GraftModel
+from graft_hf.losses import GraftImageLoss, GraftLossOutput, GraftPixelLoss
+from graft_hf.modeling import GraftConfig, GraftModel, GraftOutput
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class GraftTrainingTask(nn.Module):
             return self.teacher_embeds(batch["ground_pixel_values"], batch["ground_mask"])
         raise KeyError("the batch has neither ground_embeds nor ground_pixel_values (see the loader's contract)")
 
-    def _loss(self, student_out: Any, ground: torch.Tensor, batch: dict[str, Any]):
+    def _loss(self, student_out: GraftOutput, ground: torch.Tensor, batch: dict[str, Any]) -> GraftLossOutput:
         if isinstance(self.loss, GraftImageLoss):
             return self.loss.compute(student_out.image_embeds, ground, batch["ground_mask"])
         pixel_values = batch["pixel_values"]
