@@ -10,7 +10,7 @@ Data flow::
            photo (row, col) -> view coordinates, ground_in_view; targets per photo
       -> collate_pairs                                 # ragged photo counts packed with masks
 
-The batch is the contract of ``/work/notes/COMMON.md``: ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
+The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
 (batch, max_photos, dim)``, ``ground_mask (batch, max_photos)``, ``ground_pixel_coords (batch, max_photos, 2)``,
 ``ground_in_view (batch, max_photos)``, ``tile_id``; ``ground_pixel_values (batch, max_photos, 3, H, W)`` replaces
 ``ground_embeds`` when targets are computed on the fly by a teacher, and ``ground_text_embeds (batch, max_photos,

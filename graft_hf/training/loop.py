@@ -28,7 +28,7 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, is_initialized
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import ProjectConfiguration, is_tensorboard_available, set_seed
 from tqdm.auto import tqdm
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
@@ -261,7 +261,17 @@ def _accelerator(config: TrainConfig) -> Accelerator:
 
 
 def _tracker(config: TrainConfig) -> str | None:
-    return None if config.train.tracker in ("", "none") else config.train.tracker
+    """The Accelerate tracker, ``None`` for none (Accelerate silently drops a tracker whose package is missing)."""
+    tracker = config.train.tracker
+    if tracker in ("", "none"):
+        return None
+    if tracker == "tensorboard" and not is_tensorboard_available():
+        logger.warning(
+            "train.tracker=tensorboard but tensorboard is not installed: no TensorBoard logs (metrics.jsonl is "
+            "written anyway); pip install 'graft-hf[train]' or set train.tracker=none"
+        )
+        return None
+    return tracker
 
 
 def _build_training(
@@ -329,7 +339,7 @@ class _Run:
         config, accelerator = self.config, self.accelerator
         if accelerator.is_main_process:
             atomic_write(self.out / "train_config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-        if _tracker(config):
+        if accelerator.log_with:  # the trackers Accelerate kept
             flat = {f"{s}.{k}": v for s, d in config.to_dict().items() if isinstance(d, dict) for k, v in d.items()}
             hparams = {k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in flat.items()}
             accelerator.init_trackers("graft", config={**hparams, "task": config.task})
