@@ -243,20 +243,27 @@ def build_optimization(
 
 
 def _accelerator(config: TrainConfig) -> Accelerator:
-    """The run's Accelerator. Accelerate fixes the mixed precision once per process (its state is a singleton)."""
-    precision = config.train.mixed_precision
-    if is_initialized() and AcceleratorState().mixed_precision != precision:
-        raise ConfigError(
-            "train.mixed_precision",
-            f"{precision!r}, but this process already trained with {AcceleratorState().mixed_precision!r}: "
-            "Accelerate fixes the precision once per process; run this training in a new process",
-        )
+    """The run's Accelerator.
+
+    Accelerate keeps the mixed precision and the device in a process-wide state that it refuses to change (and
+    has no public reset), so a later run in the same process must agree with the first one; this is checked
+    here, before any compute, naming the config key.
+    """
+    precision, cpu = config.train.mixed_precision, config.train.cpu
+    if is_initialized():
+        state = AcceleratorState()
+        reason = "Accelerate fixes it once per process; run this training in a new process"
+        if state.mixed_precision != precision:
+            already = f"{precision!r}, but this process already trained with {state.mixed_precision!r}"
+            raise ConfigError("train.mixed_precision", f"{already}: {reason}")
+        if cpu and state.device.type != "cpu":
+            raise ConfigError("train.cpu", f"true, but this process already trained on {state.device}: {reason}")
     out = Path(config.output_dir)
     return Accelerator(
         mixed_precision=precision,
         log_with=_tracker(config),
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
-        cpu=config.train.cpu,
+        cpu=cpu,
     )
 
 
