@@ -46,15 +46,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from graft_hf.training.config import load_train_config
 
-    config = load_train_config(args.config, args.override)
+    config = load_train_config(args.config, args.override)  # a ConfigError names the dotted key to override
     if args.print_config:
         import yaml
 
         print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
         return 0
+    from graft_hf.training.checkpoint import NoCheckpointError
     from graft_hf.training.loop import train
+    from graft_hf.training.task import TeacherLoadError
 
-    model_dir = train(config, resume=args.resume)
+    try:
+        model_dir = train(config, resume=args.resume)
+    except NoCheckpointError as err:
+        raise NoCheckpointError(
+            err.root, f"--resume: no checkpoint in {err.root}; drop --resume to start fresh"
+        ) from None
+    except TeacherLoadError as err:
+        raise TeacherLoadError(err.name_or_path, f"{err} On the command line: -o teacher.name_or_path=DIR") from None
     if os.environ.get("RANK", "0") == "0":  # one line per run, not per process
         print(f"GRAFT model written to {model_dir}")
     return 0

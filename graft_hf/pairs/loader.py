@@ -10,37 +10,49 @@ Data flow::
            photo (row, col) -> view coordinates, ground_in_view; targets per photo
       -> collate_pairs                                 # ragged photo counts packed with masks
 
-The batch is the contract of ``/work/notes/COMMON.md``: ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
+The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
 (batch, max_photos, dim)``, ``ground_mask (batch, max_photos)``, ``ground_pixel_coords (batch, max_photos, 2)``,
 ``ground_in_view (batch, max_photos)``, ``tile_id``; ``ground_pixel_values (batch, max_photos, 3, H, W)`` replaces
-``ground_embeds`` when targets are computed on the fly by a teacher.
+``ground_embeds`` when targets are computed on the fly by a teacher, and ``ground_text_embeds (batch, max_photos,
+dim)`` comes beside ``ground_embeds`` for the ``image+text`` target.
 
 Augmentation randomness is drawn from ``(seed, epoch, tile_id)``, so a tile gets the same view for a given seed
 and epoch whichever node or worker reads it.
+
+Configuration: :class:`PairsStreamOptions` holds how shards are streamed and augmented; :class:`LoaderConfig` adds
+where they are and how one DataLoader batches them. A training run's ``data`` section
+(:class:`graft_hf.training.sections.DataSection`) is the same :class:`PairsStreamOptions` plus its path and
+validation split, and builds its :class:`LoaderConfig` from them.
 """
 
-from __future__ import annotations
-
+import dataclasses
 import io
 import logging
 import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
+from datasets import Image as ImageFeature
+from datasets import IterableDataset, load_dataset
+from datasets.distributed import split_dataset_by_node
 from PIL import Image, UnidentifiedImageError
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from graft_hf.config import config_dataclass, require
 from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
 
 __all__ = [
+    "PRECOMPUTED_TARGETS",
     "LoaderConfig",
     "PairsIterableDataset",
+    "PairsStreamOptions",
     "build_pairs_dataloader",
     "collate_pairs",
     "open_pairs_stream",
@@ -48,42 +60,75 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-TargetKind = Literal["auto", "embedding", "text_embedding", "pixels"]
+TargetKind = Literal["auto", "embedding", "text_embedding", "image+text", "pixels"]
 #: A teacher's preprocessing: one RGB photo to a tensor of shape ``(3, height, width)``.
 TeacherPreprocess = Callable[[Image.Image], torch.Tensor]
+#: Targets read from the shards, per loader target: batch key -> photo column.
+PRECOMPUTED_TARGETS: dict[str, dict[str, str]] = {
+    "embedding": {"ground_embeds": "embedding"},
+    "text_embedding": {"ground_embeds": "text_embedding"},
+    "image+text": {"ground_embeds": "embedding", "ground_text_embeds": "text_embedding"},
+}
+#: A kept photo: ``(row, col, targets)`` with one tensor per batch key of the target.
+_Photo = tuple[float, float, tuple[torch.Tensor, ...]]
 
 
-@dataclass
-class LoaderConfig:
-    """How to stream, augment and batch pair shards.
+@config_dataclass
+class PairsStreamOptions:
+    """How pair shards are streamed and augmented (shared by :class:`LoaderConfig` and a training run's ``data``).
 
     Attributes:
-        data: Local folder of parquet shards (with a README ``configs:`` block or a ``data/`` layout) or a Hub
-            dataset repo id.
-        split: Split to read.
         name: Dataset config name (``None``: the default config).
-        train: Training mode (shuffle, random rotation and translation); ``False`` gives the evaluation mode
-            (shard order, no rotation, centre view).
-        target: Per-photo target: ``"embedding"`` (precomputed teacher image embedding), ``"text_embedding"``
-            (precomputed text embedding, the alt-text ablation; returned as ``ground_embeds``), ``"pixels"``
-            (decode the photo and apply a teacher preprocess, giving ``ground_pixel_values``), or ``"auto"``
-            (``"embedding"`` when the first tile carries embeddings, else ``"pixels"``).
-        batch_size: Tiles per batch.
-        num_workers: DataLoader worker processes; each reads distinct shards.
-        shuffle_buffer: Examples held in the shuffle buffer (train only).
+        split: Split to read (in a training run: the training split).
+        num_workers: DataLoader worker processes (per process); each reads distinct shards.
+        shuffle_buffer: Examples held in the streaming shuffle buffer (training only).
         interleave_shards: Shards read at once to fill the shuffle buffer (``datasets``'
             ``max_buffer_input_shards``; better mixing). Above 1, ``datasets`` waits a few seconds at the end of
             each pass for its reader threads (an Arrow workaround): use 1 for short runs such as tests.
-        seed: Seed for the shard order, the buffer and the augmentation.
-        view_size: Side of the student's view in pixels (native resolution).
+        max_photos: Most photos kept per tile (a random subset in training, the first ones in evaluation).
         rotate: Rotate training views by a uniform angle in ``[0, 360)``.
         translate: Translate training views anywhere inside the crop.
         right_angles: Rotate by multiples of 90 degrees only (exact, axis-aligned views), for crops no larger than
             about ``view_size * sqrt(2)``, such as 64 px EuroSAT tiles seen whole.
-        max_photos: Most photos kept per tile (a random subset in training, the first ones in evaluation).
+    """
+
+    name: str | None = None
+    split: str = "train"
+    num_workers: int = 2
+    shuffle_buffer: int = 1000
+    interleave_shards: int = 10
+    max_photos: int = 25
+    rotate: bool = True
+    translate: bool = True
+    right_angles: bool = False
+
+    def validate_counts(self) -> None:
+        for key in ("shuffle_buffer", "interleave_shards", "max_photos"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
+        require(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
+
+    def stream_options(self) -> dict[str, Any]:
+        """The :class:`PairsStreamOptions` fields of this config, as keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(PairsStreamOptions)}
+
+
+@config_dataclass
+class LoaderConfig(PairsStreamOptions):
+    """How to stream, augment and batch pair shards: :class:`PairsStreamOptions` plus the following.
+
+    Attributes:
+        data: Local folder of parquet shards (with a README ``configs:`` block or a ``data/`` layout) or a Hub
+            dataset repo id (keyword only, required).
+        train: Training mode (shuffle, random rotation and translation); ``False`` gives the evaluation mode
+            (shard order, no rotation, centre view).
+        target: Per-photo target: ``"embedding"`` (precomputed teacher image embedding), ``"text_embedding"``
+            (precomputed text embedding, the alt-text ablation; returned as ``ground_embeds``), ``"image+text"``
+            (both: ``ground_embeds`` and ``ground_text_embeds``; photos lacking either are dropped), ``"pixels"``
+            (decode the photo and apply a teacher preprocess, giving ``ground_pixel_values``), or ``"auto"``
+            (``"embedding"`` when the first tile carries embeddings, else ``"pixels"``).
+        batch_size: Tiles per batch.
+        seed: Seed for the shard order, the buffer and the augmentation.
+        view_size: Side of the student's view in pixels (native resolution).
         rank: This node's rank; ``None`` reads ``torch.distributed`` or the ``RANK`` variable (default 0).
         world_size: Number of nodes; ``None`` reads ``torch.distributed`` or ``WORLD_SIZE`` (default 1).
         drop_last: Drop the last incomplete batch.
@@ -92,37 +137,22 @@ class LoaderConfig:
         image_std: Per-channel std for normalisation (CLIP's by default).
     """
 
-    data: str
-    split: str = "train"
-    name: str | None = None
+    data: str = field(kw_only=True)
     train: bool = True
     target: TargetKind = "auto"
     batch_size: int = 32
-    num_workers: int = 2
-    shuffle_buffer: int = 1000
-    interleave_shards: int = 10
     seed: int = 0
     view_size: int = 224
-    rotate: bool = True
-    translate: bool = True
-    right_angles: bool = False
-    max_photos: int = 25
     rank: int | None = None
     world_size: int | None = None
     drop_last: bool = False
     pin_memory: bool = False
-    image_mean: tuple[float, float, float] = field(default=OPENAI_CLIP_MEAN)
-    image_std: tuple[float, float, float] = field(default=OPENAI_CLIP_STD)
+    image_mean: tuple[float, float, float] = tuple(OPENAI_CLIP_MEAN)
+    image_std: tuple[float, float, float] = tuple(OPENAI_CLIP_STD)
 
-    def __post_init__(self) -> None:
-        if self.target not in ("auto", "embedding", "text_embedding", "pixels"):
-            raise ValueError(f"target must be 'auto', 'embedding', 'text_embedding' or 'pixels', got {self.target!r}")
-        positive = ("batch_size", "max_photos", "view_size", "shuffle_buffer", "interleave_shards")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"LoaderConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+    def validate_sizes(self) -> None:
+        for key in ("batch_size", "view_size"):
+            require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
 
     def resolved_rank_world(self) -> tuple[int, int]:
         """The ``(rank, world_size)`` to split by: explicit values, else ``torch.distributed``, else env vars."""
@@ -137,9 +167,7 @@ class LoaderConfig:
         return rank, world
 
 
-def _load_stream(config: LoaderConfig):
-    from datasets import load_dataset
-
+def _load_stream(config: LoaderConfig) -> IterableDataset:
     try:
         return load_dataset(config.data, config.name, split=config.split, streaming=True)
     except FileNotFoundError as error:
@@ -149,7 +177,7 @@ def _load_stream(config: LoaderConfig):
         ) from error
 
 
-def open_pairs_stream(config: LoaderConfig, arrow: bool = False):
+def open_pairs_stream(config: LoaderConfig, arrow: bool = False) -> IterableDataset:
     """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
 
     The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
@@ -164,9 +192,6 @@ def open_pairs_stream(config: LoaderConfig, arrow: bool = False):
     Returns:
         The node's ``datasets.IterableDataset`` of raw rows.
     """
-    from datasets import Image as ImageFeature
-    from datasets.distributed import split_dataset_by_node
-
     stream = _load_stream(config)
     if "image" in (stream.features or {}):
         stream = stream.cast_column("image", ImageFeature(decode=False))
@@ -219,18 +244,22 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
     """Turns raw shard rows into training samples (one per tile with at least one valid target).
 
     Each sample is a dict: ``pixel_values (3, view, view)``, ``ground_pixel_coords (n, 2)``, ``ground_in_view
-    (n,)``, ``tile_id``, and ``ground_embeds (n, dim)`` or ``ground_pixel_values (n, 3, H, W)``.
+    (n,)``, ``tile_id``, and ``ground_embeds (n, dim)`` (plus ``ground_text_embeds (n, dim)`` for ``image+text``)
+    or ``ground_pixel_values (n, 3, H, W)``.
 
     Inside DataLoader workers the wrapped ``datasets`` stream hands each worker distinct shards. Counters of
     skipped tiles and dropped photos are kept in :attr:`stats` (per process) and logged when a pass ends.
 
     Args:
-        stream: The node's ``datasets.IterableDataset`` (see :func:`open_pairs_stream`).
+        stream: The node's ``datasets.IterableDataset`` (see :func:`open_pairs_stream`); ``None`` for a dataset
+            used only to :meth:`prepare` rows.
         config: Loader configuration; ``target`` must be resolved (not ``"auto"``).
         teacher_preprocess: Required for ``target="pixels"``: photo to ``(3, H, W)`` tensor.
     """
 
-    def __init__(self, stream: Any, config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None):
+    def __init__(
+        self, stream: IterableDataset | None, config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None = None
+    ) -> None:
         super().__init__()
         if config.target == "auto":
             raise ValueError("resolve target='auto' before building the dataset (build_pairs_dataloader does)")
@@ -244,6 +273,9 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         self.teacher_preprocess = teacher_preprocess
         self.epoch = 0
         self.stats: Counter[str] = Counter()
+        self._columns = PRECOMPUTED_TARGETS.get(config.target)  # None: decoded photos
+        self._target_keys = tuple(self._columns) if self._columns else ("ground_pixel_values",)
+        self._missing_stat = "photos_without_" + "_and_".join(self._columns.values()) if self._columns else ""
         # (x / 255 - mean) / std as one multiply-add per pixel.
         std = np.asarray(config.image_std, dtype=np.float32)
         self._scale = 1.0 / (255.0 * std)
@@ -267,14 +299,14 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             "pairs pass done (%s, epoch %d): %d tiles, %s", where, self.epoch, self.stats["tiles_yielded"], skipped
         )
 
-    def _targets(self, photo: dict[str, Any]) -> torch.Tensor | None:
-        target = self.config.target
-        if target in ("embedding", "text_embedding"):
-            values = photo.get(target)
-            if not values:
-                self.stats[f"photos_without_{target}"] += 1
+    def _targets(self, photo: dict[str, Any]) -> tuple[torch.Tensor, ...] | None:
+        """The photo's targets, one tensor per batch key, or ``None`` (counted) when it lacks one."""
+        if self._columns is not None:
+            values = [photo.get(column) for column in self._columns.values()]
+            if not all(values):
+                self.stats[self._missing_stat] += 1
                 return None
-            return torch.from_numpy(np.asarray(values, dtype=np.float32))
+            return tuple(torch.from_numpy(np.asarray(v, dtype=np.float32)) for v in values)
         data = photo.get("image")
         if not data:
             self.stats["photos_without_image_bytes"] += 1
@@ -285,7 +317,7 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             self.stats["photos_undecodable"] += 1
             return None
         assert self.teacher_preprocess is not None
-        return self.teacher_preprocess(image)
+        return (self.teacher_preprocess(image),)
 
     def prepare(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """Build one sample from a raw shard row, or ``None`` (counted in :attr:`stats`) when it has no target.
@@ -296,18 +328,18 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         Returns:
             The sample dict described in the class docstring, or ``None``.
         """
-        kept: list[tuple[float, float, torch.Tensor]] = []
+        kept: list[_Photo] = []
         for photo in row.get("photos") or []:
-            target = self._targets(photo)
-            if target is not None:
-                kept.append((float(photo["row"]), float(photo["col"]), target))
+            targets = self._targets(photo)
+            if targets is not None:
+                kept.append((float(photo["row"]), float(photo["col"]), targets))
         return self._sample(str(row["tile_id"]), row["image"], kept)
 
     def prepare_arrow(self, table: pa.Table) -> dict[str, Any] | None:
         """:meth:`prepare` for a one-row ``pyarrow.Table`` (a stream opened with ``arrow=True``).
 
-        Precomputed targets (``embedding``/``text_embedding``) are read from the Arrow buffers as one array; other
-        targets go through :meth:`prepare`. The sample is identical to the one :meth:`prepare` builds.
+        Precomputed targets are read from the Arrow buffers as one array per column; decoded photos go through
+        :meth:`prepare`. The sample is identical to the one :meth:`prepare` builds.
 
         Args:
             table: One shard row as a table.
@@ -315,34 +347,43 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         Returns:
             The sample dict, or ``None``.
         """
-        if self.config.target not in ("embedding", "text_embedding") or type(self)._targets is not (
-            PairsIterableDataset._targets
-        ):
+        if self._columns is None:
             return self.prepare(table.to_pylist()[0])
-        target = self.config.target
         photos = table.column("photos").combine_chunks()
-        kept: list[tuple[float, float, torch.Tensor]] = []
+        kept: list[_Photo] = []
         if len(photos) and photos.is_valid()[0].as_py():
             structs = photos.flatten()  # (num_photos,) struct array of this row's photos
             if len(structs):
-                vectors = structs.field(target)
-                lengths = pc.fill_null(pc.list_value_length(vectors), 0).to_numpy(zero_copy_only=False)
-                usable = lengths > 0
-                usable &= np.asarray(structs.is_valid(), dtype=bool)
-                rows = structs.field("row").to_numpy(zero_copy_only=False)
-                cols = structs.field("col").to_numpy(zero_copy_only=False)
-                missing = int((~usable).sum())
-                if missing:
-                    self.stats[f"photos_without_{target}"] += missing
-                values = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
-                starts = np.concatenate([[0], np.cumsum(lengths)])  # null lists contribute no values
-                for i in np.flatnonzero(usable):
-                    vector = torch.from_numpy(values[starts[i] : starts[i + 1]].copy())
-                    kept.append((float(rows[i]), float(cols[i]), vector))
+                kept = self._arrow_targets(structs)
         image = table.column("image")[0].as_py()
         return self._sample(str(table.column("tile_id")[0].as_py()), image, kept)
 
-    def _sample(self, tile_id: str, image: Any, kept: list[tuple[float, float, torch.Tensor]]) -> dict[str, Any] | None:
+    def _arrow_targets(self, structs: pa.StructArray) -> list[_Photo]:
+        """The photos of one row (a struct array) that carry every target column, with their targets."""
+        assert self._columns is not None
+        usable = np.asarray(structs.is_valid(), dtype=bool)
+        columns = []  # per target column: (all values, start offset of each photo)
+        for column in self._columns.values():
+            vectors = structs.field(column)
+            lengths = pc.fill_null(pc.list_value_length(vectors), 0).to_numpy(zero_copy_only=False)
+            usable &= lengths > 0
+            values = np.asarray(vectors.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
+            columns.append((values, np.concatenate([[0], np.cumsum(lengths)])))  # null lists contribute no values
+        missing = int((~usable).sum())
+        if missing:
+            self.stats[self._missing_stat] += missing
+        rows = structs.field("row").to_numpy(zero_copy_only=False)
+        cols = structs.field("col").to_numpy(zero_copy_only=False)
+        return [
+            (
+                float(rows[i]),
+                float(cols[i]),
+                tuple(torch.from_numpy(values[starts[i] : starts[i + 1]].copy()) for values, starts in columns),
+            )
+            for i in np.flatnonzero(usable)
+        ]
+
+    def _sample(self, tile_id: str, image: Any, kept: list[_Photo]) -> dict[str, Any] | None:
         """Subsample photos, decode the crop, draw the view and move the photo positions into it."""
         config = self.config
         rng = _tile_rng(config.seed, self.epoch, tile_id)
@@ -385,9 +426,9 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             "ground_pixel_coords": torch.from_numpy(coords.astype(np.float32)),
             "ground_in_view": torch.from_numpy(in_view),
         }
-        targets = torch.stack([t for _, _, t in kept])
-        key = "ground_pixel_values" if config.target == "pixels" else "ground_embeds"
-        sample[key] = targets
+        per_key = zip(*(targets for _, _, targets in kept), strict=True)  # one tuple of photo targets per key
+        for key, targets in zip(self._target_keys, per_key, strict=True):
+            sample[key] = torch.stack(targets)
         self.stats["tiles_yielded"] += 1
         return sample
 
@@ -400,8 +441,9 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
     Returns:
         ``pixel_values (batch, 3, view, view)``, ``ground_mask (batch, n)``, ``ground_pixel_coords (batch, n, 2)``,
-        ``ground_in_view (batch, n)`` (false on padding), ``tile_id`` list, and ``ground_embeds (batch, n, dim)``
-        and/or ``ground_pixel_values (batch, n, 3, H, W)`` (zeros on padding), with ``n`` the largest photo count.
+        ``ground_in_view (batch, n)`` (false on padding), ``tile_id`` list, and ``ground_embeds (batch, n, dim)``,
+        ``ground_text_embeds (batch, n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present
+        in the samples; zeros on padding), with ``n`` the largest photo count.
     """
     if not samples:
         raise ValueError("collate_pairs got an empty list of samples")
@@ -415,7 +457,7 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
         "tile_id": [s["tile_id"] for s in samples],
     }
-    for key in ("ground_embeds", "ground_pixel_values"):
+    for key in ("ground_embeds", "ground_text_embeds", "ground_pixel_values"):
         if key in samples[0]:
             first = samples[0][key]
             padded = torch.zeros(batch_size, max_n, *first.shape[1:], dtype=first.dtype)
@@ -468,10 +510,10 @@ def build_pairs_dataloader(
         :class:`PairsIterableDataset`.
     """
     target = _resolve_target(config, teacher_preprocess)
-    stream = open_pairs_stream(config, arrow=target in ("embedding", "text_embedding"))
+    stream = open_pairs_stream(config, arrow=target in PRECOMPUTED_TARGETS)
     if target != config.target:
         logger.info("loader target resolved to %r", target)
-        config = LoaderConfig(**{**config.__dict__, "target": target})
+        config = dataclasses.replace(config, target=target)
     dataset = PairsIterableDataset(stream, config, teacher_preprocess)
     return torch.utils.data.DataLoader(
         dataset,

@@ -1,6 +1,7 @@
 """GRAFT training: typed run config, presets, the task module (student + teacher + loss) and the Accelerate loop.
 
-``train(config)`` is the entry point behind ``graft train``; heavy imports (accelerate, peft) happen inside it.
+``train(config)`` is the entry point behind ``graft train``; the loop (accelerate, and peft for LoRA) is imported
+when it runs.
 """
 
 from graft_hf.training.config import TrainConfig, load_train_config

@@ -8,7 +8,7 @@ Layout under ``<output_dir>/checkpoints``::
     latest                  # text file naming the newest complete checkpoint
 
 A checkpoint is written into a hidden ``.tmp-step-*`` folder, then renamed in one ``os.replace``; ``latest`` is
-rewritten (temp file + ``os.replace``) only after the rename. A kill at any point leaves either the previous
+rewritten (:func:`graft_hf.io.atomic_write`, durable) only after the rename. A kill at any point leaves either the previous
 ``latest`` or the new one, never a half-written directory behind it.
 
 Data position. The streaming loader's order is a pure function of ``(seed, epoch)`` (shard order, shuffle buffer,
@@ -28,11 +28,23 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from graft_hf.io import atomic_write, fsync_dir, write_json
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainProgress", "find_latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "NoCheckpointError",
+    "TrainProgress",
+    "find_latest_checkpoint",
+    "load_checkpoint",
+    "resume_checkpoint",
+    "save_checkpoint",
+]
 
 _PROGRESS = "progress.json"
 _LATEST = "latest"
@@ -55,24 +67,19 @@ class TrainProgress:
     samples_seen: int = 0
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+class NoCheckpointError(FileNotFoundError):
+    """Resuming was asked for, but the run has no complete checkpoint.
+
+    Attributes:
+        root: The checkpoints folder that was searched.
+    """
+
+    def __init__(self, root: str | os.PathLike, message: str | None = None) -> None:
+        self.root = Path(root)
+        super().__init__(message or f"resume=True: no checkpoint in {self.root}; pass resume=False to start fresh")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def save_checkpoint(accelerator: Any, root: str | os.PathLike, progress: TrainProgress, keep: int = 2) -> Path:
+def save_checkpoint(accelerator: Accelerator, root: str | os.PathLike, progress: TrainProgress, keep: int = 2) -> Path:
     """Save the full training state atomically (collective: call on every process).
 
     Args:
@@ -95,12 +102,12 @@ def save_checkpoint(accelerator: Any, root: str | os.PathLike, progress: TrainPr
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _write_atomic(tmp / _PROGRESS, json.dumps(asdict(progress), indent=2))
+        write_json(tmp / _PROGRESS, asdict(progress), durable=True)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
-        _write_atomic(root / _LATEST, name + "\n")
+        fsync_dir(root)
+        atomic_write(root / _LATEST, name + "\n", durable=True)
         complete = sorted(p for p in root.glob("step-*") if (p / _PROGRESS).is_file())
         for old in complete[: max(0, len(complete) - keep)]:
             if old != final:
@@ -123,7 +130,23 @@ def find_latest_checkpoint(root: str | os.PathLike) -> Path | None:
     return complete[-1] if complete else None
 
 
-def load_checkpoint(accelerator: Any, path: str | os.PathLike) -> TrainProgress:
+def resume_checkpoint(resume: bool | str | os.PathLike, root: str | os.PathLike) -> Path | None:
+    """The checkpoint a run resumes from: ``None`` (``resume=False``), the latest in ``root`` (``True``) or a path.
+
+    Raises:
+        NoCheckpointError: ``resume=True`` and ``root`` holds no complete checkpoint.
+    """
+    if not resume:
+        return None
+    if resume is True:
+        latest = find_latest_checkpoint(root)
+        if latest is None:
+            raise NoCheckpointError(root)
+        return latest
+    return Path(resume)
+
+
+def load_checkpoint(accelerator: Accelerator, path: str | os.PathLike) -> TrainProgress:
     """Restore model, optimizer, scheduler and RNG states; return the saved progress."""
     path = Path(path)
     progress_file = path / _PROGRESS

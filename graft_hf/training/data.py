@@ -1,30 +1,28 @@
-"""Training and validation loaders over pair shards, plus the checks that run before any compute.
+"""What the pair shards of a run hold, learnt before any compute.
 
-Built on the streaming loader of :mod:`graft_hf.pairs.loader`. Two additions for training:
-
-* :func:`inspect_pairs` opens the shards once (unshuffled, photos column only) to fail early on a missing or
-  empty dataset and to learn which targets the shards carry and their dimension; it counts the rows from the
-  parquet footers so an epoch has a length for the LR schedule.
-* ``loss.target = "image+text"`` needs both the image and the text embedding of every photo: photos lacking
-  either are dropped (counted in the loader's stats) and the batch carries ``ground_text_embeds`` beside
-  ``ground_embeds``.
+:func:`inspect_pairs` opens the shards once (unshuffled, photos column only) to fail early on a missing or empty
+dataset and to learn which targets the shards carry and their dimension; it counts the rows from the parquet
+footers so an epoch has a length for the LR schedule. The loaders themselves are
+:func:`graft_hf.pairs.loader.build_pairs_dataloader` over :meth:`DataSection.loader_config
+<graft_hf.training.sections.DataSection.loader_config>`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-import torch
+import fsspec
+import pyarrow.parquet as pq
+from datasets import load_dataset, load_dataset_builder
 
-from graft_hf.pairs.loader import LoaderConfig, PairsIterableDataset, collate_pairs, open_pairs_stream
-from graft_hf.training.config import DataSection
+if TYPE_CHECKING:
+    from graft_hf.training.sections import DataSection
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PairsInfo", "build_loader", "count_rows", "inspect_pairs"]
+__all__ = ["PairsInfo", "count_rows", "inspect_pairs"]
 
 _PEEK_ROWS = 8
 
@@ -48,9 +46,6 @@ class PairsInfo:
 
 def count_rows(path: str, name: str | None, split: str) -> int | None:
     """Rows of a split summed from its parquet footers (no data read), or ``None`` when not possible."""
-    import pyarrow.parquet as pq
-    from datasets import load_dataset_builder
-
     try:
         builder = load_dataset_builder(path, name)
         files = (builder.config.data_files or {}).get(split)
@@ -63,8 +58,6 @@ def count_rows(path: str, name: str | None, split: str) -> int | None:
     for file in files:
         try:
             if "://" in str(file):
-                import fsspec
-
                 with fsspec.open(str(file), "rb") as handle:
                     total += pq.ParquetFile(handle).metadata.num_rows
             else:
@@ -82,8 +75,6 @@ def inspect_pairs(data: DataSection, split: str) -> PairsInfo:
         FileNotFoundError: The folder or repo holds no shards for ``split``.
         ValueError: The split is empty.
     """
-    from datasets import load_dataset
-
     try:
         stream = load_dataset(data.path, data.name, split=split, streaming=True)
     except FileNotFoundError as err:
@@ -112,109 +103,3 @@ def inspect_pairs(data: DataSection, split: str) -> PairsInfo:
                 text_dim = len(photo["text_embedding"])
             has_images = has_images or bool(photo.get("image"))
     return PairsInfo(num_rows, embedding_dim, text_dim, has_images)
-
-
-class ImageTextPairsDataset(PairsIterableDataset):
-    """Pairs whose per-photo target is ``[embedding, text_embedding]`` concatenated (split again at collate)."""
-
-    def _targets(self, photo: dict[str, Any]) -> torch.Tensor | None:
-        image, text = photo.get("embedding"), photo.get("text_embedding")
-        if not image or not text:
-            self.stats["photos_without_embedding_and_text_embedding"] += 1
-            return None
-        return torch.tensor(list(image) + list(text), dtype=torch.float32)
-
-
-class SplitTextCollate:
-    """Collate, then split concatenated targets into ``ground_embeds`` and ``ground_text_embeds`` (picklable)."""
-
-    def __init__(self, image_dim: int) -> None:
-        self.image_dim = image_dim
-
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = collate_pairs(samples)
-        both = batch.pop("ground_embeds")  # (batch, num_photos, image_dim + text_dim)
-        batch["ground_embeds"] = both[..., : self.image_dim].contiguous()
-        batch["ground_text_embeds"] = both[..., self.image_dim :].contiguous()
-        return batch
-
-
-def _loader_config(data: DataSection, **kwargs: Any) -> LoaderConfig:
-    values = {
-        "data": data.path,
-        "name": data.name,
-        "num_workers": data.num_workers,
-        "shuffle_buffer": data.shuffle_buffer,
-        "max_photos": data.max_photos,
-        "rotate": data.rotate,
-        "translate": data.translate,
-        "right_angles": data.right_angles,
-        "interleave_shards": data.interleave_shards,
-        **kwargs,
-    }
-    known = {f.name for f in dataclasses.fields(LoaderConfig)}
-    return LoaderConfig(**{k: v for k, v in values.items() if k in known})
-
-
-def build_loader(
-    data: DataSection,
-    *,
-    split: str,
-    target: str,
-    batch_size: int,
-    train: bool,
-    seed: int,
-    rank: int,
-    world_size: int,
-    view_size: int,
-    teacher_preprocess: Any | None = None,
-    image_dim: int | None = None,
-) -> torch.utils.data.DataLoader:
-    """A DataLoader of training (or validation) batches for this process.
-
-    Args:
-        data: The data section of the run config.
-        split: Split to read.
-        target: ``embedding``, ``text_embedding``, ``pixels`` or ``image+text`` (both precomputed embeddings).
-        batch_size: Per-process batch.
-        train: Shuffle and augment (and drop the last incomplete batch).
-        seed: Seed of shard order, buffer and augmentation.
-        rank: Process rank; ranks read disjoint shards.
-        world_size: Number of processes.
-        view_size: Side of the student's input view.
-        teacher_preprocess: Photo preprocessing for ``target="pixels"``.
-        image_dim: Image-embedding dimension, for ``image+text``.
-
-    Returns:
-        The DataLoader; ``loader.dataset.set_epoch(epoch)`` reshuffles.
-    """
-    loader_target = "embedding" if target == "image+text" else target
-    config = _loader_config(
-        data,
-        split=split,
-        train=train,
-        target=loader_target,
-        batch_size=batch_size,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        view_size=view_size,
-        drop_last=train,
-    )
-    stream = open_pairs_stream(config, arrow=target in ("embedding", "text_embedding"))
-    collate: Any = collate_pairs
-    if target == "image+text":
-        if image_dim is None:
-            raise ValueError("image+text targets need image_dim to split the concatenated embeddings")
-        dataset: PairsIterableDataset = ImageTextPairsDataset(stream, config)
-        collate = SplitTextCollate(image_dim)
-    else:
-        dataset = PairsIterableDataset(stream, config, teacher_preprocess)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        collate_fn=collate,
-        drop_last=config.drop_last,
-        pin_memory=torch.cuda.is_available(),
-    )

@@ -1,21 +1,27 @@
-"""Optional LoRA fine-tuning of the student's vision tower through peft: wrap, save, merge, reload."""
+"""Optional LoRA fine-tuning of the student's vision tower through peft: wrap, save, merge, reload.
+
+peft is an optional dependency (``pip install 'graft-hf[train]'``), imported when LoRA is used.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from graft_hf.training.config import LoraSection
+from graft_hf.extras import require
+from graft_hf.training.sections import LoraSection
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ADAPTER_DIR", "apply_lora", "export_student", "is_peft_model", "load_lora_adapters"]
 
 ADAPTER_DIR = "adapter"
+_FEATURE = "LoRA fine-tuning"
 
 
 def apply_lora(student: nn.Module, lora: LoraSection) -> nn.Module:
@@ -28,9 +34,8 @@ def apply_lora(student: nn.Module, lora: LoraSection) -> nn.Module:
     Returns:
         A ``peft.PeftModel``; calling it forwards to ``GraftModel.forward``.
     """
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
+    peft = require("peft", "train", _FEATURE)
+    config = peft.LoraConfig(
         r=lora.r,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -39,7 +44,7 @@ def apply_lora(student: nn.Module, lora: LoraSection) -> nn.Module:
         bias="none",
     )
     try:
-        model = get_peft_model(student, config)
+        model = peft.get_peft_model(student, config)
     except ValueError as err:
         raise ValueError(
             f"student.lora.target_modules={lora.target_modules!r} matched no layer of the student: {err}"
@@ -51,11 +56,9 @@ def apply_lora(student: nn.Module, lora: LoraSection) -> nn.Module:
 
 
 def is_peft_model(model: nn.Module) -> bool:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        return False
-    return isinstance(model, PeftModel)
+    """Whether ``model`` is a peft wrapper (without importing peft when no LoRA was ever applied)."""
+    peft = sys.modules.get("peft")  # a PeftModel exists only once peft is imported
+    return peft is not None and isinstance(model, peft.PeftModel)
 
 
 def export_student(student: nn.Module, output_dir: str | os.PathLike, merge: bool = True) -> Any:
@@ -80,7 +83,6 @@ def export_student(student: nn.Module, output_dir: str | os.PathLike, merge: boo
 
 def load_lora_adapters(base_model: nn.Module, adapter_dir: str | os.PathLike, merge: bool = False) -> nn.Module:
     """Attach saved adapters to a ``GraftModel`` (optionally merging them)."""
-    from peft import PeftModel
-
-    model = PeftModel.from_pretrained(base_model, str(adapter_dir))
+    peft = require("peft", "train", _FEATURE)
+    model = peft.PeftModel.from_pretrained(base_model, str(adapter_dir))
     return model.merge_and_unload() if merge else model

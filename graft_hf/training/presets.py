@@ -9,11 +9,10 @@ Names: ``{sensor}-{arch}`` is the image-level model, ``{sensor}-{arch}-pixel`` t
 ``sensor`` in ``naip``/``sentinel2`` and ``arch`` in ``vitb16``/``vitb32``.
 """
 
-from __future__ import annotations
-
 import copy
 
-from graft_hf.training.config import (
+from graft_hf.config import ConfigError
+from graft_hf.training.sections import (
     LossSection,
     OptimSection,
     StudentSection,
@@ -49,7 +48,11 @@ PRESETS: dict[str, TrainConfig] = {
 
 
 def get_preset(name: str) -> TrainConfig:
-    """A fresh copy of preset ``name`` (see :data:`PRESETS`)."""
+    """A fresh copy of preset ``name`` (see :data:`PRESETS`).
+
+    Raises:
+        ConfigError: ``name`` is not a preset (the error lists them).
+    """
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+        raise ConfigError("preset", f"unknown preset {name!r}; available: {sorted(PRESETS)}")
     return copy.deepcopy(PRESETS[name])

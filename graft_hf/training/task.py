@@ -15,18 +15,27 @@ from typing import Any
 
 import numpy as np
 import torch
+from huggingface_hub import is_offline_mode
 from PIL import Image
 from torch import nn
+from transformers import CLIPModel
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from graft_hf.losses import GraftImageLoss, GraftPixelLoss
-from graft_hf.modeling import GraftConfig, GraftModel
+from graft_hf.losses import GraftImageLoss, GraftLossOutput, GraftPixelLoss
+from graft_hf.modeling import GraftConfig, GraftModel, GraftOutput
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClipPhotoPreprocess", "GraftTrainingTask", "build_student", "freeze_unused_heads", "load_teacher_clip"]
+__all__ = [
+    "ClipPhotoPreprocess",
+    "GraftTrainingTask",
+    "TeacherLoadError",
+    "batch_to_device",
+    "build_student",
+    "freeze_unused_heads",
+    "load_teacher_clip",
+]
 
-OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -42,8 +51,8 @@ class ClipPhotoPreprocess:
     def __init__(
         self,
         image_size: int,
-        mean: tuple[float, float, float] = OPENAI_CLIP_MEAN,
-        std: tuple[float, float, float] = OPENAI_CLIP_STD,
+        mean: tuple[float, float, float] = tuple(OPENAI_CLIP_MEAN),
+        std: tuple[float, float, float] = tuple(OPENAI_CLIP_STD),
     ) -> None:
         self.image_size = int(image_size)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
@@ -62,19 +71,33 @@ class ClipPhotoPreprocess:
         return (pixels - self.mean) / self.std
 
 
-def load_teacher_clip(name_or_path: str | os.PathLike):
-    """Load the teacher ``CLIPModel`` (frozen, eval mode), with an error that names the config key to change."""
-    from transformers import CLIPModel
+class TeacherLoadError(OSError):
+    """The teacher CLIP named by ``teacher.name_or_path`` could not be loaded.
 
+    Attributes:
+        name_or_path: The value that failed.
+    """
+
+    def __init__(self, name_or_path: str | os.PathLike, reason: str) -> None:
+        self.name_or_path = str(name_or_path)
+        super().__init__(reason)
+
+
+def load_teacher_clip(name_or_path: str | os.PathLike) -> CLIPModel:
+    """Load the teacher ``CLIPModel`` (frozen, eval mode).
+
+    Raises:
+        TeacherLoadError: It cannot be loaded; the message names the config key to change.
+    """
     try:
         clip = CLIPModel.from_pretrained(name_or_path)
     except (OSError, ValueError) as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-        raise OSError(
-            f"could not load the teacher CLIP {str(name_or_path)!r}"
-            f"{' (HF_HUB_OFFLINE is set, so Hub ids cannot be downloaded)' if offline else ''}. Download it where "
-            f"the Hub is reachable (`hf download {name_or_path} --local-dir DIR`) and pass the local path with "
-            f"`--override teacher.name_or_path=DIR`. Underlying error: {err}"
+        offline = " (offline mode is on, so Hub ids cannot be downloaded)" if is_offline_mode() else ""
+        raise TeacherLoadError(
+            name_or_path,
+            f"could not load the teacher CLIP {str(name_or_path)!r}{offline}. Download it where the Hub is reachable "
+            f"(`hf download {name_or_path} --local-dir DIR`) and set teacher.name_or_path to the local DIR. "
+            f"Underlying error: {err}",
         ) from err
     clip.requires_grad_(False)
     return clip.eval()
@@ -83,7 +106,7 @@ def load_teacher_clip(name_or_path: str | os.PathLike):
 def build_student(
     init: str,
     *,
-    clip: Any | None = None,
+    clip: CLIPModel | None = None,
     use_patch_head: bool = True,
     sensor: str = "naip",
     config_overrides: dict[str, Any] | None = None,
@@ -128,6 +151,11 @@ def freeze_unused_heads(student: GraftModel, task: str) -> None:
         student.visual_projection.requires_grad_(False)
 
 
+def batch_to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """The batch with its tensors moved to ``device`` (``tile_id`` and other lists stay)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
 class GraftTrainingTask(nn.Module):
     """Student, frozen teacher and GRAFT loss; ``forward(batch) -> (losses, logs)``.
 
@@ -145,7 +173,7 @@ class GraftTrainingTask(nn.Module):
         teacher_dtype: Precision of the teacher forward pass.
     """
 
-    teacher: Any  # a transformers CLIPModel or None; not a registered submodule
+    teacher: CLIPModel | None  # not a registered submodule
 
     def __init__(
         self,
@@ -216,7 +244,7 @@ class GraftTrainingTask(nn.Module):
             return self.teacher_embeds(batch["ground_pixel_values"], batch["ground_mask"])
         raise KeyError("the batch has neither ground_embeds nor ground_pixel_values (see the loader's contract)")
 
-    def _loss(self, student_out: Any, ground: torch.Tensor, batch: dict[str, Any]):
+    def _loss(self, student_out: GraftOutput, ground: torch.Tensor, batch: dict[str, Any]) -> GraftLossOutput:
         if isinstance(self.loss, GraftImageLoss):
             return self.loss.compute(student_out.image_embeds, ground, batch["ground_mask"])
         pixel_values = batch["pixel_values"]

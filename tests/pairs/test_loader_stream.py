@@ -352,6 +352,39 @@ def test_arrow_rows_skip_null_photo_lists_and_null_embeddings(tiny_pairs) -> Non
     assert dataset.stats["tiles_skipped_no_target"] == 1
 
 
+@pytest.mark.parametrize("arrow", [False, True])
+def test_image_and_text_targets_side_by_side(tiny_pairs, arrow: bool) -> None:
+    """target='image+text': both precomputed embeddings of each photo, photos lacking either dropped."""
+    root, _ = tiny_pairs
+    row = next(iter(open_pairs_stream(_config(root, train=False))))
+    base = row["photos"][0]
+    row["photos"] = [
+        {
+            **base,
+            "row": 100.0 + k,
+            "embedding": None if k == 1 else [float(k)] * DIM,
+            "text_embedding": None if k == 2 else [-float(k)] * DIM,
+        }
+        for k in range(4)
+    ]
+    dataset = PairsIterableDataset(None, _config(root, target="image+text", train=False))
+    table = pa.Table.from_pylist([row], schema=pairs_arrow_schema())
+    sample = dataset.prepare_arrow(table) if arrow else dataset.prepare(row)
+    assert sample["ground_embeds"][:, 0].tolist() == [0.0, 3.0]
+    assert sample["ground_text_embeds"][:, 0].tolist() == [0.0, -3.0]
+    assert sample["ground_pixel_coords"][:, 0].tolist() == [100.0 - 112, 103.0 - 112]
+    assert dataset.stats["photos_without_embedding_and_text_embedding"] == 2
+    keys = ("ground_embeds", "ground_text_embeds", "ground_pixel_coords", "ground_in_view")
+    short = {**sample, **{key: sample[key][:1] for key in keys}}
+    batch = collate_pairs([sample, short])
+    assert batch["ground_text_embeds"].shape == (2, 2, DIM)
+    torch.testing.assert_close(batch["ground_text_embeds"][0], sample["ground_text_embeds"])
+    assert torch.count_nonzero(batch["ground_text_embeds"][1, 1]) == 0 and batch["ground_mask"][1].tolist() == [
+        True,
+        False,
+    ]
+
+
 def test_right_angle_views_of_a_whole_small_tile(tmp_path: Path) -> None:
     """64 px tiles seen whole (EuroSAT): only right angles fit, and photos stay on their marks."""
     rng = np.random.default_rng(3)

@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
+from graft_hf.config import ConfigError
 from graft_hf.training.config import TrainConfig, apply_overrides, load_train_config, parse_overrides
 from graft_hf.training.presets import PRESETS, get_preset
 
@@ -55,18 +57,27 @@ def test_preset_name_as_config() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["train.batchsize=3"], "unknown config key(s) ['train.batchsize']"),
-        (["bogus.key=1"], "unknown config key(s) ['bogus']"),
-        (["train.max_steps=ten"], "train.max_steps must be an integer"),
-        (["task=segment"], "task must be one of ['image', 'pixel']"),
+        (["train.batchsize=3"], "train.batchsize: unknown key; valid keys here: train.batch_size"),
+        (["bogus.key=1"], "bogus: unknown key"),
+        (["train.max_steps=ten"], "train.max_steps: with value 'ten'"),
+        (["task=segment"], "task: expected one of ('image', 'pixel'), got segment"),
         (["train.epochs"], "must look like key=value"),
-        (["optim.betas=0.9"], "optim.betas must be a list"),
+        (["optim.betas=0.9"], "optim.betas: expected a list"),
+        (["data.max_photos=0"], "data.max_photos: must be >= 1, got 0"),
+        (["optim.lr=-1e-5"], "optim.lr: must be > 0"),
     ],
 )
 def test_bad_keys_and_values_are_named(overrides: list[str], message: str) -> None:
     with pytest.raises(ValueError) as info:
         load_train_config("naip-vitb16", overrides)
     assert message in str(info.value)
+
+
+def test_scientific_notation_override() -> None:
+    # YAML 1.1 reads `1e-5` (no dot) as a string; the float field takes it as a number.
+    config = load_train_config("naip-vitb16", ["optim.lr=1e-5", "optim.eps=1e-6", "loss.text_weight=2"])
+    assert config.optim.lr == 1e-5 and config.optim.eps == 1e-6 and config.loss.text_weight == 2.0
+    assert isinstance(config.optim.lr, float) and isinstance(config.loss.text_weight, float)
 
 
 def test_missing_config_file_names_presets(tmp_path: Path) -> None:
@@ -79,7 +90,7 @@ def test_missing_config_file_names_presets(tmp_path: Path) -> None:
     [
         (["train.batch_size=10", "train.grad_accum=4"], 1, "not divisible by num_processes x train.grad_accum"),
         (["train.batch_size=6"], 4, "not divisible"),
-        (["data.path="], 1, "data.path is empty"),
+        (["data.path="], 1, "data.path: is empty"),
         (["loss.target=text", "teacher.targets=on_the_fly"], 1, "needs precomputed photo text embeddings"),
         (["student.config={projection_dim: 384}"], 1, "may not change the architecture"),
         (["teacher.name_or_path=null"], 1, "set teacher.name_or_path"),
@@ -87,9 +98,17 @@ def test_missing_config_file_names_presets(tmp_path: Path) -> None:
     ],
 )
 def test_inconsistent_configs_fail_validation(overrides: list[str], processes: int, message: str) -> None:
-    config = load_train_config("naip-vitb16", ["data.path=/x", *overrides])
+    # Rules on values fail when the config is built; the launch rules (processes, data.path) in check_run.
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        config.validate(processes)
+        load_train_config("naip-vitb16", ["data.path=/x", *overrides]).check_run(processes)
+
+
+def test_check_run_sees_later_changes() -> None:
+    config = load_train_config("naip-vitb16", ["data.path=/x"])
+    config.train.batch_size = 0  # a valid int: strict lets it through, the rule catches it before the run
+    with pytest.raises(ConfigError) as info:
+        config.check_run(1)
+    assert info.value.key == "train.batch_size" and "must be >= 1" in str(info.value)
 
 
 def test_micro_batch() -> None:
@@ -99,14 +118,21 @@ def test_micro_batch() -> None:
 
 
 def test_warmup_cosine_schedule() -> None:
-    from graft_hf.training.loop import warmup_cosine
+    from graft_hf.training.loop import build_optimization
 
-    factor = warmup_cosine(total_steps=110, warmup_steps=10, min_lr_ratio=0.1)
-    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
-    assert factor(10) == pytest.approx(1.0)
-    assert factor(60) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert factor(110) == pytest.approx(0.1)
-    values = [factor(s) for s in range(10, 111)]
+    config = load_train_config("naip-vitb16", ["optim.lr=2.0", "optim.warmup_steps=10", "optim.min_lr_ratio=0.1"])
+    optimizer, scheduler = build_optimization(torch.nn.Linear(2, 2), config, total_steps=110)
+    factors = []  # LR multiplier used by optimizer step s = 0, 1, ..., 110
+    for _ in range(111):
+        factors.append(scheduler.get_last_lr()[0] / 2.0)
+        optimizer.step()
+        scheduler.step()
+    # transformers' linear warm-up: s / warmup_steps (the first step at LR 0), then the cosine down to the floor.
+    assert factors[0] == 0.0 and factors[9] == pytest.approx(0.9)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert factors[110] == pytest.approx(0.1)
+    values = factors[10:]
     assert all(a >= b for a, b in zip(values, values[1:], strict=False))
 
 
@@ -129,7 +155,7 @@ def test_cli_unknown_key_is_a_clean_error(capsys: pytest.CaptureFixture[str]) ->
     from graft_hf_cli import main
 
     assert main(["train", "naip-vitb16", "-o", "train.nope=1"]) == 1
-    assert "unknown config key(s) ['train.nope']" in capsys.readouterr().err
+    assert "train.nope: unknown key" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------- errors before compute
@@ -161,13 +187,31 @@ def test_empty_dataset_fails_before_compute(tmp_path: Path) -> None:
         train(config)
 
 
-def test_offline_teacher_names_the_override(tmp_path: Path, train_pairs) -> None:
+def test_offline_teacher_names_the_override(tmp_path: Path, train_pairs, capsys: pytest.CaptureFixture[str]) -> None:
     from graft_hf.training.loop import train
+    from graft_hf_cli import main
 
     data, _ = train_pairs
-    config = load_train_config("naip-vitb16", _base(tmp_path, data, "openai/clip-vit-base-patch16"))
-    with pytest.raises(OSError, match="--override teacher.name_or_path=DIR"):
+    overrides = _base(tmp_path, data, "openai/clip-vit-base-patch16")
+    with pytest.raises(OSError, match="set teacher.name_or_path to the local DIR"):
+        train(load_train_config("naip-vitb16", overrides))
+    # The command line names the flag that sets it.
+    assert main(["train", "naip-vitb16", *[a for o in overrides for a in ("-o", o)]]) == 1
+    assert "-o teacher.name_or_path=DIR" in capsys.readouterr().err
+
+
+def test_one_mixed_precision_per_process(tmp_path: Path, train_pairs) -> None:
+    from accelerate import Accelerator
+
+    from graft_hf.training.loop import train
+
+    Accelerator(cpu=True)  # this process's Accelerate state, as after a first run: mixed precision "no"
+    data, teacher = train_pairs
+    config = load_train_config("naip-vitb16", [*_base(tmp_path, data, teacher), "train.mixed_precision=bf16"])
+    with pytest.raises(ConfigError, match="run this training in a new process") as info:
         train(config)
+    assert info.value.key == "train.mixed_precision"
+    assert not (tmp_path / "run").exists()
 
 
 def test_missing_val_split_and_wrong_target_dim(tmp_path: Path, train_pairs) -> None:

@@ -83,9 +83,14 @@ def test_killed_run_resumes_exactly(tmp_path: Path, train_pairs) -> None:
     assert (run / "model" / "model.safetensors").is_file()
 
 
-def test_resume_without_checkpoint_is_an_error(tmp_path: Path, train_pairs) -> None:
+def test_resume_without_checkpoint_is_an_error(tmp_path: Path, train_pairs, capsys: pytest.CaptureFixture[str]) -> None:
     from graft_hf.training.loop import train
+    from graft_hf_cli import main
 
     data, teacher = train_pairs
-    with pytest.raises(FileNotFoundError, match="drop --resume"):
-        train(load_train_config("naip-vitb16", tiny_overrides(data, teacher, tmp_path / "r")), resume=True)
+    overrides = tiny_overrides(data, teacher, tmp_path / "r")
+    with pytest.raises(FileNotFoundError, match="pass resume=False to start fresh"):
+        train(load_train_config("naip-vitb16", overrides), resume=True)
+    # The command line names its flag.
+    assert main(["train", "naip-vitb16", *[a for o in overrides for a in ("-o", o)], "--resume"]) == 1
+    assert "drop --resume" in capsys.readouterr().err
