@@ -1,4 +1,4 @@
-"""Test-wide settings: offline Hugging Face stack, temporary caches, paths to the shared real data."""
+"""Test-wide settings: offline Hugging Face stack, temporary caches, the fixtures every folder may use."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 import pytest  # noqa: E402
-from graft_test_data import REPO_ROOT, SHARED_DATA, shared_data  # noqa: E402, F401  (re-exported)
+
+# Fixtures shared between folders (a folder's own ones are in its conftest.py).
+pytest_plugins = ["tests.fixtures.demo"]
 
 
 @pytest.fixture(scope="session")

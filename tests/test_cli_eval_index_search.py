@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from graft_hf_cli import main as graft_main
+from tests.helpers.data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-EUROSAT = DATA / "eurosat-rgb"
+EUROSAT = SHARED_DATA / "eurosat-rgb"
 
 
 @pytest.fixture(scope="module")

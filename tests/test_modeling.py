@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +16,9 @@ from transformers import AutoConfig, AutoModel, AutoModelForZeroShotImageClassif
 import graft_hf
 from graft_hf import GraftConfig, GraftModel
 from graft_hf.testing import tiny_clip_model, tiny_graft_config, tiny_graft_model
+from tests.helpers.data import REPO_ROOT
 
-KEYS_FILE = Path(__file__).parent / "data" / "graft_vitb16_state_dict_keys.txt"
+KEYS_FILE = REPO_ROOT / "tests" / "data" / "graft_vitb16_state_dict_keys.txt"
 
 
 def _pixels(batch: int = 2, size: int = 32, seed: int = 0) -> torch.Tensor:

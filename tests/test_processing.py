@@ -7,13 +7,13 @@ import pytest
 import rasterio
 import torch
 import torch.nn.functional as F
-from graft_test_data import shared_data
 from PIL import Image
 from transformers import AutoProcessor
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 import graft_hf
 from graft_hf import GraftConfig, GraftImageProcessor, GraftProcessor
+from tests.helpers.data import shared_data
 
 S2_L2A_ORDER = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
 S2_PATCH = "S2A_MSIL2A_20170613T101031_87_48"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from graft_test_data import shared_data
 from transformers import AutoModel, AutoProcessor, pipeline
 
 import graft_hf
 from graft_hf.testing import tiny_graft_model
+from tests.helpers.data import shared_data
 
 
 def test_readme_examples(tmp_path):

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["demo_fixtures"]  # the shared fixtures (tests/demo/demo_fixtures.py)
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # Flags measured to work here (../shared/ENVIRONMENT.md); nothing but 127.0.0.1 resolves.

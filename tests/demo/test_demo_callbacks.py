@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from demo_test_data import GALLERY_SIZE, gallery_coordinates
 
-pytest_plugins = ["demo_fixtures"]  # the shared fixtures (tests/demo/demo_fixtures.py)
+from tests.helpers.data import REPO_ROOT
+from tests.helpers.demo_data import GALLERY_SIZE, gallery_coordinates
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("gradio")
@@ -375,12 +375,11 @@ def test_the_demo_without_gradio_names_the_extra():
 
 
 def test_space_metadata_matches_the_installed_gradio():
-    from pathlib import Path
 
     import gradio
     import yaml
 
-    spaces = Path(__file__).resolve().parents[2] / "spaces"
+    spaces = REPO_ROOT / "spaces"
     text = (spaces / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
@@ -416,14 +415,13 @@ def test_build_demo_from_paths_and_the_gallery_command(tmp_path, tiny_model_dir,
 
 def test_the_space_app_builds_the_same_demo_from_its_variables(monkeypatch, tiny_model_dir, gallery_dir):
     import runpy
-    from pathlib import Path
 
     import gradio as gr
 
     monkeypatch.setenv("MODEL_ID", str(tiny_model_dir))
     monkeypatch.setenv("GALLERY", str(gallery_dir))
     monkeypatch.setenv("TEMPLATES", "none")
-    app = Path(__file__).resolve().parents[2] / "spaces" / "app.py"
+    app = REPO_ROOT / "spaces" / "app.py"
     namespace = runpy.run_path(str(app), run_name="space_app")  # not __main__: builds the app, does not serve it
     demo = namespace["demo"]
     try:

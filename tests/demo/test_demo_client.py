@@ -6,8 +6,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytest_plugins = ["demo_fixtures"]  # the shared fixtures (tests/demo/demo_fixtures.py)
-
 gradio_client = pytest.importorskip("gradio_client")
 
 QUERIES = [

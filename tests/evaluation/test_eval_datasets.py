@@ -17,10 +17,10 @@ from graft_hf.evaluation.datasets import (
     to_rgb_image,
 )
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES
+from tests.helpers.data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-EUROSAT = DATA / "eurosat-rgb"
-BIGEARTHNET = DATA / "bigearthnet-s2-examples"
+EUROSAT = SHARED_DATA / "eurosat-rgb"
+BIGEARTHNET = SHARED_DATA / "bigearthnet-s2-examples"
 needs_eurosat = pytest.mark.skipif(not EUROSAT.is_dir(), reason=f"real EuroSAT data not found at {EUROSAT}")
 needs_ben = pytest.mark.skipif(not BIGEARTHNET.is_dir(), reason=f"BigEarthNet examples not found at {BIGEARTHNET}")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +16,10 @@ from graft_hf.evaluation.encoders import Encoder, GraftImageEncoder, graft_encod
 from graft_hf.evaluation.harness import CLIP_EUROSAT_TEMPLATES, evaluate_model, resolve_templates
 from graft_hf.hub.cards import load_eval_results, render_model_card
 from graft_hf.testing import tiny_clip_model, tiny_graft_model
+from tests.helpers.data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-EUROSAT = DATA / "eurosat-rgb"
-BIGEARTHNET = DATA / "bigearthnet-s2-examples"
+EUROSAT = SHARED_DATA / "eurosat-rgb"
+BIGEARTHNET = SHARED_DATA / "bigearthnet-s2-examples"
 needs_eurosat = pytest.mark.skipif(not EUROSAT.is_dir(), reason=f"real EuroSAT data not found at {EUROSAT}")
 needs_ben = pytest.mark.skipif(not BIGEARTHNET.is_dir(), reason=f"BigEarthNet examples not found at {BIGEARTHNET}")
 

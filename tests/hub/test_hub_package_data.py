@@ -10,9 +10,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from hub_server import REPO_ROOT
 
 from graft_hf.resources import hub_card_template
+from tests.helpers.data import REPO_ROOT
 
 _SOURCES = ("graft_hf", "graft_hf_cli", "modeling", "hub_cards", "setup.cfg", "pyproject.toml", "README.md")
 
@@ -67,7 +67,7 @@ def test_wheel_install_renders_cards_from_package_data(tmp_path):
     site = Path(subprocess.check_output([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                         text=True).strip())  # fmt: skip
     # Reuse this environment's dependencies (torch, transformers, ...) without its editable graft-hf: a directory
-    # named in a .pth file joins sys.path, but the .pth files inside it (the editable finder) are not run.
+    # named in a .pth file joins the import path, but the .pth files inside it (the editable finder) are not run.
     (site / "reuse_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GRAFT_HUB_CARDS")}

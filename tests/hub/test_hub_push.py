@@ -15,13 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hub_server import HUB_TOKEN, REPO_ROOT, USER, HubServer, online_env, run_python
 from PIL import Image
 
 import graft_hf
 from graft_hf.hub import HubPushError, check_model_card, push_model
 from graft_hf.pairs.schema import pairs_arrow_schema
 from graft_hf.testing import tiny_graft_model
+from tests.helpers.data import REPO_ROOT
+from tests.helpers.hub_server import HUB_TOKEN, USER, HubServer, free_port, online_env, run_python
 
 MODEL_NAME = "graft-naip-vit-w32-d2-p8"  # model_repo_name of the tiny config
 PLAIN_NAME = "plain-push-to-hub"
@@ -106,11 +107,7 @@ print("RESULT " + json.dumps(out))
 
 @pytest.fixture(scope="module")
 def hub_server():
-    """A test Hub on 127.0.0.1 (requires `Authorization: Bearer HUB_TOKEN`), shut down after the module.
-
-    (A fixture here, not in a tests/hub/conftest.py: a second `conftest` module would shadow tests/conftest.py for
-    test files that import helpers from it.)
-    """
+    """A test Hub on 127.0.0.1 (requires `Authorization: Bearer HUB_TOKEN`), shut down after the module."""
     with HubServer(token=HUB_TOKEN) as server:
         yield server
 
@@ -322,8 +319,6 @@ def test_missing_token_fails_before_any_request(hub_server, online):
 
 
 def test_unreachable_endpoint_names_endpoint_option(online):
-    from hub_server import free_port
-
     folder = _saved_model(online / "model")
     before = _digest(folder)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
@@ -333,8 +328,6 @@ def test_unreachable_endpoint_names_endpoint_option(online):
 
 
 def test_cli_push_errors_name_the_flags(online, capsys):
-    from hub_server import free_port
-
     from graft_hf_cli import main
 
     folder = _saved_model(online / "model")

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
+from tests.helpers.data import SHARED_DATA
+
+NAIP = SHARED_DATA / "naip-nd"
 RASTER = NAIP / "m_4709963_se_14_1_20200831.tif"
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
+from tests.helpers.data import SHARED_DATA
+from tests.helpers.make_photos import make_photo_table
+
+NAIP = SHARED_DATA / "naip-nd"
 CORNER = (485900 + 7.0, 5209245 - 7.0)  # 1 px inside the top-left corner: the 448 crop is 75% outside
 
 
@@ -35,8 +38,6 @@ def _stac(path: Path, rasters: list[str]) -> None:
 def naip_build(tmp_path_factory: pytest.TempPathFactory):
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
-    from make_photos import make_photo_table
-
     from graft_hf.pairs.builder import build_pairs
     from graft_hf.pairs.config import PairsBuildConfig
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.data import REPO_ROOT, SHARED_DATA
+from tests.helpers.make_photos import make_photo_table
+
+NAIP = SHARED_DATA / "naip-nd"
 
 
 def _shards(out: Path) -> dict[str, bytes]:
@@ -25,8 +27,6 @@ def _shards(out: Path) -> dict[str, bytes]:
 def reference(tmp_path_factory: pytest.TempPathFactory):
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
-    from make_photos import make_photo_table
-
     from graft_hf.pairs.builder import build_pairs
     from graft_hf.pairs.config import PairsBuildConfig
 
@@ -94,7 +94,7 @@ def test_resume_after_sigkill_is_byte_identical(reference) -> None:
     for raster in config.rasters:
         command += ["--raster", raster]
     command += ["--crop-size", "128", "--footprint-size", "32", "--tiles-per-shard", "4", "--seed", "9"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([*command, "--no-progress"], env=env, stderr=subprocess.PIPE)
     manifest = out / "_build" / "manifest"
     deadline = time.monotonic() + 120

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bigearthnet-s2-examples"
+from tests.helpers.data import SHARED_DATA
+from tests.helpers.make_photos import make_photo_table
+
+BEN = SHARED_DATA / "bigearthnet-s2-examples"
 PATCH = "S2A_MSIL2A_20170613T101031_87_48"  # EPSG:32633, x 404400..405600, y 5341200..5342400, 10 m
 OTHER = "S2A_MSIL2A_20170617T113321_36_85"  # EPSG:32629, elsewhere in Europe
 BANDS = ("B02", "B03", "B04", "B08")
@@ -47,8 +50,6 @@ def _window(patch: str, transform: list[float], size: int) -> np.ndarray:
 def s2_build(tmp_path_factory: pytest.TempPathFactory):
     if not (BEN / PATCH).is_dir() or not (BEN / OTHER).is_dir():
         pytest.skip(f"BigEarthNet example patches not found under {BEN} (../shared/data/bigearthnet-s2-examples)")
-    from make_photos import make_photo_table
-
     from graft_hf.pairs.builder import build_pairs
     from graft_hf.pairs.config import PairsBuildConfig
 

@@ -13,8 +13,9 @@ import shapely
 from graft_hf.pairs.catalog import Scene, load_catalog, parse_footprint, points_in_polygon
 from graft_hf.pairs.photos import load_photos
 from graft_hf.pairs.sampling import coverage
+from tests.helpers.data import SHARED_DATA
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
+NAIP = SHARED_DATA / "naip-nd"
 RASTER = NAIP / "m_4709963_se_14_1_20200831.tif"
 
 # Lon/lat boxes: an outer square with a square hole, and a second, separate square.

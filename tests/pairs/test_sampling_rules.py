@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,10 @@ import pytest
 from graft_hf.pairs.catalog import Scene, points_in_polygon
 from graft_hf.pairs.config import PairsBuildConfig
 from graft_hf.pairs.sampling import coverage, greedy_centres, plan_tiles, project_lonlat, rank_scenes
+from tests.helpers.data import SHARED_DATA
+from tests.helpers.make_photos import make_photo_table
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd"
+NAIP = SHARED_DATA / "naip-nd"
 
 
 def _points(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +80,6 @@ def test_points_in_polygon_matches_box() -> None:
 def naip_photos(tmp_path_factory: pytest.TempPathFactory):
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
-    from make_photos import make_photo_table
-
     from graft_hf.pairs.catalog import load_catalog
     from graft_hf.pairs.photos import load_photos
 

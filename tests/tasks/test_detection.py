@@ -7,7 +7,6 @@ from collections import deque
 import numpy as np
 import pytest
 import torch
-from graft_test_data import shared_data
 
 from graft_hf.tasks.detection import (
     DetectionConfig,
@@ -18,6 +17,7 @@ from graft_hf.tasks.detection import (
 )
 from graft_hf.tasks.sam import SamMasks, tiny_sam, top_patch_points
 from graft_hf.tasks.segmentation import patch_similarity
+from tests.helpers.data import shared_data
 
 
 def _hand_made_map() -> torch.Tensor:

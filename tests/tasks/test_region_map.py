@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.data import SHARED_DATA
+
 rasterio = pytest.importorskip("rasterio")
 torch = pytest.importorskip("torch")
 
@@ -24,7 +26,7 @@ NAIP_NAME = "m_4709963_se_14_1_20100629.tif"
 
 
 def _naip() -> Path:
-    path = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd" / NAIP_NAME
+    path = SHARED_DATA / "naip-nd" / NAIP_NAME
     if not path.exists():
         pytest.skip(f"real NAIP raster not found at {path} (expected ../shared/data beside the repository)")
     return path.resolve()

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.data import SHARED_DATA
+
 rasterio = pytest.importorskip("rasterio")
 
 from rasterio.transform import from_origin  # noqa: E402
@@ -21,7 +23,7 @@ from rasterio.windows import Window  # noqa: E402
 
 from graft_hf.tasks.region_map import PROGRESS_FILE  # noqa: E402
 
-NAIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "naip-nd" / "m_4709963_se_14_1_20140720.tif"
+NAIP = SHARED_DATA / "naip-nd" / "m_4709963_se_14_1_20140720.tif"
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from graft_test_data import shared_data
 
 from graft_hf.evaluation.segmentation_metrics import segmentation_metrics
 from graft_hf.tasks.segmentation import (
@@ -19,6 +18,7 @@ from graft_hf.tasks.segmentation import (
     segment_from_patch_scores,
 )
 from graft_hf.tasks.text import encode_queries
+from tests.helpers.data import shared_data
 
 
 def _left_right_scores() -> torch.Tensor:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from graft_train_fixtures import write_pairs, write_teacher  # noqa: E402
+from tests.helpers.train_data import write_pairs, write_teacher
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import torch
 from graft_hf.config import ConfigError
 from graft_hf.training.config import TrainConfig, apply_overrides, load_train_config, parse_overrides
 from graft_hf.training.presets import PRESETS, get_preset
+from tests.helpers.train_data import tiny_overrides
 
 
 def test_presets_reproduce_the_paper_recipe() -> None:
@@ -160,8 +161,6 @@ def test_cli_unknown_key_is_a_clean_error(capsys: pytest.CaptureFixture[str]) ->
 
 # ------------------------------------------------------------------------------------- errors before compute
 def _base(tmp_path: Path, data: Path, teacher: Path | str) -> list[str]:
-    from graft_train_fixtures import tiny_overrides
-
     return tiny_overrides(data, Path(teacher), tmp_path / "run")
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from graft_train_fixtures import tiny_overrides
+from tests.helpers.train_data import tiny_overrides
 
 
 def test_ranks_read_disjoint_shards(train_pairs) -> None:
@@ -29,9 +29,7 @@ def test_ranks_read_disjoint_shards(train_pairs) -> None:
 
 _WORKER = """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, {fixtures!r})
 from graft_hf_cli import main
 
 sys.exit(main(["train", "naip-vitb16"] + [a for o in {overrides!r} for a in ("-o", o)]))
@@ -45,7 +43,7 @@ def test_two_process_run_keeps_replicas_equal(tmp_path: Path, train_pairs) -> No
     run = tmp_path / "ddp"
     overrides = tiny_overrides(data, teacher, run, **{"train.max_steps": 4, "train.save_every": 2})
     script = tmp_path / "worker.py"
-    script.write_text(_WORKER.format(fixtures=str(Path(__file__).resolve().parent), overrides=overrides))
+    script.write_text(_WORKER.format(overrides=overrides))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

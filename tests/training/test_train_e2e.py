@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from graft_train_fixtures import tiny_overrides
 
 from graft_hf_cli import main
+from tests.helpers.train_data import tiny_overrides
 
 
 def _metrics(run: Path) -> dict[int, dict]:

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from graft_train_fixtures import tiny_overrides
 
 from graft_hf.training.checkpoint import find_latest_checkpoint
 from graft_hf.training.config import load_train_config
+from tests.helpers.train_data import tiny_overrides
 
 TOTAL_STEPS = 10  # 8 batches per epoch: the resumed part crosses an epoch boundary
 

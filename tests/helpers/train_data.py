@@ -1,4 +1,4 @@
-"""Seeded tiny pair shards and a tiny teacher CLIP for the training tests (also used by their subprocesses).
+"""Seeded tiny pair shards, a tiny teacher CLIP and the overrides that train on them fast (the training tests).
 
 Each tile is a flat colour crop with a few photos of a similar colour. Photos carry their PNG bytes and their
 teacher embedding, computed with the training task's own on-the-fly teacher path (float32 teacher, rounded to

@@ -9,7 +9,7 @@ Xet is not implemented: clients must run with `HF_HUB_DISABLE_XET=1`.
 Repositories live in memory; each commit is a full snapshot `path -> _Blob`. Unknown routes answer 404 and are
 recorded in `HubState.unhandled` so a test can show what a client asked for.
 
-Run standalone for manual checks: `python tests/hub/hub_server.py --port 8765`.
+Run standalone for manual checks, from the repository root: `python -m tests.helpers.hub_server --port 8765`.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.helpers.data import REPO_ROOT
+
 USER = "graft-tester"
 HUB_TOKEN = "hf_graft_test_token"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Paths stored through git-LFS, as the Hub's default .gitattributes does.
 _LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".ckpt", ".parquet", ".arrow", ".npy", ".png", ".jpg", ".tif", ".zip")
 _LFS_MIN_SIZE = 10 * 1024 * 1024

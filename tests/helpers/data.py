@@ -1,8 +1,4 @@
-"""Paths to the real test data in ../shared/data (a module with a unique name, importable from any test file).
-
-Tests import it as ``from graft_test_data import shared_data``; a module named ``conftest`` would be ambiguous,
-since pytest imports every directory's ``conftest.py`` under that same name.
-"""
+"""Paths to the real test data in ../shared/data, shared by the test files."""
 
 from __future__ import annotations
 
@@ -10,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = (REPO_ROOT / ".." / "shared" / "data").resolve()
 
 

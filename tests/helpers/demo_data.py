@@ -1,12 +1,11 @@
-"""Paths and synthetic coordinates of the demo tests' real data (shared by conftest and the tests)."""
+"""Paths and synthetic coordinates of the demo tests' real data (shared by the demo fixtures and the tests)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from tests.helpers.data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-EUROSAT_TEST = DATA / "eurosat-rgb" / "data" / "test-00000-of-00001.parquet"
-NAIP = DATA / "naip-nd" / "m_4709963_se_14_1_20100629.tif"
+EUROSAT_TEST = SHARED_DATA / "eurosat-rgb" / "data" / "test-00000-of-00001.parquet"
+NAIP = SHARED_DATA / "naip-nd" / "m_4709963_se_14_1_20100629.tif"
 EUROSAT_CLASSES = (
     "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial", "Pasture", "PermanentCrop",
     "Residential", "River", "SeaLake",

@@ -2,9 +2,9 @@
 
 Photos are placed in a raster CRS (uniformly inside given bounds plus an optional dense cluster) and converted to
 WGS84, so they land where the test wants them on real rasters. Nothing here is committed data: tests call
-:func:`make_photo_table` into a temporary folder. Run as a script to write one by hand::
+:func:`make_photo_table` into a temporary folder. Run it from the repository root to write one by hand::
 
-    python tests/pairs/make_photos.py out.csv EPSG:26914 486000 5205700 490400 5209100 200
+    python -m tests.helpers.make_photos out.csv EPSG:26914 486000 5205700 490400 5209100 200
 """
 
 from __future__ import annotations
