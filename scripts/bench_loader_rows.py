@@ -4,7 +4,7 @@ Small tiles with many photos (64 px EuroSAT tiles, ~13 observations of 384-d tex
 loader's per-row conversion dominate: with Python rows ``datasets`` turns every float of every embedding into a
 Python object, with Arrow rows (:func:`graft_hf.pairs.loader.open_pairs_stream` ``arrow=True``, the default for
 precomputed targets) the loader reads them straight from the Arrow buffers. Both paths give identical samples
-(tests/pairs/test_loader_stream.py). The script runs the two side by side in one process, in interleaved rounds,
+(tests/pairs/test_loader.py). The script runs the two side by side in one process, in interleaved rounds,
 single process (``num_workers=0``), and compares with the quickstart student's training step rate.
 
     python scripts/bench_loader_rows.py [--tiles 4000] [--rounds 3]
