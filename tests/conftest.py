@@ -24,7 +24,7 @@ for key, value in {
 import pytest  # noqa: E402
 
 # Fixtures shared between folders (a folder's own ones are in its conftest.py).
-pytest_plugins = ["tests.fixtures.demo"]
+pytest_plugins = ["tests.fixtures.demo", "tests.fixtures.hub", "tests.fixtures.pairs"]
 
 
 @pytest.fixture(scope="session")

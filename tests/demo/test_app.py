@@ -1,7 +1,9 @@
-"""The demo in a real browser: headless Chromium driven by selenium through a query, an upload and an error.
+"""The Gradio app: served and driven in a real browser (headless Chromium through selenium) and through its API
+(`gradio_client`: 20 concurrent queries, an upload, limits as errors); input errors as Gradio errors; built from
+paths.
 
-Needs Debian's `chromium` and `chromium-driver` and selenium from PyPI (`.ci/run` installs them). Without them
-the test skips, except under CI (the CI environment variable is set), where it fails.
+The browser test needs Debian's `chromium` and `chromium-driver` and selenium from PyPI (`.ci/run` installs them).
+Without them it skips, except under CI (the CI environment variable is set), where it fails.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import os
 import shutil
 import struct
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -26,6 +32,7 @@ CHROME_FLAGS = (
 TIMEOUT_S = 40
 
 
+# ---------------------------------------------------------------------------------------------------- browser
 def _require_browser() -> None:
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(path) or shutil.which(path))]
     if importlib.util.find_spec("selenium") is None:
@@ -110,3 +117,101 @@ def test_query_and_upload_in_a_real_browser(served_demo, browser, eurosat_png, d
     assert browser.save_screenshot(str(screenshot))
     width, height = _png_size(screenshot)
     assert width >= 800 and height >= 600 and screenshot.stat().st_size > 20_000
+
+
+# ---------------------------------------------------------------------------------------------------- API
+QUERIES = [
+    "farmland", "a river", "a highway", "dense forest", "a lake", "industrial buildings", "pasture", "vineyards",
+    "houses", "a bridge", "wetland", "an airport", "a parking lot", "crops in rows", "a harbour", "bare soil",
+    "a golf course", "orchards", "a quarry", "a railway",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def client(served_demo):
+    return gradio_client.Client(served_demo, verbose=False)
+
+
+def test_twenty_concurrent_queries_all_succeed(client):
+    ks = [1 + i % 12 for i in range(len(QUERIES))]
+
+    def ask(query_k: tuple[str, int]):
+        query, k = query_k
+        return client.predict(query, k, api_name="/retrieve")
+
+    with ThreadPoolExecutor(max_workers=len(QUERIES)) as pool:
+        answers = list(pool.map(ask, zip(QUERIES, ks)))
+    assert len(answers) == 20
+    for (query, k), (gallery, map_path, summary) in zip(zip(QUERIES, ks), answers):
+        assert len(gallery) == k, query
+        assert all("score" in item["caption"] and ", -9" in item["caption"] for item in gallery)
+        assert map_path.endswith(".png") and f"{k} of 30 tiles" in summary and query in summary
+
+
+def test_an_upload_through_the_api(client, naip_crop):
+    overlays, summary = client.predict(
+        gradio_client.handle_file(str(naip_crop)), "farmland, road", True, api_name="/segment"
+    )
+    assert [item["caption"].split(":")[0] for item in overlays] == ["all queries", "farmland", "road"]
+    assert "96 x 96 px" in summary
+
+
+def test_limits_reach_api_callers_as_errors(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="max_query_chars=60"):
+        client.predict("x" * 100, 3, api_name="/retrieve")
+    with pytest.raises(AppError, match="maximum value 12"):  # the slider's own range check (k_max)
+        client.predict("farmland", 20, api_name="/retrieve")
+    assert len(client.predict("farmland", 2, api_name="/retrieve")[0]) == 2  # the server is still fine
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+def test_the_app_shows_input_errors_and_failures_as_gradio_errors(backend):
+    import gradio as gr
+
+    from graft_hf.demo.app import _guard
+
+    with pytest.raises(gr.Error, match="max_query_chars=60"):
+        _guard(backend.retrieve)("q" * 100, 3)
+
+    def broken(*_):
+        raise KeyError("boom")
+
+    with pytest.raises(gr.Error, match=r"the request failed \(KeyError"):
+        _guard(broken)()
+
+
+def test_the_demo_without_gradio_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['gradio'] = None\n"
+        "try:\n    import graft_hf.demo.app\nexcept ImportError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "the GRAFT demo needs gradio, which is not installed: pip install 'graft-hf[demo]'" in result.stdout, (
+        result.stderr[-2000:]
+    )
+
+
+def test_build_demo_from_paths_and_the_gallery_command(tmp_path, tiny_model_dir, naip_crop, demo_limits):
+    import gradio as gr
+
+    from graft_hf.demo import build_demo, load_gallery
+    from graft_hf_cli import main
+
+    gallery = tmp_path / "cli-gallery"
+    argv = ["demo-gallery", "--model", str(tiny_model_dir), "--geotiffs", str(naip_crop), "-o", str(gallery)]
+    assert main([*argv, "--device", "cpu", "--thumbnail-size", "48"]) == 0
+    index, info = load_gallery(gallery)
+    assert len(index) == 1 and info.thumbnail_size == 48 and info.model == str(tiny_model_dir)
+    demo = build_demo(tiny_model_dir, gallery, limits=demo_limits, templates=None)
+    try:
+        assert isinstance(demo, gr.Blocks) and demo.graft_backend.limits == demo_limits
+        api = {dep.api_name for dep in demo.fns.values() if dep.api_name}
+        assert {"retrieve", "segment", "region_map"} <= api
+        assert demo.graft_backend.retrieve("farmland", 1).hits[0].tile_id == naip_crop.stem
+    finally:
+        demo.graft_backend.close()

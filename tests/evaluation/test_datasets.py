@@ -17,12 +17,7 @@ from graft_hf.evaluation.datasets import (
     to_rgb_image,
 )
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES
-from tests.helpers.data import SHARED_DATA
-
-EUROSAT = SHARED_DATA / "eurosat-rgb"
-BIGEARTHNET = SHARED_DATA / "bigearthnet-s2-examples"
-needs_eurosat = pytest.mark.skipif(not EUROSAT.is_dir(), reason=f"real EuroSAT data not found at {EUROSAT}")
-needs_ben = pytest.mark.skipif(not BIGEARTHNET.is_dir(), reason=f"BigEarthNet examples not found at {BIGEARTHNET}")
+from tests.helpers.data import BIGEARTHNET, EUROSAT, needs_ben, needs_eurosat
 
 
 @needs_eurosat

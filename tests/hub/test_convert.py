@@ -8,80 +8,24 @@ import time
 
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import CLIPVisionModelWithProjection
 
 from graft_hf.hub import check_model_card
 from graft_hf.hub.convert import convert_authors_checkpoint, map_authors_state_dict
 from graft_hf.modeling import GraftModel
-from graft_hf.testing import tiny_clip_model
 from graft_hf_cli import main
-
-TEMPERATURE = 0.07
-
-
-class AuthorsGraft(nn.Module):
-    """Laid out like the authors' LightningModule: CLIP vision tower with projection, LayerNorm + Linear projector."""
-
-    def __init__(self, vision_config, projection_dim: int) -> None:
-        super().__init__()
-        hidden = vision_config.hidden_size
-        self.satellite_image_backbone = CLIPVisionModelWithProjection(vision_config)
-        self.projector = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, projection_dim, bias=False))
-        self.register_buffer("logit_scale", torch.tensor(1.0 / TEMPERATURE))
-
-    @torch.no_grad()
-    def embeds(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The authors' image embeds (projected CLS after post-LN) and patch embeds (normalised projector output)."""
-        backbone = self.satellite_image_backbone
-        hidden = backbone.vision_model(pixel_values=pixel_values).last_hidden_state  # (batch, 1 + patches, hidden)
-        image_embeds = backbone.visual_projection(backbone.vision_model.post_layernorm(hidden[:, 0]))
-        patch_embeds = F.normalize(self.projector(hidden[:, 1:]), dim=-1)  # (batch, patches, projection_dim)
-        return image_embeds, patch_embeds
-
-
-def _clip(patch_size: int = 8):
-    """Tiny CLIP with a trained-looking logit scale (log 100, as OpenAI CLIP), unlike GRAFT's log(1 / 0.07)."""
-    clip = tiny_clip_model(seed=0, patch_size=patch_size)
-    with torch.no_grad():
-        clip.logit_scale.fill_(math.log(100.0))
-    return clip
+from tests.helpers.authors_checkpoint import TEMPERATURE, authors_checkpoint, make_authors, tiny_clip
 
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("clip")
-    _clip().save_pretrained(path)
+    tiny_clip().save_pretrained(path)
     return path
 
 
 @pytest.fixture(scope="module")
 def authors():
-    clip = _clip()
-    torch.manual_seed(7)
-    module = AuthorsGraft(clip.config.vision_config, clip.config.projection_dim).eval()
-    with torch.no_grad():  # move every parameter away from CLIP's and from LayerNorm's 1/0 init
-        for param in module.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-    return module
-
-
-def _checkpoint(authors: AuthorsGraft, layout: str, log_scale: bool, projector_names: tuple[str, str] = ("0", "1")):
-    state = {}
-    for key, tensor in authors.state_dict().items():
-        if layout == "flat":
-            key = key.replace("satellite_image_backbone.vision_model.", "satellite_image_backbone.")
-        key = key.replace("projector.0.", f"projector.{projector_names[0]}.")
-        key = key.replace("projector.1.", f"projector.{projector_names[1]}.")
-        state[key] = tensor.clone()
-    if log_scale:
-        state["logit_scale"] = torch.log(state["logit_scale"])
-    # Older transformers saved the position ids buffer, which newer versions reject.
-    num_positions = authors.satellite_image_backbone.vision_model.embeddings.num_positions
-    prefix = "satellite_image_backbone.vision_model." if layout == "nested" else "satellite_image_backbone."
-    state[prefix + "embeddings.position_ids"] = torch.arange(num_positions)[None]
-    return {"state_dict": state, "epoch": 3, "global_step": 1200}
+    return make_authors()
 
 
 @pytest.mark.parametrize(
@@ -90,7 +34,7 @@ def _checkpoint(authors: AuthorsGraft, layout: str, log_scale: bool, projector_n
 )
 def test_convert_matches_authors_embeddings_exactly(authors, clip_dir, tmp_path, layout, log_scale, projector_names):
     ckpt = tmp_path / "graft.ckpt"
-    torch.save(_checkpoint(authors, layout, log_scale, projector_names), ckpt)
+    torch.save(authors_checkpoint(authors, layout, log_scale, projector_names), ckpt)
     out = tmp_path / "converted"
     assert main(["convert", str(ckpt), "--clip", str(clip_dir), "-o", str(out), "--repo-id", "me/graft-naip-x"]) == 0
 
@@ -105,7 +49,7 @@ def test_convert_matches_authors_embeddings_exactly(authors, clip_dir, tmp_path,
     assert torch.equal(patch.flatten(1, 2), ref_patch)
 
     # Text side and zero-shot logit scale are CLIP's, not the checkpoint's training temperature.
-    clip = _clip()
+    clip = tiny_clip()
     ids = torch.tensor([[49406, 320, 49407]])
     with torch.no_grad():
         assert torch.equal(model.get_text_features(ids), clip.get_text_features(input_ids=ids).pooler_output)
@@ -118,8 +62,8 @@ def test_convert_matches_authors_embeddings_exactly(authors, clip_dir, tmp_path,
 
 
 def test_mapping_reads_log_space_and_plain_logit_scale(authors):
-    plain = map_authors_state_dict(_checkpoint(authors, "nested", log_scale=False)["state_dict"])
-    logged = map_authors_state_dict(_checkpoint(authors, "flat", log_scale=True)["state_dict"])
+    plain = map_authors_state_dict(authors_checkpoint(authors, "nested", log_scale=False)["state_dict"])
+    logged = map_authors_state_dict(authors_checkpoint(authors, "flat", log_scale=True)["state_dict"])
     assert plain.layout == "nested" and logged.layout == "flat"
     assert plain.training_logit_scale == pytest.approx(1 / TEMPERATURE)
     assert logged.training_logit_scale == pytest.approx(1 / TEMPERATURE, rel=1e-6)
@@ -128,7 +72,7 @@ def test_mapping_reads_log_space_and_plain_logit_scale(authors):
 
 
 def test_unknown_keys_fail_loudly_unless_ignored(authors, clip_dir, tmp_path):
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint = authors_checkpoint(authors, "nested", log_scale=False)
     checkpoint["state_dict"]["ground_encoder.proj.weight"] = torch.zeros(2, 2)
     ckpt = tmp_path / "extra.ckpt"
     torch.save(checkpoint, ckpt)
@@ -138,23 +82,8 @@ def test_unknown_keys_fail_loudly_unless_ignored(authors, clip_dir, tmp_path):
     assert model.patch_head is not None
 
 
-def test_cli_errors_name_the_flags(authors, clip_dir, tmp_path, capsys):
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
-    checkpoint["state_dict"]["ground_encoder.proj.weight"] = torch.zeros(2, 2)
-    ckpt = tmp_path / "extra.ckpt"
-    torch.save(checkpoint, ckpt)
-    out = str(tmp_path / "out")
-    assert main(["convert", str(ckpt), "--clip", str(clip_dir), "-o", out]) == 1
-    assert "graft convert: error: --ignore-key-prefix: " in capsys.readouterr().err
-    other = tmp_path / "clip-p16"
-    _clip(patch_size=16).save_pretrained(other)
-    argv = ["convert", str(ckpt), "--clip", str(other), "-o", out, "--ignore-key-prefix", "ground_encoder."]
-    assert main(argv) == 1
-    assert "graft convert: error: --clip: checkpoint shapes do not match this CLIP" in capsys.readouterr().err
-
-
 def test_missing_backbone_weights_fail_loudly(authors, clip_dir, tmp_path):
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint = authors_checkpoint(authors, "nested", log_scale=False)
     del checkpoint["state_dict"]["satellite_image_backbone.vision_model.encoder.layers.1.mlp.fc1.weight"]
     ckpt = tmp_path / "missing.ckpt"
     torch.save(checkpoint, ckpt)
@@ -163,7 +92,7 @@ def test_missing_backbone_weights_fail_loudly(authors, clip_dir, tmp_path):
 
 
 def test_projector_with_bias_is_rejected(authors, clip_dir, tmp_path):
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint = authors_checkpoint(authors, "nested", log_scale=False)
     checkpoint["state_dict"]["projector.1.bias"] = torch.zeros(16)
     ckpt = tmp_path / "bias.ckpt"
     torch.save(checkpoint, ckpt)
@@ -172,7 +101,7 @@ def test_projector_with_bias_is_rejected(authors, clip_dir, tmp_path):
 
 
 def test_image_level_checkpoint_has_no_patch_head(authors, clip_dir, tmp_path):
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint = authors_checkpoint(authors, "nested", log_scale=False)
     checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("projector.")}
     ckpt = tmp_path / "image-level.ckpt"
     torch.save(checkpoint, ckpt)
@@ -185,16 +114,16 @@ def test_image_level_checkpoint_has_no_patch_head(authors, clip_dir, tmp_path):
 
 def test_clip_of_another_shape_is_rejected(authors, tmp_path):
     other = tmp_path / "clip-p16"
-    _clip(patch_size=16).save_pretrained(other)
+    tiny_clip(patch_size=16).save_pretrained(other)
     ckpt = tmp_path / "graft.ckpt"
-    torch.save(_checkpoint(authors, "nested", log_scale=False), ckpt)
+    torch.save(authors_checkpoint(authors, "nested", log_scale=False), ckpt)
     with pytest.raises(ValueError, match="clip: checkpoint shapes do not match this CLIP"):
         convert_authors_checkpoint(ckpt, other)
 
 
 def test_offline_hub_id_for_clip_fails_fast(authors, tmp_path):
     ckpt = tmp_path / "graft.ckpt"
-    torch.save(_checkpoint(authors, "nested", log_scale=False), ckpt)
+    torch.save(authors_checkpoint(authors, "nested", log_scale=False), ckpt)
     start = time.monotonic()
     with pytest.raises(FileNotFoundError, match=r"HF_HUB_OFFLINE.*hf download openai/clip-vit-base-patch16"):
         convert_authors_checkpoint(ckpt, "openai/clip-vit-base-patch16")
@@ -213,7 +142,7 @@ class _Callback:
 def test_lightning_metadata_classes_are_read_as_inert_stand_ins(authors, clip_dir, tmp_path):
     import argparse
 
-    checkpoint = _checkpoint(authors, "nested", log_scale=False)
+    checkpoint = authors_checkpoint(authors, "nested", log_scale=False)
     callback = _Callback.__new__(_Callback)
     callback.__dict__["best"] = 0.5
     checkpoint.update(

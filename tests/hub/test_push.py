@@ -1,4 +1,5 @@
-"""Push a tiny GRAFT model and pairs dataset to a local Hub server, then load them back in fresh processes.
+"""Push a tiny GRAFT model and pairs dataset to a local Hub server, then load them back in fresh processes; errors
+before and during a push; the files staged for a push and dataset card checks.
 
 Push and pull run in subprocesses because huggingface_hub, transformers and datasets read HF_ENDPOINT and the
 offline switches at import time (this test process runs offline).
@@ -18,13 +19,20 @@ import torch
 from PIL import Image
 
 import graft_hf
-from graft_hf.hub import HubPushError, check_model_card, push_model
+from graft_hf.hub import (
+    HubPushError,
+    ModelCardInfo,
+    check_dataset_card,
+    check_model_card,
+    push_model,
+    render_model_card,
+)
 from graft_hf.pairs.schema import pairs_arrow_schema
 from graft_hf.testing import tiny_graft_model
 from tests.helpers.data import REPO_ROOT
-from tests.helpers.hub_server import HUB_TOKEN, USER, HubServer, free_port, online_env, run_python
+from tests.helpers.hub_inputs import EVAL, MODEL_NAME, saved_model
+from tests.helpers.hub_server import HUB_TOKEN, USER, free_port, online_env, run_python
 
-MODEL_NAME = "graft-naip-vit-w32-d2-p8"  # model_repo_name of the tiny config
 PLAIN_NAME = "plain-push-to-hub"
 DATASET_ID = f"{USER}/graft-naip-pairs-tiny"
 
@@ -103,13 +111,6 @@ out["image_size"] = list(rows[0]["image"].size)
 out["photo"] = rows[0]["photos"][0]["photo_id"]
 print("RESULT " + json.dumps(out))
 """
-
-
-@pytest.fixture(scope="module")
-def hub_server():
-    """A test Hub on 127.0.0.1 (requires `Authorization: Bearer HUB_TOKEN`), shut down after the module."""
-    with HubServer(token=HUB_TOKEN) as server:
-        yield server
 
 
 def _result(stdout: str) -> dict:
@@ -283,27 +284,8 @@ def test_fresh_process_loads_model_processor_and_streams_dataset(hub_server, pus
     assert not hub_server.state.unhandled, hub_server.state.unhandled
 
 
-@pytest.fixture
-def online(monkeypatch, tmp_path):
-    """This process in online mode (huggingface_hub reads HF_HUB_OFFLINE at import time, hence the constant)."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    return tmp_path
-
-
-def _saved_model(folder: Path) -> Path:
-    model = tiny_graft_model(seed=3)
-    model.save_pretrained(folder)
-    graft_hf.build_processor(model.config).save_pretrained(folder)
-    return folder
-
-
 def test_bad_token_names_hf_token_and_login(hub_server, online):
-    folder = _saved_model(online / "model")
+    folder = saved_model(online / "model")
     before = _digest(folder)
     with pytest.raises(HubPushError, match=r"creating model repository.*HTTP 401.*HF_TOKEN.*hf auth login"):
         push_model(folder, MODEL_NAME, endpoint=hub_server.endpoint, token="wrong-token")
@@ -311,7 +293,7 @@ def test_bad_token_names_hf_token_and_login(hub_server, online):
 
 
 def test_missing_token_fails_before_any_request(hub_server, online):
-    folder = _saved_model(online / "model")
+    folder = saved_model(online / "model")
     requests = len(hub_server.state.requests)
     with pytest.raises(HubPushError, match=r"no Hugging Face token.*HF_TOKEN.*hf auth login"):
         push_model(folder, MODEL_NAME, endpoint=hub_server.endpoint)
@@ -319,7 +301,7 @@ def test_missing_token_fails_before_any_request(hub_server, online):
 
 
 def test_unreachable_endpoint_names_endpoint_option(online):
-    folder = _saved_model(online / "model")
+    folder = saved_model(online / "model")
     before = _digest(folder)
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(HubPushError, match=r"cannot reach the Hub at http://127\.0\.0\.1.*endpoint="):
@@ -327,35 +309,20 @@ def test_unreachable_endpoint_names_endpoint_option(online):
     assert _digest(folder) == before
 
 
-def test_cli_push_errors_name_the_flags(online, capsys):
-    from graft_hf_cli import main
-
-    folder = _saved_model(online / "model")
-    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    assert main(["push", str(folder), MODEL_NAME, "--endpoint", endpoint, "--token", HUB_TOKEN]) == 1
-    err = capsys.readouterr().err
-    assert "graft push: error: " in err and "cannot reach the Hub" in err and "pass --endpoint" in err
-    assert main(["push", str(folder), MODEL_NAME, "--endpoint", endpoint]) == 1
-    err = capsys.readouterr().err
-    assert "no Hugging Face token" in err and "pass --token" in err
-    assert main(["push", str(folder), "me/graft-sentinel2-vitb16", "--endpoint", endpoint]) == 1
-    assert "pass --allow-any-name" in capsys.readouterr().err
-
-
 def test_offline_mode_is_named(tmp_path):
-    folder = _saved_model(tmp_path / "model")  # this process runs with HF_HUB_OFFLINE=1
+    folder = saved_model(tmp_path / "model")  # this process runs with HF_HUB_OFFLINE=1
     with pytest.raises(HubPushError, match="HF_HUB_OFFLINE"):
         push_model(folder, MODEL_NAME, endpoint="http://127.0.0.1:9", token=HUB_TOKEN)
 
 
 def test_name_contradicting_config_is_rejected_before_network(tmp_path):
-    folder = _saved_model(tmp_path / "model")
+    folder = saved_model(tmp_path / "model")
     with pytest.raises(ValueError, match=r"expected 'graft-naip-vit-w32-d2-p8'"):
         push_model(folder, "me/graft-sentinel2-vitb16", endpoint="http://127.0.0.1:9", token=HUB_TOKEN)
 
 
 def test_incomplete_model_folder_is_rejected(tmp_path):
-    folder = _saved_model(tmp_path / "model")
+    folder = saved_model(tmp_path / "model")
     (folder / "modeling_graft.py").unlink()
     from graft_hf.hub import stage_model_files
 
@@ -402,17 +369,33 @@ def test_real_pairs_build_without_card_gets_it_rendered_from_the_report(hub_serv
     assert _digest(out) == before  # the rendered card went to the Hub, not into the build folder
 
 
-def test_cli_push_of_a_train_output_fills_the_recipe_from_train_config(hub_server, online):
-    import yaml
+def test_dataset_card_check():
+    card = "---\nlicense: other\nconfigs:\n- config_name: default\n  data_files: data/*.parquet\n---\n"
+    assert check_dataset_card(card)["license"] == "other"
+    with pytest.raises(ValueError, match="missing metadata key 'configs'"):
+        check_dataset_card("---\nlicense: other\n---\n")
 
-    from graft_hf_cli import main
 
-    run = online / "run"
-    _saved_model(run / "model")
-    recipe = {"task": "image", "data": {"path": "graft-tester/pairs"}, "loss": {"temperature": 0.07}}
-    (run / "train_config.yaml").write_text(yaml.safe_dump({**recipe, "train": {"epochs": 3}}))
-    args = ["push", str(run / "model"), "--suffix", "trained", "--endpoint", hub_server.endpoint, "--token", HUB_TOKEN]
-    assert main(args) == 0
-    card = hub_server.files(f"{USER}/{MODEL_NAME}-trained")["README.md"].decode()
-    assert check_model_card(card)["datasets"] == ["graft-tester/pairs"]
-    assert "| epochs | 3 |" in card
+def test_staging_keeps_the_folders_card_unless_card_options_are_given(tmp_path):
+    from graft_hf.hub import stage_model_files
+
+    model = tiny_graft_model()
+    model.save_pretrained(tmp_path)
+    own = str(render_model_card(model.config, ModelCardInfo(repo_id="me/x", converted_from="the authors' file")))
+    (tmp_path / "README.md").write_text(own)
+    with stage_model_files(tmp_path, repo_id="me/graft-naip-vit-w32-d2-p8") as files:
+        assert files["README.md"].read_text() == own
+    with stage_model_files(tmp_path, eval_results=EVAL, repo_id="me/graft-naip-vit-w32-d2-p8") as files:
+        text = files["README.md"].read_text()
+    assert text != own and check_model_card(text)["model-index"][0]["name"] == "me/graft-naip-vit-w32-d2-p8"
+    assert (tmp_path / "README.md").read_text() == own
+
+
+def test_foreign_readme_in_folder_is_reported_with_the_fix(tmp_path):
+    from graft_hf.hub import stage_model_files
+
+    tiny_graft_model().save_pretrained(tmp_path)
+    (tmp_path / "README.md").write_text("# my notes\n")
+    with pytest.raises(ValueError, match=r"README.md: model card must start with.*card="):
+        with stage_model_files(tmp_path):
+            pass

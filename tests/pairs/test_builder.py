@@ -1,19 +1,34 @@
-"""`graft pairs build` on the real NAIP rasters: crops, pixel locations, scene choice, skip counts, streaming."""
+"""`build_pairs` (what `graft pairs build` runs) on real rasters: NAIP crops, pixel locations, scene choice, skip
+counts and streaming; Sentinel-2 cloud filter and scaling; photo-table inputs; a rotated raster; byte-identical
+shards for any workers or shard split, and after a SIGKILL.
+"""
 
 from __future__ import annotations
 
-import argparse
+import csv
+import dataclasses
 import glob
+import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers.data import SHARED_DATA
+from tests.helpers.data import REPO_ROOT, SHARED_DATA
 from tests.helpers.make_photos import make_photo_table
 
 NAIP = SHARED_DATA / "naip-nd"
+RASTER = NAIP / "m_4709963_se_14_1_20200831.tif"
+
+
+# ------------------------------ the real NAIP rasters: crops, pixel locations, scene choice, skip counts, streaming
 CORNER = (485900 + 7.0, 5209245 - 7.0)  # 1 px inside the top-left corner: the 448 crop is 75% outside
 
 
@@ -137,59 +152,394 @@ def test_card_has_configs_and_counts(naip_build) -> None:
     assert not list((out / "data").glob(".*tmp*")), "no temporary shard files left behind"
 
 
-def test_raster_without_crs_names_file_and_fix(tmp_path: Path) -> None:
+# ----------------------------- Sentinel-2 from real BigEarthNet bands: cloud filter, closest-in-time scene, scaling
+BEN = SHARED_DATA / "bigearthnet-s2-examples"
+PATCH = "S2A_MSIL2A_20170613T101031_87_48"  # EPSG:32633, x 404400..405600, y 5341200..5342400, 10 m
+OTHER = "S2A_MSIL2A_20170617T113321_36_85"  # EPSG:32629, elsewhere in Europe
+BANDS = ("B02", "B03", "B04", "B08")
+
+
+def _stack(patch: str, out: Path) -> None:
+    """A 4-band 10 m GeoTIFF (B02, B03, B04, B08) from BigEarthNet's per-band files, named in the descriptions."""
     import rasterio
 
-    from graft_hf.pairs.catalog import load_catalog
+    arrays, profile = [], None
+    for band in BANDS:
+        with rasterio.open(BEN / patch / f"{patch}_{band}.tif") as src:
+            arrays.append(src.read(1))
+            profile = src.profile
+    profile.update(count=len(BANDS), driver="GTiff")
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(np.stack(arrays))
+        dst.descriptions = BANDS
 
-    path = tmp_path / "nocrs.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
-        dst.write(np.zeros((3, 8, 8), dtype=np.uint8))
-    with pytest.raises(ValueError, match=r"nocrs\.tif has no CRS.*rio edit-info --crs"):
-        load_catalog(None, [str(path)], "naip")
+
+def _window(patch: str, transform: list[float], size: int) -> np.ndarray:
+    import rasterio
+    from rasterio.windows import Window
+
+    out = []
+    for band in BANDS:
+        with rasterio.open(BEN / patch / f"{patch}_{band}.tif") as src:
+            col = round((transform[2] - src.transform.c) / src.transform.a)
+            row = round((transform[5] - src.transform.f) / src.transform.e)
+            out.append(src.read(1, window=Window(col, row, size, size), boundless=True, fill_value=0))
+    return np.stack(out)
 
 
-def test_cli_fills_config_in_one_place() -> None:
-    from graft_hf_cli import build_parser
-    from graft_hf_cli.pairs import config_from_args
+@pytest.fixture(scope="module")
+def s2_build(tmp_path_factory: pytest.TempPathFactory):
+    if not (BEN / PATCH).is_dir() or not (BEN / OTHER).is_dir():
+        pytest.skip(f"BigEarthNet example patches not found under {BEN} (../shared/data/bigearthnet-s2-examples)")
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
 
-    args = build_parser().parse_args(
-        "pairs build --photos p.csv --raster a.tif --raster b.tif -o out --sensor sentinel2 --workers 3 "
-        "--num-shards 4 --shard-index 2 --column lat=y --column lon=x --read-mode full --no-photo-bytes".split()
+    root = tmp_path_factory.mktemp("s2")
+    metadata = json.loads((BEN / PATCH / f"{PATCH}_labels_metadata.json").read_text())
+    acquired = metadata["acquisition_date"].replace(" ", "T")  # 2017-06-13T10:10:31, the real date
+    for name in ("a", "b", "c"):
+        _stack(PATCH, root / f"{name}.tif")
+    _stack(OTHER, root / "elsewhere.tif")
+    scenes = [
+        ("a.tif", acquired, 0.4),  # clear, June 2017
+        ("b.tif", "2017-08-01T10:00:00", 5.0),  # closest to the summer-2017 photos but cloudy: never used
+        ("c.tif", "2018-06-01T10:00:00", 0.0),  # clear, June 2018
+        ("elsewhere.tif", "2017-06-17T11:33:21", 30.0),  # the only scene over the far photos: too cloudy
+    ]
+    with (root / "catalog.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "datetime", "cloud_cover", "bands"])
+        writer.writerows([(p, d, c, ",".join(BANDS)) for p, d, c in scenes])
+    west = make_photo_table(
+        root / "west.csv", "EPSG:32633", (404450, 5341250, 404850, 5342350), 30, seed=1,
+        times=("2017-07-20", "2017-08-10"), with_images=False, id_prefix="west-",
+    )  # fmt: skip
+    east = make_photo_table(
+        root / "east.csv", "EPSG:32633", (405150, 5341250, 405550, 5342350), 30, seed=2,
+        times=("2018-05-01", "2018-05-20"), with_images=False, id_prefix="east-",
+    )  # fmt: skip
+    far = make_photo_table(
+        root / "far.csv",
+        "EPSG:32629",
+        (643300, 5796900, 644300, 5797900),
+        3,
+        seed=3,
+        with_images=False,
+        id_prefix="far-",
     )
-    config = config_from_args(args)
-    assert config.rasters == ("a.tif", "b.tif") and config.sensor == "sentinel2" and config.workers == 3
-    assert (config.num_shards, config.shard_index, config.read_mode) == (4, 2, "full")
-    assert config.columns.lat == "y" and config.columns.lon == "x" and not config.include_photo_bytes
-    assert config.resolved_scene_choice == "closest_time"
-    with pytest.raises(ValueError, match="ROLE=NAME"):
-        config_from_args(argparse.Namespace(**{**vars(args), "column": ["nonsense"]}))
-    with pytest.raises(ValueError, match="shard_index: must be in"):
-        config_from_args(argparse.Namespace(**{**vars(args), "shard_index": 4}))
+    lines = []
+    for i, spec in enumerate((west, east, far)):
+        text = spec.path.read_text().splitlines()
+        lines += text if i == 0 else text[1:]
+    (root / "photos.csv").write_text("\n".join(lines) + "\n")
+    config = PairsBuildConfig(
+        photos=str(root / "photos.csv"),
+        output_dir=str(root / "out"),
+        catalog=str(root / "catalog.csv"),
+        sensor="sentinel2",
+        crop_size=32,
+        footprint_size=16,
+        include_bands=True,
+        max_nodata_fraction=0.9,
+        tiles_per_shard=16,
+        progress=False,
+    )
+    return build_pairs(config), root / "out"
 
 
-def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """Library errors name parameters (``shard_index``); ``graft pairs build`` names the flag that sets them."""
-    import pyarrow as pa
+def test_cloud_filter_and_closest_acquisition(s2_build) -> None:
     import pyarrow.parquet as pq
 
-    from graft_hf_cli import main
+    report, out = s2_build
+    assert report["photos"]["dropped"]["only_cloudy_scenes"] == 3
+    table = pq.read_table(
+        sorted((out / "data").glob("train-*.parquet")), columns=["raster", "acquisition_date", "photos"]
+    )
+    rows = table.to_pylist()
+    assert len(rows) == report["tiles"]["kept"] > 4
+    for row in rows:
+        west = all("west-" in p["photo_id"] for p in row["photos"])
+        east = all("east-" in p["photo_id"] for p in row["photos"])
+        assert west != east, "footprints are 160 m wide; the two photo groups are 300 m apart"
+        # West photos were taken in summer 2017: scene b is closer but 5% cloudy, so the June 2017 scene wins.
+        assert (row["raster"].endswith("a.tif"), row["acquisition_date"]) == (
+            (True, "2017-06-13") if west else (False, "2018-06-01")
+        )
+        assert row["raster"].endswith("a.tif") or row["raster"].endswith("c.tif")
 
-    pq.write_table(pa.table({"photo_id": ["a"], "y": [47.0], "x": [-99.15]}), tmp_path / "photos.parquet")
-    raster = str(sorted(NAIP.glob("*.tif"))[0]) if NAIP.is_dir() else "a.tif"
-    base = ["pairs", "build", "--photos", str(tmp_path / "photos.parquet"), "-o", str(tmp_path / "out")]
-    assert main([*base, "--raster", raster, "--num-shards", "2", "--shard-index", "2"]) == 1
-    assert "--shard-index: must be in [0, num_shards)" in capsys.readouterr().err
-    assert main(base) == 1
-    assert "--raster: no imagery given" in capsys.readouterr().err
-    assert main([*base, "--raster", raster, "--crop-size", "8"]) == 1
-    assert "--crop-size: must be >= footprint_size" in capsys.readouterr().err
+
+def test_rgb_scaling_and_raw_bands(s2_build) -> None:
+    from datasets import load_dataset
+
+    from graft_hf.pairs.schema import decode_bands
+
+    _, out = s2_build
+    row = next(iter(load_dataset(str(out), split="train", streaming=True)))
+    assert row["sensor"] == "sentinel2" and row["crs"] == "EPSG:32633" and row["gsd"] == 10.0
+    assert row["band_names"] == list(BANDS)
+    raw = _window(PATCH, row["transform"], 32)
+    bands = decode_bands(row["bands"])
+    assert bands.shape == (4, 32, 32) and bands.dtype == np.uint16
+    np.testing.assert_array_equal(bands, raw)
+    # RGB = B4, B3, B2 as clip(round(dn / 3000 * 255), 0, 255).
+    expected = np.clip(np.rint(raw[[2, 1, 0]].astype(np.float64) / 3000 * 255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
+
+
+def test_scaling_defaults_and_card_come_from_the_sensor_registry(s2_build) -> None:
+    from huggingface_hub import DatasetCard
+
+    from graft_hf.modeling import get_sensor
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    sentinel2 = get_sensor("sentinel2")
+    config = PairsBuildConfig(photos="p.csv", output_dir="o", rasters=("a.tif",), sensor="sentinel2")
+    assert (config.s2_rgb_max, config.s2_offset) == (sentinel2.value_scale, sentinel2.value_offset)
+    report, out = s2_build
+    card = DatasetCard.load(out / "README.md")
+    assert card.data.license == "other" and card.data.configs[0]["data_files"][0]["path"] == "data/train-*.parquet"
+    assert card.data.pretty_name == f"GRAFT {sentinel2.display_name} ground-satellite pairs"
+    assert "`clip(round(DN / 3000 * 255), 0, 255)`" in card.text and "reflectance\n0.3 is white" in card.text
+
+
+# ---------------------------------- photo-table inputs: Parquet bytes, embeddings, timestamps, URLs, column mapping
+def _jpeg(value: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (value, 0, 0)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_parquet_photos_with_bytes_embeddings_and_urls(tmp_path: Path) -> None:
+    if not RASTER.is_file():
+        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import load_dataset
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig, PhotoColumns
+
+    # Four photos 2 km apart (separate tiles): table bytes, a file:// URL, a broken URL, nothing.
+    xs, ys = [486500.0, 488500.0, 486500.0, 488500.0], [5206500.0, 5206500.0, 5208500.0, 5208500.0]
+    lons, lats = transform(CRS.from_epsg(26914), CRS.from_epsg(4326), xs, ys)
+    (tmp_path / "p1.jpg").write_bytes(_jpeg(10))
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(4, 8)).astype(np.float32)
+    table = pa.table(
+        {
+            "pid": ["a", "b", "c", "d"],
+            "latitude": lats,
+            "longitude": lons,
+            "taken": pa.array([datetime(2019, 5, d, 12, tzinfo=UTC) for d in (1, 2, 3, 4)]),
+            "img": pa.array([_jpeg(0), None, None, None], type=pa.binary()),
+            "url": [None, (tmp_path / "p1.jpg").as_uri(), (tmp_path / "missing.jpg").as_uri(), None],
+            "emb": pa.array(embeddings.tolist(), type=pa.list_(pa.float32())),
+            "licence": ["CC0-1.0"] * 4,
+        }
+    )
+    pq.write_table(table, tmp_path / "photos.parquet")
+    config = PairsBuildConfig(
+        photos=str(tmp_path / "photos.parquet"),
+        output_dir=str(tmp_path / "out"),
+        rasters=(str(RASTER),),
+        crop_size=32,
+        footprint_size=16,
+        download_photo_urls=True,
+        columns=PhotoColumns(photo_id="pid", time="taken", image="img", embedding="emb"),
+        progress=False,
+    )
+    report = build_pairs(config)
+    assert report["photo_download_failed"] == 1 and report["photos"]["kept"] == 4 and report["tiles"]["kept"] == 4
+
+    rows = {r["photos"][0]["photo_id"]: r["photos"][0] for r in load_dataset(str(tmp_path / "out"), split="train")}
+    assert rows["a"]["image"] == _jpeg(0) and rows["b"]["image"] == _jpeg(10)
+    assert rows["c"]["image"] is None and rows["c"]["url"].endswith("missing.jpg") and rows["d"]["image"] is None
+    assert rows["a"]["time"] == "2019-05-01T12:00:00+00:00" and rows["a"]["license"] == "CC0-1.0"
+    for i, key in enumerate("abcd"):
+        np.testing.assert_array_equal(np.float16(rows[key]["embedding"]), embeddings[i].astype(np.float16))
+
+
+# --------------------------------- a rotated raster (rotation terms in the affine): crops, photo positions, centres
+SIZE, CROP, FOOTPRINT = 400, 64, 32
+
+
+def _rotated_raster(path: Path):
+    """Real NAIP pixels written with a 30 degree rotated 5 m grid (EPSG:26914)."""
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    with rasterio.open(RASTER) as src:
+        pixels = src.read([1, 2, 3], window=Window(100, 100, SIZE, SIZE))
+        crs = src.crs
+    transform = Affine.translation(487000.0, 5208500.0) @ Affine.rotation(30.0) @ Affine.scale(5.0, -5.0)
+    profile = {"driver": "GTiff", "width": SIZE, "height": SIZE, "count": 3, "dtype": "uint8", "crs": crs}
+    with rasterio.open(path, "w", transform=transform, **profile) as dst:
+        dst.write(pixels)
+    return transform, pixels
+
+
+def _photos(path: Path, transform) -> None:
+    """Photos at chosen pixels of the rotated raster (well inside, so every crop is mostly valid)."""
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp
+
+    rng = np.random.default_rng(3)
+    cols, rows = rng.uniform(60, SIZE - 60, 40), rng.uniform(60, SIZE - 60, 40)
+    xs, ys = transform @ (cols, rows)
+    lons, lats = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), xs.tolist(), ys.tolist())
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["photo_id", "lat", "lon"])
+        writer.writerows([(f"p{i}", repr(lat), repr(lon)) for i, (lon, lat) in enumerate(zip(lons, lats, strict=True))])
+
+
+def test_rotated_raster_crops_and_photo_positions(tmp_path: Path) -> None:
+    if not RASTER.is_file():
+        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
+    from affine import Affine
+    from datasets import load_dataset
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp
+
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    transform, pixels = _rotated_raster(tmp_path / "rotated_20200831.tif")
+    _photos(tmp_path / "photos.csv", transform)
+    config = PairsBuildConfig(
+        photos=str(tmp_path / "photos.csv"),
+        output_dir=str(tmp_path / "out"),
+        rasters=(str(tmp_path / "rotated_20200831.tif"),),
+        crop_size=CROP,
+        footprint_size=FOOTPRINT,
+        progress=False,
+    )
+    report = build_pairs(config)
+    assert report["photos"]["kept"] == 40 and report["tiles"]["dropped"] == {}
+    rows = list(load_dataset(str(tmp_path / "out"), split="train", streaming=True))
+    assert len(rows) == report["tiles"]["kept"] > 3
+    for row in rows:
+        crop = Affine(*row["transform"])
+        assert row["gsd"] == pytest.approx(5.0) and crop.b != 0, "the crop keeps the raster's rotation"
+        # Photos' crop pixel positions map back to their geotags through the stored crop transform.
+        cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
+        rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
+        xs, ys = crop @ (cols, rws)
+        lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), xs.tolist(), ys.tolist())
+        np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
+        np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
+        assert CROP // 2 <= cols[0] < CROP // 2 + 1 and CROP // 2 <= rws[0] < CROP // 2 + 1
+        # The crop's centre and pixels: the raster's window at the crop's offset.
+        x, y = crop @ (CROP / 2, CROP / 2)
+        centre_lon, centre_lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), [x], [y])
+        assert (row["center_lon"], row["center_lat"]) == pytest.approx((centre_lon[0], centre_lat[0]), abs=1e-9)
+        col_off, row_off = (round(v) for v in ~transform @ (crop.c, crop.f))
+        expected = pixels[:, row_off : row_off + CROP, col_off : col_off + CROP]
+        np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
+
+
+# ------------------------------------------- determinism: any workers, any num_shards split, resume after a SIGKILL
+def _shards(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "data").glob("train-*.parquet"))}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory):
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
-    assert main([*base, "--raster", raster, "--no-progress"]) == 1
-    assert "--column: photo table has no lat column" in capsys.readouterr().err
-    columns = ["--column", "lat=y", "--column", "lon=x", "--crop-size", "32", "--footprint-size", "16"]
-    assert main([*base, "--raster", raster, "--no-progress", *columns]) == 0
-    assert main([*base, "--raster", raster, "--no-progress", *columns, "--seed", "1"]) == 1
-    err = capsys.readouterr().err
-    assert "--output: " in err and "holds a build made with different settings" in err
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    root = tmp_path_factory.mktemp("resume")
+    make_photo_table(
+        root / "photos.csv", "EPSG:26914", (486500, 5206200, 489900, 5208700), 120, seed=4, with_images=False
+    )
+    config = PairsBuildConfig(
+        photos=str(root / "photos.csv"),
+        output_dir=str(root / "ref"),
+        rasters=tuple(sorted(glob.glob(str(NAIP / "*.tif")))),
+        crop_size=128,
+        footprint_size=32,
+        tiles_per_shard=4,
+        seed=9,
+        progress=False,
+    )
+    report = build_pairs(config)
+    assert report["complete"] and report["shards"] >= 20
+    return config, report, _shards(root / "ref"), root
+
+
+@pytest.mark.parametrize("change", [{"workers": 2}, {"read_mode": "full"}], ids=["workers2", "full_read"])
+def test_workers_and_read_mode_give_byte_identical_shards(reference, change: dict) -> None:
+    from graft_hf.pairs.builder import build_pairs
+
+    config, _, expected, root = reference
+    out = root / "-".join(f"{k}{v}" for k, v in change.items())
+    build_pairs(dataclasses.replace(config, output_dir=str(out), **change))
+    assert _shards(out) == expected
+
+
+def test_num_shards_partitions_are_disjoint_and_cover(reference) -> None:
+    from graft_hf.pairs.builder import build_pairs
+
+    config, report, expected, root = reference
+    out = root / "split"
+    seen: set[str] = set()
+    for index in range(3):
+        result = build_pairs(dataclasses.replace(config, output_dir=str(out), num_shards=3, shard_index=index))
+        new = set(_shards(out)) - seen
+        assert new and not new & seen
+        assert all(int(name[6:11]) % 3 == index for name in new)
+        seen |= new
+        # Only the job that completes the set writes the report and the card.
+        assert result["complete"] == (index == 2) == (out / "README.md").exists()
+    assert _shards(out) == expected
+    assert result["photos"] == report["photos"] and result["tiles"] == report["tiles"]
+
+
+def test_changed_settings_refuse_to_resume(reference) -> None:
+    from graft_hf.pairs.builder import build_pairs
+
+    config, *_ = reference
+    with pytest.raises(ValueError, match="different settings"):
+        build_pairs(dataclasses.replace(config, seed=10))
+
+
+def test_resume_after_sigkill_is_byte_identical(reference) -> None:
+    from graft_hf.pairs.builder import build_pairs
+
+    config, report, expected, root = reference
+    out = root / "killed"
+    command = [sys.executable, "-m", "graft_hf_cli", "pairs", "build", "--photos", config.photos, "-o", str(out)]
+    for raster in config.rasters:
+        command += ["--raster", raster]
+    command += ["--crop-size", "128", "--footprint-size", "32", "--tiles-per-shard", "4", "--seed", "9"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([*command, "--no-progress"], env=env, stderr=subprocess.PIPE)
+    manifest = out / "_build" / "manifest"
+    deadline = time.monotonic() + 120
+    while not (manifest.is_dir() and any(manifest.glob("*.json"))):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "the build never finished a shard"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+
+    done_before = {p.name[: -len(".json")]: (out / "data" / p.name[: -len(".json")]).stat().st_mtime_ns
+                   for p in manifest.glob("*.json")}  # fmt: skip
+    assert 0 < len(done_before) < len(expected), "the kill must land mid-build"
+    assert not (out / "build_report.json").exists()
+
+    result = build_pairs(dataclasses.replace(config, output_dir=str(out)))
+    assert result["complete"]
+    # Finished shards were not rewritten, and the resumed build equals an uninterrupted one byte for byte.
+    assert {name: (out / "data" / name).stat().st_mtime_ns for name in done_before} == done_before
+    assert _shards(out) == expected
+    assert result["photos"] == report["photos"] and result["tiles"] == report["tiles"]

