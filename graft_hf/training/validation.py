@@ -2,8 +2,8 @@
 
 Image task: each tile's image embedding retrieves its tile among the mean ground embeddings of all tiles. Pixel
 task: the patch under each in-view photo retrieves that photo among all photos of the split. Recall uses
-:func:`graft_hf.evaluation.metrics.recall_at_k`, so validation ranks like ``graft eval`` (ties: the lower gallery
-index first).
+:func:`graft_hf.evaluation.metrics.single_positive_recall`, so validation ranks like ``graft eval`` (ties: the lower
+gallery index first).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from graft_hf.evaluation.metrics import recall_at_k
+from graft_hf.evaluation.metrics import single_positive_recall
 from graft_hf.losses import GraftImageLoss, GraftPixelLoss, patch_embeds_at_pixels
 from graft_hf.training.task import GraftTrainingTask, batch_to_device
 
@@ -26,16 +26,6 @@ __all__ = ["evaluate"]
 
 #: One batch's ``(loss or None, queries (n, dim), index of each query's positive in the gallery (n,), gallery rows)``.
 _BatchRetrieval = tuple[float | None, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-def _recall(scores: torch.Tensor, positive: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
-    """Recall@k of queries (rows of ``scores``) whose one relevant gallery item is ``positive``.
-
-    Ranks with :func:`graft_hf.evaluation.metrics.recall_at_k` (ties: the lower gallery index ranks first).
-    """
-    relevance = torch.zeros_like(scores, dtype=torch.bool)  # (num_queries, num_gallery)
-    relevance[torch.arange(len(scores), device=scores.device), positive] = True
-    return {f"recall@{k}": float(recall_at_k(scores, relevance, k).mean()) for k in ks}
 
 
 def _image_retrieval(
@@ -105,7 +95,7 @@ def evaluate(task: GraftTrainingTask, loader: Iterable, max_batches: int, device
     if not gallery:
         return {}
     query = torch.cat(queries)
-    metrics = _recall(query @ torch.cat(gallery).T, torch.cat(positives)) if len(query) else {}
+    metrics = single_positive_recall(query @ torch.cat(gallery).T, torch.cat(positives)) if len(query) else {}
     metrics["loss"] = sum(losses) / max(len(losses), 1)
     metrics["num_queries"] = float(len(query))
     return metrics
