@@ -36,9 +36,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (possibly nested) subcommand that ``args`` selected, e.g. ``graft pairs build``'s."""
+    while True:
+        subparsers = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subparsers[0].dest, None) if subparsers and subparsers[0].dest else None
+        if name is None or name not in subparsers[0].choices:
+            return parser
+        parser = subparsers[0].choices[name]
+
+
+def _reject_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> None:
+    """Print the subcommand's usage and the closest flag for each unknown argument, then exit with code 2."""
+    import difflib
+
+    sub = _subcommand_parser(parser, args)
+    flags = [option for action in sub._actions for option in action.option_strings]
+    hints = []
+    for item in unknown:
+        if item.startswith("-"):
+            close = difflib.get_close_matches(item.split("=", 1)[0], flags, n=1, cutoff=0.6)
+            hints.append(f"{item} (did you mean {close[0]}?)" if close else item)
+        else:
+            hints.append(item)
+    sub.error(f"unrecognized arguments: {' '.join(hints)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _reject_unknown(parser, args, unknown)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

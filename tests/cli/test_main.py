@@ -27,3 +27,20 @@ def test_help_lists_commands_without_importing_torch():
     assert done.returncode == 0, done.stderr
     for command in ("segment", "detect", "ask"):
         assert command in done.stdout
+
+
+def test_unknown_flag_prints_the_subcommands_usage_and_the_closest_flag(capsys):
+    import pytest
+
+    from graft_hf_cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["quickstart", "--epoks", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: graft quickstart" in err
+    assert "unrecognized arguments: --epoks (did you mean --epochs?) 3" in err
+    with pytest.raises(SystemExit):
+        main(["pairs", "embed", "pairs/", "--batch-sise", "4"])
+    err = capsys.readouterr().err
+    assert "usage: graft pairs embed" in err and "did you mean --batch-size?" in err
