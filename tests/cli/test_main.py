@@ -41,6 +41,6 @@ def test_unknown_flag_prints_the_subcommands_usage_and_the_closest_flag(capsys):
     assert "usage: graft quickstart" in err
     assert "unrecognized arguments: --epoks (did you mean --epochs?) 3" in err
     with pytest.raises(SystemExit):
-        main(["pairs", "embed", "pairs/", "--batch-sise", "4"])
+        main(["pairs", "embed", "pairs/", "--teacher", "clip", "--batch-sise", "4"])
     err = capsys.readouterr().err
     assert "usage: graft pairs embed" in err and "did you mean --batch-size?" in err
