@@ -364,6 +364,7 @@ def _record(question: RSVQAQuestion, answer: Any, count_buckets: bool) -> dict[s
         "answerable": answer.answerable,
         "reason": answer.reason,
         "program": answer.program,
+        "steps": answer.stats.steps if answer.stats is not None else None,
         "correct": prediction is not None and prediction == reference,
     }
 

@@ -29,7 +29,7 @@ from graft_hf.evaluation.plots import load_font
 from graft_hf.tasks.detection import DetectionConfig, DetectionResult, ObjectDetector, PreparedImage, render_detections
 from graft_hf.tasks.segmentation import ImageLike, RGBLike
 from graft_hf.tasks.vqa_api import Area, CannotAnswerError, ImageScene
-from graft_hf.tasks.vqa_interpreter import Answer, run_program
+from graft_hf.tasks.vqa_interpreter import Answer, ProgramStats, run_program
 from graft_hf.tasks.vqa_program import Program, ProgramError, parse_program, viper_program
 
 logger = logging.getLogger(__name__)
@@ -318,6 +318,7 @@ class VQAAnswer:
         answerable: Whether an answer was produced.
         reason: Why not, when unanswerable.
         detections: The detections the program looked at, by concept (for rendering evidence).
+        stats: Steps, API calls and timings of the program's run, `None` when no program ran.
     """
 
     question: str
@@ -327,6 +328,7 @@ class VQAAnswer:
     answerable: bool = True
     reason: str | None = None
     detections: dict[str, DetectionResult] = field(default_factory=dict, repr=False)
+    stats: ProgramStats | None = field(default=None, repr=False)
 
     def render(self, image: RGBLike | None = None) -> Image.Image:
         """The evidence as a picture; see :func:`render_answer`."""
@@ -427,15 +429,17 @@ class VisualQuestionAnswerer:
 
     def run(self, scene: ImageScene, question: str, program: Program) -> VQAAnswer:
         """Runs a checked program on a prepared scene; failures become unanswerable answers with the reason."""
+        stats = ProgramStats()
+        config = self.vqa_config
         try:
-            value = run_program(program, scene, self.vqa_config.max_steps, self.vqa_config.time_limit_s)
+            value = run_program(program, scene, config.max_steps, config.time_limit_s, stats)
         except (CannotAnswerError, ProgramError) as err:
             logger.info("cannot answer %r: %s", question, err)
-            return VQAAnswer(
-                question, f"cannot answer: {err}", None, str(program), False, str(err), scene.requested_detections()
-            )
-        logger.info("%r -> %r", question, value)
-        return VQAAnswer(question, format_value(value), value, str(program), detections=scene.requested_detections())
+            text = f"cannot answer: {err}"
+            return VQAAnswer(question, text, None, str(program), False, str(err), scene.requested_detections(), stats)
+        logger.info("%r -> %r (%d steps, %d API calls)", question, value, stats.steps, stats.api_calls)
+        detections = scene.requested_detections()
+        return VQAAnswer(question, format_value(value), value, str(program), True, None, detections, stats)
 
     def answer(
         self,

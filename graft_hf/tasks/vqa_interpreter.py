@@ -18,12 +18,13 @@ import math
 import operator
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from graft_hf.tasks.vqa_api import API_FUNCTIONS, Area, CannotAnswerError, ImagePatch, ImageScene
 from graft_hf.tasks.vqa_program import MAX_INT, Program, ProgramError
 
-__all__ = ["Answer", "run_program"]
+__all__ = ["Answer", "ProgramStats", "run_program"]
 
 Answer = bool | int | float | str
 MAX_STRING = 1000
@@ -50,6 +51,23 @@ _COMPARISONS: dict[type, Callable[[Any, Any], Any]] = {
     ast.In: lambda a, b: operator.contains(b, a),
     ast.NotIn: lambda a, b: not operator.contains(b, a),
 }
+
+
+@dataclass
+class ProgramStats:
+    """What one run cost.
+
+    Attributes:
+        steps: Statements and expressions evaluated.
+        api_calls: Calls of the image API (`ImagePatch`, its methods, `distance`, `bool_to_yesno`).
+        api_seconds: Wall time spent inside those calls (detections, masks, distances).
+        seconds: Wall time of the whole run; `seconds - api_seconds` is the interpreter's own overhead.
+    """
+
+    steps: int = 0
+    api_calls: int = 0
+    api_seconds: float = 0.0
+    seconds: float = 0.0
 
 
 class _Return(Exception):
@@ -188,16 +206,16 @@ _BUILTINS: dict[str, Callable[..., Any]] = {
 
 
 class _Interpreter:
-    def __init__(self, max_steps: int, time_limit_s: float) -> None:
+    def __init__(self, max_steps: int, time_limit_s: float, stats: ProgramStats) -> None:
         self.max_steps = max_steps
         self.time_limit_s = time_limit_s
         self.deadline = time.monotonic() + time_limit_s
-        self.steps = 0
+        self.stats = stats
         self.variables: dict[str, Any] = {}
 
     def tick(self, node: ast.AST) -> None:
-        self.steps += 1
-        if self.steps > self.max_steps:
+        self.stats.steps += 1
+        if self.stats.steps > self.max_steps:
             raise _error(node, f"the program ran past {self.max_steps} steps (an endless or too long loop)")
         if time.monotonic() > self.deadline:
             raise _error(node, f"the program ran past its time limit of {self.time_limit_s:g} s")
@@ -341,18 +359,30 @@ class _Interpreter:
                 raise _error(node, f"unknown function {name!r}")
         args = [self.eval(argument) for argument in node.args]
         kwargs = {keyword.arg: self.eval(keyword.value) for keyword in node.keywords}
+        is_api = name not in _BUILTINS or isinstance(node.func, ast.Attribute)
+        start = time.perf_counter()
         try:
             result = function(*args, **kwargs)
         except CannotAnswerError:
             raise
         except ProgramError as err:
             raise _error(node, str(err)) from err
-        except (TypeError, ValueError, IndexError) as err:
+        except (TypeError, ValueError, IndexError, ArithmeticError) as err:
             raise _error(node, f"{name}() failed: {err}") from err
+        finally:
+            if is_api:
+                self.stats.api_calls += 1
+                self.stats.api_seconds += time.perf_counter() - start
         return _checked(list(result) if isinstance(result, tuple) else result, node)
 
 
-def run_program(program: Program, image: ImageScene, max_steps: int = 10_000, time_limit_s: float = 5.0) -> Answer:
+def run_program(
+    program: Program,
+    image: ImageScene,
+    max_steps: int = 10_000,
+    time_limit_s: float = 5.0,
+    stats: ProgramStats | None = None,
+) -> Answer:
     """Runs a checked program on one image.
 
     Args:
@@ -360,6 +390,7 @@ def run_program(program: Program, image: ImageScene, max_steps: int = 10_000, ti
         image: The image the program receives as its argument (its detections are shared between programs).
         max_steps: Statements and expressions the program may evaluate.
         time_limit_s: Wall-clock seconds the program may run (API calls included, checked between steps).
+        stats: Filled with the run's steps, API calls and timings when given (also when the program fails).
 
     Returns:
         The program's answer: `bool`, `int`, `float` (an :class:`~graft_hf.tasks.vqa_api.Area` for areas) or `str`.
@@ -368,10 +399,12 @@ def run_program(program: Program, image: ImageScene, max_steps: int = 10_000, ti
         ProgramError: The program failed, ran past a limit, or returned no answer (a region, a list, `None`).
         CannotAnswerError: The API could not answer (e.g. an area without a ground sample distance).
     """
-    interpreter = _Interpreter(max_steps, time_limit_s)
+    stats = stats if stats is not None else ProgramStats()
+    interpreter = _Interpreter(max_steps, time_limit_s, stats)
     image.requested.clear()  # the concept budget is per program; detections stay cached on the scene
     function = program.function
     interpreter.variables[function.args.args[0].arg] = image
+    start = time.perf_counter()
     try:
         interpreter.block(function.body)
     except _Return as returned:
@@ -382,6 +415,8 @@ def run_program(program: Program, image: ImageScene, max_steps: int = 10_000, ti
         raise ProgramError("the program is nested too deeply to run") from err
     else:
         value = None
+    finally:
+        stats.seconds = time.perf_counter() - start
     if isinstance(value, (bool, int, float, str)):
         return value
     if value is None:

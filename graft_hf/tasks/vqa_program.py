@@ -21,6 +21,7 @@ to `exec`, `eval` or `compile`.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from dataclasses import dataclass
 
@@ -300,6 +301,8 @@ class _Checker:
                 raise _refuse(node, f"integer literals are at most {MAX_INT:.0e} in size")
         elif not isinstance(value, float):
             raise _refuse(node, f"{type(value).__name__} literals are not allowed")
+        elif not math.isfinite(value) or abs(value) > MAX_INT:
+            raise _refuse(node, f"number literals are finite and at most {MAX_INT:.0e} in size")
 
     def call(self, node: ast.Call, depth: int) -> None:
         if isinstance(node.func, ast.Name):

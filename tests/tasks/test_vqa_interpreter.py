@@ -7,7 +7,7 @@ import time
 import pytest
 
 from graft_hf.tasks.vqa_api import Area, CannotAnswerError
-from graft_hf.tasks.vqa_interpreter import run_program
+from graft_hf.tasks.vqa_interpreter import ProgramStats, run_program
 from graft_hf.tasks.vqa_program import ProgramError, parse_program, viper_program
 from tests.helpers.vqa import box_mask, drawn_scene
 
@@ -83,6 +83,11 @@ HOSTILE = [
     (("return image_patch.count()",), "count() failed"),
     (("return image_patch.find('road') < 3",), "cannot order list and int"),
     (("return image_patch.crop(100, 100, 200, 200)",), "crop(100, 100, 200, 200) holds none of"),
+    (
+        ("x = 1e15", "for i in range(30):", "    x = x * 1e15", "return image_patch.crop(x, 0, 1, 1)"),
+        "the result is not a finite number",
+    ),
+    (("return image_patch.near(image_patch, max_distance_m='far')",), "near() failed"),
 ]
 
 
@@ -117,3 +122,17 @@ def test_concept_budget_and_caching():
     assert scene.detector.calls == ["building", "road"]  # each concept detected once
     with pytest.raises(CannotAnswerError, match="more than 2 different concepts"):
         run('return image_patch.count("a") + image_patch.count("b") + image_patch.count("c")', scene=scene)
+
+
+def test_stats_split_the_time_between_the_api_and_the_interpreter():
+    stats = ProgramStats()
+    scene = drawn_scene(MASKS, delay_s=0.05)
+    body = ["n = 0", 'for b in image_patch.find("building"):', "    n += 1", 'return n + len(image_patch.find("road"))']
+    assert run(*body, scene=scene, stats=stats) == 4
+    # ImagePatch(image), find("building"), find("road") are API calls; len is the interpreter's own built-in.
+    assert stats.api_calls == 3 and stats.steps > 10
+    assert 0.1 <= stats.api_seconds <= stats.seconds < 0.1 + 0.5
+    failed = ProgramStats()
+    with pytest.raises(ProgramError):
+        run("x = 0", "for i in range(100):", "    x += i", "return x", max_steps=20, stats=failed)
+    assert failed.steps == 21 and failed.api_calls == 1

@@ -69,6 +69,7 @@ MALICIOUS = [
     (viper_program("return b'bytes'"), "bytes literals are not allowed"),
     (viper_program("return 10 ** 10 ** 10 if False else 12345678901234567890"), "integer literals are at most"),
     (viper_program(f"return '{'x' * 300}'"), "string literals are at most 200 characters"),
+    (viper_program("return image_patch.crop(1e999, 0, 1, 1)"), "number literals are finite"),
     (viper_program("return image_patch.find('x')[0].cropped_image"), "attribute 'cropped_image' is not part"),
     ("def main(image):\n    return 1\n", "functions other than execute_command are not allowed (line 1)"),
     ("def execute_command(image, extra=1):\n    return 1\n", "takes exactly one argument"),
