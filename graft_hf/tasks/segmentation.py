@@ -57,6 +57,7 @@ __all__ = [
     "pool_to_grid",
     "prepare_image",
     "render_overlay",
+    "render_rgb",
     "render_score_map",
     "segment_from_patch_scores",
     "upsample_scores",
@@ -308,11 +309,18 @@ def prepare_image(image: ImageLike, image_processor: GraftImageProcessor) -> tup
     Returns:
         `pixel_values` `(1, 3, size, size)` and uint8 `(height, width, 3)` RGB at the original resolution.
     """
+    rgb = render_rgb(image, image_processor)
+    pixel_values = image_processor(image)["pixel_values"]
+    return pixel_values, rgb
+
+
+def render_rgb(image: ImageLike, image_processor: GraftImageProcessor) -> np.ndarray:
+    """uint8 `(height, width, 3)` RGB of one image at its own resolution, read by a sensor-aware processor (its
+    sensor settings pick and scale the RGB bands of a band stack or GeoTIFF; an RGB picture passes through)."""
     unit = image_processor(image, do_resize=False, do_normalize=False)["pixel_values"]
     if unit.shape[0] != 1:
         raise ValueError(f"pass one image at a time, got a batch of {unit.shape[0]}")
-    pixel_values = image_processor(image)["pixel_values"]
-    return pixel_values, _to_uint8_rgb(unit[0])
+    return _to_uint8_rgb(unit[0])
 
 
 def render_overlay(
