@@ -20,7 +20,7 @@ from graft_hf.evaluation.encoders import load_encoder
 from graft_hf.evaluation.errors import renamed_parameters
 from graft_hf.evaluation.fewshot import FewShotRun, few_shot_runs, sample_support, summarise_runs
 from graft_hf.evaluation.harness import embed_images
-from graft_hf.io import atomic_write, write_json
+from graft_hf.io import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +166,7 @@ class FewShotReport:
 
     def write(self, outdir: str | Path) -> dict[str, Path]:
         """Write ``results.json`` and ``results.md`` into `outdir` (created)."""
-        out = Path(outdir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"json": out / "results.json", "markdown": out / "results.md"}
-        write_json(paths["json"], self.to_dict())
-        atomic_write(paths["markdown"], self.markdown())
-        return paths
+        return write_report(outdir, self.to_dict(), self.markdown())
 
 
 def _load_split(config: FewShotConfig, field: Literal["train_split", "test_split"], limit: int | None) -> EvalDataset:

@@ -16,7 +16,7 @@ from graft_hf.config import ConfigError, config_dataclass, require
 from graft_hf.evaluation.errors import renamed_parameters
 from graft_hf.evaluation.satlas import SatlasSegmentation, load_satlas_segmentation
 from graft_hf.evaluation.segmentation_metrics import SegmentationMetrics
-from graft_hf.io import atomic_write, write_json
+from graft_hf.io import write_report
 from graft_hf.tasks.segmentation import SegmentationConfig, Segmenter, ZeroShotSegmenter, evaluate_segmentation
 
 logger = logging.getLogger(__name__)
@@ -121,12 +121,7 @@ class SegEvalReport:
 
     def write(self, outdir: str | Path) -> dict[str, Path]:
         """Write ``results.json`` and ``results.md`` into `outdir` (created)."""
-        out = Path(outdir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {"json": out / "results.json", "markdown": out / "results.md"}
-        write_json(paths["json"], self.to_dict())
-        atomic_write(paths["markdown"], self.markdown())
-        return paths
+        return write_report(outdir, self.to_dict(), self.markdown())
 
 
 def load_segmenter(model: str, baseline: str = "graft", device: str = "cpu") -> Segmenter:
