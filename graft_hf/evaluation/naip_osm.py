@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import rasterio
 import shapely
 import yaml
@@ -412,7 +413,8 @@ def build_naip_osm(config: NaipOsmConfig) -> dict[str, object]:
          "col_off": Value("int32"), "lon": Value("float64"), "lat": Value("float64")}
     )  # fmt: skip
     columns = {name: [row[name] for row in rows] for name in schema}
-    Dataset.from_dict(columns, features=schema).to_parquet(out / "data" / f"{config.split}-00000-of-00001.parquet")
+    table = Dataset.from_dict(columns, features=schema).data.table  # keeps the features in the schema metadata
+    pq.write_table(table, out / "data" / f"{config.split}-00000-of-00001.parquet")
     per_class = {name: sum(name in row["labels"] for row in rows) for name in tag_classes}
     summary = {"tiles": len(rows), "images_per_class": per_class, "skipped": skipped, "osm_objects": features.count()}
     write_json(
