@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from graft_hf.config import ConfigError
 from graft_hf.io import atomic_write
 from graft_hf.resume import check_resume
+from graft_hf.workers import exit_with_parent
 
 from .card import write_card
 from .catalog import Scene, load_catalog
@@ -402,7 +403,9 @@ def _write_shards(
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with concurrent.futures.ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        config.workers, mp_context=context, initializer=exit_with_parent
+    ) as pool:
         # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
         pending: dict[concurrent.futures.Future, int] = {}
         queue = list(todo)
