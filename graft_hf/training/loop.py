@@ -334,6 +334,11 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
         config: The run configuration.
         resume: ``True`` resumes from the latest checkpoint in ``<output_dir>/checkpoints`` (fails if none),
             a path resumes from that checkpoint, ``False`` starts fresh.
+
+    Raises:
+        graft_hf.resume.ResumeRefusedError: The checkpoint was made with other run-defining settings (each one
+            named; only :data:`graft_hf.training.checkpoint.SAFE_TO_CHANGE` may differ).
+        graft_hf.training.checkpoint.CheckpointError: A checkpoint file is missing, damaged or does not fit the run.
     """
     accelerator = _accelerator(config)
     log = Path(config.output_dir) / RESUME_LOG if accelerator.is_main_process else None

@@ -295,7 +295,7 @@ def load_rng_state(folder: Path, rank: int, device: torch.device) -> None:
         saved_device = state.get("device")
         if saved_device is not None:
             _restore_device_rng(saved_device, device)
-    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as error:
+    except (LookupError, TypeError, ValueError, RuntimeError, OverflowError) as error:
         raise CheckpointError(path, f"not a valid RNG state ({type(error).__name__}: {error})") from error
 
 

@@ -193,6 +193,20 @@ def test_a_pickle_in_any_checkpoint_file_runs_nothing_and_names_the_file(saved_c
     assert not marker.exists(), "a checkpoint file ran code"
 
 
+def test_a_poisoned_settings_file_is_refused_before_anything_is_loaded(saved_checkpoint) -> None:
+    from graft_hf.training.checkpoint import check_resume_settings
+
+    path, _ = saved_checkpoint
+    marker = path.parent / "pwned"
+    (path / "run_settings.json").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(CheckpointError, match=f"checkpoint file {path / 'run_settings.json'}: not readable as JSON"):
+        check_resume_settings(path, {"seed": 0})
+    (path / "run_settings.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match="expected a JSON object of settings"):
+        check_resume_settings(path, {"seed": 0})
+    assert not marker.exists()
+
+
 def test_accelerate_pickles_are_never_read(saved_checkpoint) -> None:
     path, expected = saved_checkpoint
     marker = path.parent / "pwned"
