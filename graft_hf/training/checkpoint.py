@@ -14,8 +14,9 @@ every file is checked as it is read and a damaged one stops the resume with an e
 graft-hf versions: ``*.pkl``, ``optimizer.bin``) are refused for that reason.
 
 A checkpoint is written into a hidden ``.tmp-step-*`` folder, then renamed in one ``os.replace``; ``latest`` is
-rewritten (:func:`graft_hf.io.atomic_write`, durable) only after the rename. A kill at any point leaves either the previous
-``latest`` or the new one, never a half-written directory behind it.
+rewritten (:func:`graft_hf.io.atomic_write`, durable) only after the rename. Old checkpoints are renamed to a hidden
+``.trash-step-*`` before they are deleted. A kill at any point leaves either the previous ``latest`` or the new one,
+never a half-written or half-deleted directory behind it (the next save removes hidden leftovers).
 
 Resume check. ``run_settings.json`` holds the run's config and process count. A resume whose settings differ in
 anything but :data:`SAFE_TO_CHANGE` (run length, logging, evaluation and checkpoint cadence, the output folder) is
@@ -179,7 +180,8 @@ def save_checkpoint(
     final, tmp = root / name, root / f".tmp-{name}"
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in [tmp, *root.glob(".trash-step-*")]:  # of a save or a deletion cut by a kill
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp.mkdir()
     accelerator.wait_for_everyone()
     save_rng_state(tmp, accelerator.process_index, accelerator.device)
@@ -193,17 +195,25 @@ def save_checkpoint(
     if accelerator.is_main_process:
         write_json(tmp / _PROGRESS, asdict(progress), durable=True)
         if final.exists():
-            shutil.rmtree(final)
+            _delete(final)
         os.replace(tmp, final)
         fsync_dir(root)
         atomic_write(root / _LATEST, name + "\n", durable=True)
         complete = sorted(p for p in root.glob("step-*") if (p / _PROGRESS).is_file())
         for old in complete[: max(0, len(complete) - keep)]:
             if old != final:
-                shutil.rmtree(old, ignore_errors=True)
+                _delete(old)
         logger.info("checkpoint saved: %s", final)
     accelerator.wait_for_everyone()
     return final
+
+
+def _delete(checkpoint: Path) -> None:
+    """Remove a checkpoint: renamed out of the ``step-*`` names first, so a kill never leaves half of one behind."""
+    trash = checkpoint.with_name(f".trash-{checkpoint.name}")
+    shutil.rmtree(trash, ignore_errors=True)
+    os.replace(checkpoint, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def find_latest_checkpoint(root: str | os.PathLike) -> Path | None:

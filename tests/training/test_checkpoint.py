@@ -143,7 +143,7 @@ def _steps(state: TrainingState, count: int) -> list[float]:
         state.optimizer.step()
         state.scheduler.step()
         state.optimizer.zero_grad()
-        losses.append(float(loss) + random.random() + float(np.random.rand()))  # Python's and numpy's RNG too
+        losses.append(float(loss.detach()) + random.random() + float(np.random.rand()))  # Python's and numpy's RNG too
     return losses
 
 
@@ -167,6 +167,16 @@ def test_checkpoint_restores_every_state_exactly(saved_checkpoint) -> None:
     assert progress == TrainProgress(step=3, samples_seen=48)
     assert _steps(state, 3) == expected
     assert state.scheduler.last_epoch == 6
+
+
+def test_old_checkpoints_go_whole_and_leftovers_are_cleaned(tmp_path: Path) -> None:
+    state, root = _tiny_state(), tmp_path / "checkpoints"
+    (root / ".trash-step-00000000").mkdir(parents=True)  # a deletion cut by a kill
+    (root / ".trash-step-00000000" / "model.safetensors").write_bytes(b"half")
+    for step in (1, 2, 3):
+        _steps(state, 1)
+        save_checkpoint(state, root, TrainProgress(step=step), {"seed": 0}, keep=2)
+    assert sorted(p.name for p in root.iterdir()) == ["latest", "step-00000002", "step-00000003"]
 
 
 def _poisoned_copy(path: Path, name: str, content: bytes) -> Path:
