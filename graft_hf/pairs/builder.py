@@ -41,6 +41,8 @@ from tqdm.auto import tqdm
 
 from graft_hf.config import ConfigError
 from graft_hf.io import atomic_write
+from graft_hf.resume import check_resume
+from graft_hf.workers import exit_with_parent
 
 from .card import write_card
 from .catalog import Scene, load_catalog
@@ -326,18 +328,26 @@ def plan_digest(photos: PhotoTable, scenes: list[Scene], plan: Plan) -> str:
 
 
 def _check_plan(out: Path, config: PairsBuildConfig, digest: str) -> None:
+    """Record the build's settings and inputs, or refuse to resume a build made with other ones."""
     fingerprint = {"config": config.plan_fingerprint_fields(), "plan_sha256": digest}
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
     path = out / "_build" / "plan.json"
-    if path.exists():
-        if path.read_text() != text:
-            raise ConfigError(
-                "output_dir",
-                f"{out} holds a build made with different settings or inputs; use a new output folder (or delete "
-                "this one) to start over, or rerun with the original settings to resume",
-            )
+    if not path.exists():
+        atomic_write(path, json.dumps(fingerprint, sort_keys=True, default=str))
         return
-    atomic_write(path, text)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError("output_dir", f"{path} is unreadable ({error}); use a new output folder") from error
+    check_resume(
+        saved if isinstance(saved, dict) else {"plan.json": saved},
+        fingerprint,
+        what=f"the build in {out}",
+        fix="use a new output folder (or delete this one) to start over, or rerun with the original settings "
+        "and inputs to resume",
+        key="output_dir",
+        labels={"plan_sha256": "the inputs (photos, scenes or the sampled tiles)"},
+        log=out / "_build" / "resume_log.jsonl",
+    )
 
 
 def _report(
@@ -393,7 +403,9 @@ def _write_shards(
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with concurrent.futures.ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        config.workers, mp_context=context, initializer=exit_with_parent
+    ) as pool:
         # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
         pending: dict[concurrent.futures.Future, int] = {}
         queue = list(todo)

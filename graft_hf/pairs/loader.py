@@ -47,6 +47,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.config import config_dataclass, require
 from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
+from graft_hf.workers import exit_with_parent
 
 __all__ = [
     "PRECOMPUTED_TARGETS",
@@ -523,4 +524,5 @@ def build_pairs_dataloader(
         drop_last=config.drop_last,
         pin_memory=config.pin_memory,
         persistent_workers=False,
+        worker_init_fn=exit_with_parent,  # a SIGKILLed trainer leaves no loader worker behind
     )

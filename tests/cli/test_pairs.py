@@ -55,4 +55,4 @@ def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([*base, "--raster", raster, "--no-progress", *columns]) == 0
     assert main([*base, "--raster", raster, "--no-progress", *columns, "--seed", "1"]) == 1
     err = capsys.readouterr().err
-    assert "--output: " in err and "holds a build made with different settings" in err
+    assert "--output: " in err and "made with different settings (config.seed 0 -> 1" in err

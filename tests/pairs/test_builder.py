@@ -506,7 +506,7 @@ def test_changed_settings_refuse_to_resume(reference) -> None:
     from graft_hf.pairs.builder import build_pairs
 
     config, *_ = reference
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"different settings \(config.seed 9 -> 10; the inputs"):
         build_pairs(dataclasses.replace(config, seed=10))
 
 
