@@ -137,7 +137,10 @@ class _ShardEmbedder:
 
     def _inputs(self, photos: pa.StructArray) -> tuple[list[int], list[Image.Image | str]]:
         """Indices of the photos with something to embed, and those texts or decoded images."""
-        values = photos.field("text" if self.config.text else "image").to_pylist()
+        column = photos.field("text" if self.config.text else "image")
+        if pa.types.is_struct(column.type):  # the Image feature's {bytes, path}; older shards hold plain binary
+            column = column.field("bytes")
+        values = column.to_pylist()
         valid = photos.is_valid().to_pylist()
         indices, inputs = [], []
         for index, (value, is_valid) in enumerate(zip(values, valid, strict=True)):
