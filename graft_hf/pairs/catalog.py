@@ -312,7 +312,7 @@ def _stac_entries(path: Path, sensor: str) -> list[_Entry]:
         if asset is None:
             raise ValueError(f"STAC item {item.get('id')} in {path} has no 'image' asset and no GeoTIFF data asset")
         bands = asset.get("eo:bands") or props.get("eo:bands")
-        href = _resolve(asset["href"], path.parent)
+        href = _resolve(asset["href"], path.absolute().parent)
         entries.append(
             (
                 href,
@@ -358,7 +358,7 @@ def _csv_entries(path: Path, sensor: str) -> list[_Entry]:
             href = row.get("path") or row.get("href")
             if not href:
                 raise ValueError(f"{path} line {number}: no `path` (or `href`) value")
-            href = _resolve(href, path.parent)
+            href = _resolve(href, path.absolute().parent)
             entries.append((href, functools.partial(_open_csv_row, row, href, sensor)))
     return entries
 

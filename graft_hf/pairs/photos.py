@@ -345,7 +345,7 @@ def load_photos(path: str | os.PathLike, columns: PhotoColumns | None = None) ->
             out.dropped["duplicate_image_hash"] += 1
             continue
         try:
-            source = _image_source(row, path.parent)
+            source = _image_source(row, path.absolute().parent)
         except _Refused as refused:
             out.dropped[refused.reason] += 1
             continue
