@@ -1,14 +1,23 @@
 """``graft pairs build``: sample tiles, cut crops, write resumable, deterministic parquet shards and the card.
 
+Inputs are read in :func:`prepare_build` (photo table, catalogue, sampling: no pixels); each tile is then built by
+:func:`graft_hf.pairs.tiles.build_tile` (crop warped to the output GSD, photos, row) in worker processes.
+
 Layout of the output folder::
 
     data/train-00000-of-00012.parquet   shards (one row per tile; see schema.py)
     README.md                           dataset card with the `configs:` block (written when every shard exists)
+    LICENSE.md                          the imagery's and the kept photos' licences (idem)
     build_report.json                   read / kept / dropped-by-reason counts (idem)
     _build/plan.json                    fingerprint of the settings the shards were built with
-    _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped)
+    _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped, failed reads)
 
-Tile ``i`` (global seeded visiting order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
+Bad records are skipped and counted by reason, never fatal: photos (``load_photos``), scenes that cannot be opened
+(``read_catalog``), scenes whose pixels cannot be read (the tile tries its next scene; the report counts failed
+reads per file), photos whose image does not decode (stored without bytes). ``strict_rasters`` makes unusable
+rasters fatal instead.
+
+Tile ``i`` (the plan's tile order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
 job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``workers``
 and any split over machines. Shards are written under a temporary name and renamed atomically, then entered in the
 manifest; a rerun skips shards in the manifest, so a killed build resumes where it stopped.
@@ -381,22 +390,30 @@ def _finish(out: Path, config: PairsBuildConfig, inputs: BuildInputs, total: int
     return {"complete": True, **report}
 
 
-def benchmark_tile_reads(config: PairsBuildConfig, max_tiles: int | None = None, repeats: int = 1) -> dict:
+def benchmark_tile_reads(
+    config: PairsBuildConfig,
+    max_tiles: int | None = None,
+    repeats: int = 1,
+    plan_config: PairsBuildConfig | None = None,
+) -> dict:
     """Time building tiles (read or warp the crop, RGB, PNG, photo locations) in one process, nothing written.
 
     Compare ``read_mode="window"`` with ``"full"``, or the warp to the output GSD with ``native_gsd=True`` (a plain
-    windowed read of each scene's own pixels), through :func:`dataclasses.replace`.
+    windowed read of each scene's own pixels), through :func:`dataclasses.replace`; pass the same ``plan_config`` to
+    time the variants on identical tiles and photos.
 
     Args:
-        config: Build configuration (``output_dir`` is not touched).
+        config: Build configuration the tiles are built with (``output_dir`` is not touched).
         max_tiles: Build at most this many tiles (the first in plan order).
         repeats: Passes over the tiles (later passes see warm caches).
+        plan_config: Configuration the tiles are sampled with (default: ``config``); its frames must share the CRS
+            of ``config``'s (any two configs differing in GSD, read mode or resampling do).
 
     Returns:
         ``{"read_mode", "gsd", "tiles", "seconds", "tiles_per_second", "plan_seconds"}``.
     """
     start = time.perf_counter()
-    inputs = prepare_build(config)
+    inputs = prepare_build(plan_config or config)
     plan_seconds = time.perf_counter() - start
     stop = len(inputs.plan.tiles) if max_tiles is None else min(max_tiles, len(inputs.plan.tiles))
     jobs = tile_jobs(inputs.photos, inputs.scenes, inputs.plan, 0, stop)

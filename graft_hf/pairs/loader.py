@@ -180,7 +180,8 @@ def _load_stream(config: LoaderConfig) -> IterableDataset:
 def open_pairs_stream(config: LoaderConfig, arrow: bool = False) -> IterableDataset:
     """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
 
-    The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
+    Nothing is decoded by ``datasets`` (``decode(False)``): the loader decodes the crop once, in its worker, and the
+    ground photos only for on-the-fly targets.
 
     Args:
         config: Loader configuration.
