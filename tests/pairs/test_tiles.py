@@ -30,6 +30,23 @@ def _jpeg(value: int) -> bytes:
     return buffer.getvalue()
 
 
+def _small_build(tmp_path: Path, photos: str, **changes) -> dict:
+    """Build 32 px crops (16 px footprints) around the photos of ``tmp_path / photos`` on the 2020 NAIP raster."""
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    config = PairsBuildConfig(
+        photos=str(tmp_path / photos),
+        output_dir=str(tmp_path / "out"),
+        rasters=(str(RASTER),),
+        crop_size=32,
+        footprint_size=16,
+        progress=False,
+        **changes,
+    )
+    return build_pairs(config)
+
+
 def test_parquet_photos_with_bytes_embeddings_and_urls(tmp_path: Path) -> None:
     if not RASTER.is_file():
         pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
@@ -39,8 +56,7 @@ def test_parquet_photos_with_bytes_embeddings_and_urls(tmp_path: Path) -> None:
     from rasterio.crs import CRS
     from rasterio.warp import transform
 
-    from graft_hf.pairs.builder import build_pairs
-    from graft_hf.pairs.config import PairsBuildConfig, PhotoColumns
+    from graft_hf.pairs.config import PhotoColumns
 
     # Four photos 2 km apart (separate tiles): table bytes, a file:// URL, a broken URL, nothing.
     xs, ys = [486500.0, 488500.0, 486500.0, 488500.0], [5206500.0, 5206500.0, 5208500.0, 5208500.0]
@@ -61,17 +77,8 @@ def test_parquet_photos_with_bytes_embeddings_and_urls(tmp_path: Path) -> None:
         }
     )
     pq.write_table(table, tmp_path / "photos.parquet")
-    config = PairsBuildConfig(
-        photos=str(tmp_path / "photos.parquet"),
-        output_dir=str(tmp_path / "out"),
-        rasters=(str(RASTER),),
-        crop_size=32,
-        footprint_size=16,
-        download_photo_urls=True,
-        columns=PhotoColumns(photo_id="pid", time="taken", image="img", embedding="emb"),
-        progress=False,
-    )
-    report = build_pairs(config)
+    columns = PhotoColumns(photo_id="pid", time="taken", image="img", embedding="emb")
+    report = _small_build(tmp_path, "photos.parquet", download_photo_urls=True, columns=columns)
     assert report["photo_download_failed"] == 1 and report["photos"]["kept"] == 4 and report["tiles"]["kept"] == 4
 
     stream = load_dataset(str(tmp_path / "out"), split="train", streaming=True).decode(False)  # images undecoded
@@ -118,13 +125,11 @@ def _photos(path: Path, transform) -> None:
         writer.writerows([(f"p{i}", repr(lat), repr(lon)) for i, (lon, lat) in enumerate(zip(lons, lats, strict=True))])
 
 
-def test_rotated_raster_native_grid_crops_and_photo_positions(tmp_path: Path) -> None:
+def _rotated_build(tmp_path: Path, **changes):
+    """Build the rotated raster's tiles; ``(raster transform, raster pixels, report, rows)``."""
     if not RASTER.is_file():
         pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
-    from affine import Affine
     from datasets import load_dataset
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp
 
     from graft_hf.pairs.builder import build_pairs
     from graft_hf.pairs.config import PairsBuildConfig
@@ -137,25 +142,42 @@ def test_rotated_raster_native_grid_crops_and_photo_positions(tmp_path: Path) ->
         rasters=(str(tmp_path / "rotated_20200831.tif"),),
         crop_size=CROP,
         footprint_size=FOOTPRINT,
-        native_gsd=True,
         progress=False,
+        **changes,
     )
     report = build_pairs(config)
     assert report["photos"]["kept"] == 40 and report["tiles"]["dropped"] == {}
     rows = list(load_dataset(str(tmp_path / "out"), split="train", streaming=True))
     assert len(rows) == report["tiles"]["kept"] > 3
+    return transform, pixels, report, rows
+
+
+def _check_photo_positions(row: dict):
+    """Photos' crop pixel positions map back to their geotags through the stored transform; the tile's centre photo
+    sits in the centre pixel. Returns the crop transform."""
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp
+
+    crop = Affine(*row["transform"])
+    cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
+    rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
+    lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), *(v.tolist() for v in crop @ (cols, rws)))
+    np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
+    np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
+    centre = [p["photo_id"] for p in row["photos"]].index(row["tile_id"][len("naip-") :])
+    assert CROP // 2 <= cols[centre] < CROP // 2 + 1 and CROP // 2 <= rws[centre] < CROP // 2 + 1
+    return crop
+
+
+def test_rotated_raster_native_grid_crops_and_photo_positions(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+    from rasterio.warp import transform as warp
+
+    transform, pixels, _, rows = _rotated_build(tmp_path, native_gsd=True)
     for row in rows:
-        crop = Affine(*row["transform"])
+        crop = _check_photo_positions(row)
         assert row["gsd"] == pytest.approx(5.0) and crop.b != 0, "the crop keeps the raster's rotation"
-        # Photos' crop pixel positions map back to their geotags through the stored crop transform.
-        cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
-        rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
-        xs, ys = crop @ (cols, rws)
-        lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), xs.tolist(), ys.tolist())
-        np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
-        np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
-        centre = [p["photo_id"] for p in row["photos"]].index(row["tile_id"][len("naip-") :])
-        assert CROP // 2 <= cols[centre] < CROP // 2 + 1 and CROP // 2 <= rws[centre] < CROP // 2 + 1
         # The crop's centre and pixels: the raster's window at the crop's offset.
         x, y = crop @ (CROP / 2, CROP / 2)
         centre_lon, centre_lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), [x], [y])
@@ -167,41 +189,14 @@ def test_rotated_raster_native_grid_crops_and_photo_positions(tmp_path: Path) ->
 
 def test_rotated_raster_warped_to_north_up_1m(tmp_path: Path) -> None:
     """The general warp path (a rotated source): north-up 1 m crops equal to GDAL warping the whole raster."""
-    if not RASTER.is_file():
-        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
-    from affine import Affine
-    from datasets import load_dataset
     from rasterio.crs import CRS
     from rasterio.warp import Resampling, reproject
-    from rasterio.warp import transform as warp
 
-    from graft_hf.pairs.builder import build_pairs
-    from graft_hf.pairs.config import PairsBuildConfig
-
-    transform, pixels = _rotated_raster(tmp_path / "rotated_20200831.tif")
-    _photos(tmp_path / "photos.csv", transform)
-    config = PairsBuildConfig(
-        photos=str(tmp_path / "photos.csv"),
-        output_dir=str(tmp_path / "out"),
-        rasters=(str(tmp_path / "rotated_20200831.tif"),),
-        crop_size=CROP,
-        footprint_size=FOOTPRINT,
-        progress=False,
-    )
-    report = build_pairs(config)
+    transform, pixels, report, rows = _rotated_build(tmp_path)
     assert report["gsd"] == [1.0] and report["source_gsd"] == [pytest.approx(5.0)]
-    rows = list(load_dataset(str(tmp_path / "out"), split="train", streaming=True))
-    assert len(rows) == report["tiles"]["kept"] > 3
     for row in rows:
-        crop = Affine(*row["transform"])
+        crop = _check_photo_positions(row)
         assert (crop.a, crop.b, crop.d, crop.e) == (1.0, 0.0, 0.0, -1.0) and row["gsd"] == 1.0
-        cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
-        rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
-        lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), *(v.tolist() for v in crop @ (cols, rws)))
-        np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
-        np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
-        centre = [p["photo_id"] for p in row["photos"]].index(row["tile_id"][len("naip-") :])
-        assert CROP // 2 <= cols[centre] < CROP // 2 + 1 and CROP // 2 <= rws[centre] < CROP // 2 + 1
         # The build reads only the part of the raster under the crop; GDAL warping the whole raster agrees.
         expected = np.zeros((4, CROP, CROP), dtype=np.uint8)
         reproject(pixels, expected, src_transform=transform, src_crs=CRS.from_epsg(26914), dst_transform=crop,
@@ -279,8 +274,6 @@ def test_truncated_photo_is_stored_without_bytes_and_counted(tmp_path: Path) -> 
     from rasterio.crs import CRS
     from rasterio.warp import transform
 
-    from graft_hf.pairs.builder import build_pairs
-    from graft_hf.pairs.config import PairsBuildConfig
     from graft_hf.pairs.tiles import image_decodes
 
     pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
@@ -295,15 +288,7 @@ def test_truncated_photo_is_stored_without_bytes_and_counted(tmp_path: Path) -> 
         writer = csv.writer(handle)
         writer.writerow(["photo_id", "lat", "lon", "image"])
         writer.writerows([("good", lats[0], lons[0], "good.jpg"), ("cut", lats[1], lons[1], "cut.jpg")])
-    config = PairsBuildConfig(
-        photos=str(tmp_path / "photos.csv"),
-        output_dir=str(tmp_path / "out"),
-        rasters=(str(RASTER),),
-        crop_size=32,
-        footprint_size=16,
-        progress=False,
-    )
-    report = build_pairs(config)
+    report = _small_build(tmp_path, "photos.csv")
     assert report["photos"]["kept"] == 2 and report["photo_images_not_stored"] == {"undecodable": 1}
     import pyarrow.parquet as pq
 
