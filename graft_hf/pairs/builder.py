@@ -125,7 +125,30 @@ def prepare_build(config: PairsBuildConfig) -> BuildInputs:
     catalogue = read_catalog(config.catalog, config.rasters, config.sensor, strict=config.strict_rasters)
     plan = plan_tiles(photos, catalogue.scenes, config)
     logger.info("sampled %d tiles over %d frame(s) from %d photos", len(plan.tiles), plan.num_frames, len(photos))
+    if not plan.tiles:
+        _explain_empty_plan(photos, plan)
     return BuildInputs(photos, catalogue, plan)
+
+
+def _explain_empty_plan(photos: PhotoTable, plan: Plan) -> None:
+    """Say why no tile was sampled, with the fix for the usual causes."""
+    dropped = {k: v for k, v in (Counter(photos.dropped) + Counter(plan.photo_dropped)).items() if v}
+    hints = []
+    if dropped.get("only_scenes_without_cloud_cover"):
+        hints.append(
+            "scenes without a cloud cover value are not taken as clear for this sensor: give cloud cover in the "
+            "catalogue (`cloud_cover` column or STAC eo:cloud_cover) or set unknown_cloud_cover='clear'"
+        )
+    if dropped.get("only_cloudy_scenes"):
+        hints.append("every covering scene is at or above max_cloud_cover")
+    if dropped.get("outside_rasters"):
+        hints.append("photos outside every raster: check that the catalogue covers the photos' area")
+    logger.warning(
+        "no tile sampled from %d photos read (dropped by reason: %s)%s",
+        photos.num_read,
+        dropped,
+        "; " + "; ".join(hints) if hints else "",
+    )
 
 
 _READERS: dict[str, RasterReader] = {}

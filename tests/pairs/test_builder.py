@@ -325,6 +325,25 @@ def test_rgb_scaling_and_raw_bands(s2_build) -> None:
     np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
 
 
+def test_sentinel2_rasters_without_cloud_values_say_what_to_do(s2_build, caplog) -> None:
+    """Plain raster paths carry no cloud cover: for Sentinel-2 nothing is taken as clear, and the log says why."""
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    _, out = s2_build
+    root = out.parent
+    raster = root / "a_20170613.tif"  # the date in the name, as plain raster paths are dated
+    raster.write_bytes((root / "a.tif").read_bytes())
+    config = PairsBuildConfig(photos=str(root / "west.csv"), output_dir=str(root / "nocloud"), rasters=(str(raster),),
+                              sensor="sentinel2", crop_size=32, footprint_size=16, progress=False)  # fmt: skip
+    with caplog.at_level("WARNING", logger="graft_hf.pairs.builder"):
+        report = build_pairs(config)
+    assert report["tiles"]["sampled"] == 0 and report["photos"]["dropped"]["only_scenes_without_cloud_cover"] == 30
+    assert "unknown_cloud_cover='clear'" in caplog.text
+    config = dataclasses.replace(config, output_dir=str(root / "assumed-clear"), unknown_cloud_cover="clear")
+    assert build_pairs(config)["tiles"]["kept"] > 0
+
+
 def test_scaling_defaults_and_card_come_from_the_sensor_registry(s2_build) -> None:
     from huggingface_hub import DatasetCard
 

@@ -172,3 +172,42 @@ def test_corrupt_raster_read_error_names_the_file(tmp_path: Path) -> None:
         with pytest.raises(RasterReadError, match=r"cannot read raster .*corrupt_20200831\.tif: Read failed"):
             reader.read_grid(bad, [1, 2, 3], grid)
         reader.close()
+
+
+def test_downsampling_is_an_area_average_equal_to_warping_the_whole_raster(tmp_path: Path) -> None:
+    """0.5 m pixels to 1 m (as 0.6 m NAIP to its 1 m training GSD): each output pixel is the mean of the 2 x 2 source
+    pixels it covers, and reading only the crop's part of the raster gives GDAL's whole-raster warp exactly."""
+    import rasterio
+    from affine import Affine
+    from rasterio.warp import reproject
+    from rasterio.windows import Window
+
+    from graft_hf.pairs.catalog import load_catalog
+    from graft_hf.pairs.raster import RasterReader, output_grid, resolve_resampling
+
+    _scene()
+    with rasterio.open(RASTER) as src:
+        pixels = src.read([1, 2, 3], window=Window(200, 200, 300, 300))
+        crs = src.crs
+    fine = tmp_path / "fine_20200831.tif"
+    transform = Affine(0.5, 0.0, 487000.0, 0.0, -0.5, 5208000.0)
+    with rasterio.open(fine, "w", driver="GTiff", width=300, height=300, count=3, dtype="uint8", crs=crs,
+                       transform=transform, tiled=True, blockxsize=64, blockysize=64) as dst:  # fmt: skip
+        dst.write(pixels)
+    (scene,) = load_catalog(None, [str(fine)], "naip")
+    grid = output_grid(scene, scene.crs, 487040.2, 5207940.7, 1.0, 64)
+    resampling = resolve_resampling("auto", scene.gsd, grid.gsd)
+    assert resampling.name == "average"
+    for read_mode in ("window", "full"):
+        reader = RasterReader(read_mode)
+        data, valid = reader.read_grid(scene, [1, 2, 3], grid, resampling)
+        reader.close()
+        assert valid.all()
+        whole = np.zeros((4, 64, 64), dtype=np.uint8)
+        reproject(pixels, whole, src_transform=transform, src_crs=crs, dst_transform=grid.transform, dst_crs=crs,
+                  dst_alpha=4, resampling=resampling)  # fmt: skip
+        np.testing.assert_array_equal(data, whole[:3])
+    col, row = (round(v) for v in ~transform @ (grid.transform.c, grid.transform.f))
+    block = pixels[:, row : row + 128, col : col + 128].astype(np.float64)
+    means = block.reshape(3, 64, 2, 64, 2).mean(axis=(2, 4))
+    assert np.abs(data - means).max() <= 0.5 + 1e-9, "a rounded 2 x 2 mean"
