@@ -175,7 +175,8 @@ def _data_bytes(shard: bytes) -> int:
 def _write_shard(name: str, jobs: list[TileJob], config: PairsBuildConfig) -> ShardResult:
     """Worker entry point: build the rows of one shard and write it atomically."""
     reader = _process_reader(config.read_mode)
-    rows, dropped = [], {}
+    rows: list[dict] = []
+    dropped: dict[str, list[str]] = {}
     photo_images: Counter = Counter()
     read_failures: Counter = Counter()
     for job in jobs:
@@ -183,6 +184,7 @@ def _write_shard(name: str, jobs: list[TileJob], config: PairsBuildConfig) -> Sh
         photo_images.update(outcome.photo_images)
         read_failures.update(outcome.read_failures)
         if outcome.row is None:
+            assert outcome.dropped is not None, "a tile without a row says why"
             dropped.setdefault(outcome.dropped, []).append(job.tile_id)
         else:
             rows.append(outcome.row)

@@ -295,7 +295,7 @@ def _stac_entries(path: Path, sensor: str) -> list[_Entry]:
     features = collection.get("features") if isinstance(collection, dict) else None
     if features is None:
         raise ValueError(f"{path} is not a STAC ItemCollection (no 'features' list)")
-    entries = []
+    entries: list[_Entry] = []
     for item in features:
         props = item.get("properties", {})
         assets = item.get("assets", {})
@@ -351,7 +351,7 @@ def _open_csv_row(row: dict[str, str], href: str, sensor: str) -> Scene:
 
 
 def _csv_entries(path: Path, sensor: str) -> list[_Entry]:
-    entries = []
+    entries: list[_Entry] = []
     with path.open(newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
             row = {k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
@@ -364,7 +364,7 @@ def _csv_entries(path: Path, sensor: str) -> list[_Entry]:
 
 
 def _raster_entries(rasters: tuple[str, ...] | list[str], sensor: str) -> list[_Entry]:
-    entries = []
+    entries: list[_Entry] = []
     for href in rasters:
         match = _DATE_IN_NAME.search(Path(href).name)
         when = f"{match[1]}-{match[2]}-{match[3]}" if match else None

@@ -223,7 +223,11 @@ class PairsBuildConfig:
         """Metres per pixel of the stored crops, or ``None`` with ``native_gsd`` (each scene's own)."""
         if self.native_gsd:
             return None
-        return float(self.gsd) if self.gsd is not None else float(get_sensor(self.sensor).gsd)
+        if self.gsd is not None:
+            return float(self.gsd)
+        sensor_gsd = get_sensor(self.sensor).gsd
+        assert sensor_gsd is not None, "every build sensor has a training GSD in SENSORS"
+        return float(sensor_gsd)
 
     @property
     def unknown_cloud_cover_is_clear(self) -> bool:

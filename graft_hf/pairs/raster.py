@@ -374,10 +374,15 @@ def _footprint_in_source(scene: Scene, grid: Grid) -> tuple[np.ndarray, np.ndarr
     steps = np.linspace(0.0, grid.size, 9)
     cols = np.concatenate([steps, steps, np.zeros(9), np.full(9, grid.size), [grid.size / 2]])
     rows = np.concatenate([np.zeros(9), np.full(9, grid.size), steps, steps, [grid.size / 2]])
-    xs, ys = grid.transform @ (cols, rows)
+    xs, ys = (np.asarray(v, dtype=np.float64) for v in grid.transform @ (cols, rows))
     if grid.crs != scene.crs:
-        xs, ys = warp_transform(CRS.from_user_input(grid.crs), CRS.from_user_input(scene.crs), list(xs), list(ys))
-    return ~scene.transform @ (np.asarray(xs), np.asarray(ys))
+        xs, ys = (
+            np.asarray(v, dtype=np.float64)
+            for v in warp_transform(
+                CRS.from_user_input(grid.crs), CRS.from_user_input(scene.crs), xs.tolist(), ys.tolist()
+            )
+        )
+    return ~scene.transform @ (xs, ys)
 
 
 def _source_window(scene: Scene, grid: Grid, resampling: Resampling) -> Window | None:

@@ -345,8 +345,18 @@ class _Context:
         rng = np.random.default_rng((self.config.seed, *key))
         return members[np.sort(rng.choice(len(members), size=limit, replace=False))]
 
-    def tile(self, tile_id: str, centre: int, f: int, xy: tuple[float, float], members: np.ndarray, key: tuple[int, int],
-             candidates: list[int]) -> TilePlan:  # fmt: skip
+    def tile(
+        self,
+        tile_id: str,
+        centre: int,
+        f: int,
+        xy: tuple[float, float],
+        members: np.ndarray,
+        key: tuple[int, int],
+        candidates: list[int],
+    ) -> TilePlan:
+        """A tile of frame ``f`` centred at ``xy`` with the photos ``members`` inside its footprint (capped with the
+        seed ``key``) and the covering scenes ``candidates`` (ranked here by the kept photos' times)."""
         kept = self.cap(members, key)
         self.in_footprint[members] = True
         rule = self.config.resolved_scene_choice
