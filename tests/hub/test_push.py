@@ -27,7 +27,7 @@ from graft_hf.hub import (
     push_model,
     render_model_card,
 )
-from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.pairs.schema import pairs_table
 from graft_hf.testing import tiny_graft_model
 from tests.helpers.data import REPO_ROOT
 from tests.helpers.hub_inputs import EVAL, MODEL_NAME, saved_model
@@ -164,9 +164,7 @@ def _write_pairs(folder: Path) -> None:
         for i in range(2)
     ]
     (folder / "data").mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=pairs_arrow_schema()), folder / "data" / "train-00000-of-00001.parquet"
-    )
+    pq.write_table(pairs_table(rows), folder / "data" / "train-00000-of-00001.parquet")
     (folder / "README.md").write_text(
         "---\nlicense: other\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
         "    path: data/train-*.parquet\n---\n\n# tiny pairs\n"
