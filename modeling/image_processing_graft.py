@@ -121,8 +121,7 @@ class GraftImageProcessor(BaseImageProcessor):
         if isinstance(image, (str, os.PathLike)):
             return [self._read_path(os.fspath(image))]
         if type(image).__module__.startswith("PIL."):
-            array = np.asarray(image.convert("RGB") if image.mode in ("RGBA", "P", "CMYK", "YCbCr") else image)
-            return [array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)]
+            return [self._read_pil(image)]
         is_torch = isinstance(image, torch.Tensor)
         if is_torch:
             if image.dtype == torch.bfloat16:
@@ -140,6 +139,20 @@ class GraftImageProcessor(BaseImageProcessor):
         if array.ndim == 4:
             return [self._to_chw(a, data_format, is_torch) for a in array]
         return [self._to_chw(array, data_format, is_torch)]
+
+    @staticmethod
+    def _read_pil(image: Any) -> np.ndarray:
+        """A PIL image as `(bands, height, width)`, the way an image viewer shows it: palette, alpha, CMYK and 8-bit
+        grey become RGB; 16-bit grey (`I;16` PNGs) keeps its top 8 bits; 32-bit grey (`I`, `F`) is repeated over
+        three bands at its own pixel type, so the processor's value scaling applies."""
+        if image.mode in ("1", "L", "LA", "La", "P", "PA", "RGBA", "RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
+            image = image.convert("RGB")
+        array = np.asarray(image)
+        if image.mode.startswith("I;16"):
+            array = (array.astype(np.uint16) >> 8).astype(np.uint8)
+        if array.ndim == 2:
+            return np.repeat(array[None], 3, axis=0)
+        return np.moveaxis(array, -1, 0)
 
     def _read_path(self, path: str) -> np.ndarray:
         if not os.path.exists(path):

@@ -54,6 +54,30 @@ def test_naip_rgbn_rgb_and_layouts_agree():
     torch.testing.assert_close(batch[0], chw[0])
 
 
+def test_grey_and_palette_photos_read_as_rgb(tmp_path):
+    """Photos come in every PIL mode: grey (1, L, LA, 16-bit PNG) is repeated over R, G and B as a viewer shows it."""
+    path = shared_data("naip-nd", "m_4709963_se_14_1_20140720.tif")
+    with rasterio.open(path) as src:
+        grey = src.read(1, window=((100, 300), (200, 400)))  # (200, 200) uint8
+    processor = GraftImageProcessor(sensor="naip")
+    expected = processor(np.stack([grey] * 3))["pixel_values"]
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "grey16.png")
+    inputs = {
+        "L": Image.fromarray(grey),
+        "LA": Image.fromarray(grey).convert("LA"),
+        "P": Image.fromarray(grey).convert("P"),
+        "I": Image.fromarray(grey).convert("I"),
+        "I;16 file": str(tmp_path / "grey16.png"),
+    }
+    for name, image in inputs.items():
+        torch.testing.assert_close(processor(image)["pixel_values"], expected, rtol=0, atol=1e-6, msg=name)
+    bilevel = Image.fromarray(grey).convert("1")  # dithered black and white: values 0 or 255 on every band
+    out = processor(bilevel)["pixel_values"]
+    assert out.shape == (1, 3, 224, 224)
+    torch.testing.assert_close(out[0, 0] * OPENAI_CLIP_STD[0] + OPENAI_CLIP_MEAN[0],
+                               out[0, 1] * OPENAI_CLIP_STD[1] + OPENAI_CLIP_MEAN[1])  # fmt: skip
+
+
 def test_sentinel2_band_stack_selects_b4_b3_b2_and_scales():
     stack = s2_stack()
     processor = GraftImageProcessor(sensor="sentinel2")
