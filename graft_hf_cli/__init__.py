@@ -85,6 +85,23 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"graft {args.command}: error: {_in_flag_terms(args, err)}", file=sys.stderr)
         return 1
+    except Exception as err:  # out of memory, a decompression bomb: see _input_too_large
+        reason = _input_too_large(err)
+        if reason is None or args.verbose:
+            raise
+        print(f"graft {args.command}: error: {reason}", file=sys.stderr)
+        return 1
+
+
+def _input_too_large(err: BaseException) -> str | None:
+    """The message for running out of memory or a decompression bomb (Pillow's, if Pillow is loaded), else None."""
+    advice = "large scenes go through `graft map`, which tiles them; crop or downsample other inputs"
+    if isinstance(err, MemoryError):
+        return f"out of memory{f' ({err})' if str(err) else ''}: an input is too large to read whole here; {advice}"
+    bomb = getattr(sys.modules.get("PIL.Image"), "DecompressionBombError", None)
+    if bomb is not None and isinstance(err, bomb):
+        return f"an image is refused as a possible decompression bomb ({err}); {advice}"
+    return None
 
 
 def _in_flag_terms(args: argparse.Namespace, err: Exception) -> str:
