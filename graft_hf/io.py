@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write", "fsync_dir", "write_json"]
+__all__ = ["atomic_path", "atomic_write", "fsync_dir", "write_json", "write_report"]
 
 
 def _temporary_name(path: Path) -> Path:
@@ -69,6 +69,19 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, durable: bool = 
 def write_json(path: str | os.PathLike, value: Any, *, durable: bool = False) -> Path:
     """Write ``value`` as indented JSON (non-JSON values through ``str``), atomically."""
     return atomic_write(path, json.dumps(value, indent=2, default=str) + "\n", durable=durable)
+
+
+def write_report(outdir: str | os.PathLike, document: Any, markdown: str) -> dict[str, Path]:
+    """Write an evaluation's ``results.json`` (`document`) and ``results.md`` into `outdir` (created), atomically.
+
+    Returns:
+        ``{"json": path, "markdown": path}``.
+    """
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": write_json(out / "results.json", document), "markdown": out / "results.md"}
+    atomic_write(paths["markdown"], markdown)
+    return paths
 
 
 def fsync_dir(path: str | os.PathLike) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from transformers import CLIPConfig, CLIPModel
+from transformers import CLIPConfig, CLIPModel, CLIPSegConfig, CLIPSegForImageSegmentation
 
 from graft_hf.modeling import GraftConfig, GraftModel
 
@@ -64,4 +64,26 @@ def tiny_clip_model(seed: int = 0, image_size: int = 32, patch_size: int = 8, pr
     return CLIPModel(config).eval()
 
 
-__all__ = ["TINY_TEXT", "TINY_VISION", "tiny_clip_model", "tiny_graft_config", "tiny_graft_model"]
+def tiny_clipseg_model(seed: int = 0, image_size: int = 64, projection_dim: int = 16) -> CLIPSegForImageSegmentation:
+    """A tiny random transformers `CLIPSegForImageSegmentation` (2 CLIP layers, both feeding the decoder)."""
+    torch.manual_seed(seed)
+    config = CLIPSegConfig(
+        text_config={**TINY_TEXT, "projection_dim": projection_dim},
+        vision_config={**TINY_VISION, "image_size": image_size, "projection_dim": projection_dim},
+        projection_dim=projection_dim,
+        extract_layers=[0, 1],
+        reduce_dim=16,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
+    return CLIPSegForImageSegmentation(config).eval()
+
+
+__all__ = [
+    "TINY_TEXT",
+    "TINY_VISION",
+    "tiny_clip_model",
+    "tiny_clipseg_model",
+    "tiny_graft_config",
+    "tiny_graft_model",
+]

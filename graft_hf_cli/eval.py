@@ -16,7 +16,7 @@ from pathlib import Path
 from graft_hf_cli._errors import name_flag, speaks_flags
 from graft_hf_cli._fields import add_fields, fields_from_args, read_fields
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_class_names_flag", "add_parser", "parse_class_names", "run"]
 
 logger = logging.getLogger(__name__)
 _CONFIG = ("graft_hf.evaluation.job", "EvalConfig")
@@ -34,13 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_fields(parser, *_CONFIG, only=_MODEL, group=parser.add_argument_group("model"))
     data = parser.add_argument_group("data")
     add_fields(parser, *_CONFIG, only=_DATA, required=("data",), group=data)
-    data.add_argument(
-        "--class-names",
-        dest="class_names_spec",
-        metavar="CLASS_NAMES",
-        help=f"{read_fields(*_CONFIG)['class_names'].help} Comma-separated, or a file with one name per line.",
-    )
-    name_flag(parser, "class_names", "--class-names")
+    add_class_names_flag(parser, data, _CONFIG)
     add_fields(
         parser,
         *_CONFIG,
@@ -54,7 +48,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _class_names(spec: str | None) -> list[str] | None:
+def add_class_names_flag(
+    parser: argparse.ArgumentParser, group: argparse._ArgumentGroup, config: tuple[str, str]
+) -> None:
+    """``--class-names`` (comma-separated or a file) for a config's `class_names` list, read by `parse_class_names`."""
+    group.add_argument(
+        "--class-names",
+        dest="class_names_spec",
+        metavar="CLASS_NAMES",
+        help=f"{read_fields(*config)['class_names'].help} Comma-separated, or a file with one name per line.",
+    )
+    name_flag(parser, "class_names", "--class-names")
+
+
+def parse_class_names(spec: str | None) -> list[str] | None:
+    """The names of ``--class-names``: one per line of a file, or comma-separated."""
     if spec is None:
         return None
     path = Path(spec)
@@ -67,7 +75,7 @@ def _class_names(spec: str | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
     from graft_hf.evaluation.job import EvalConfig, run_eval
 
-    config = EvalConfig(**fields_from_args(args, *_CONFIG), class_names=_class_names(args.class_names_spec))
+    config = EvalConfig(**fields_from_args(args, *_CONFIG), class_names=parse_class_names(args.class_names_spec))
     report, paths = run_eval(config)
     dataset = report.dataset
     summary = ", ".join(f"{k} {100 * v:.2f}%" for k, v in report.summary().items() if v == v)

@@ -17,6 +17,7 @@ RGB datasets yield PIL images; BigEarthNet yields `(12, 120, 120)` uint16 arrays
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -179,6 +180,12 @@ class EvalDataset:
                     im.convert("RGB") if isinstance(im, Image.Image) and im.mode not in ("RGB", "L") else im
                     for im in images
                 ]
+
+    def select(self, rows: Sequence[int] | np.ndarray) -> EvalDataset:
+        """The images `rows` (in that order) as a new dataset with the same classes."""
+        rows = np.asarray(rows, dtype=np.int64)
+        source = [self.source[i] for i in rows] if isinstance(self.source, list) else self.source.select(rows)
+        return dataclasses.replace(self, labels=self.labels[rows], source=source)
 
     def label_names(self, index: int) -> list[str]:
         """The class names of image `index` (one for single-label data)."""
@@ -569,17 +576,4 @@ def load_eval_dataset(
 def _subset(dataset: EvalDataset, limit: int | None, seed: int) -> EvalDataset:
     if limit is None or limit >= len(dataset):
         return dataset
-    rows = np.sort(np.random.default_rng(seed).choice(len(dataset), size=limit, replace=False))
-    source = [dataset.source[i] for i in rows] if isinstance(dataset.source, list) else dataset.source.select(rows)
-    return EvalDataset(
-        name=dataset.name,
-        dataset_type=dataset.dataset_type,
-        split=dataset.split,
-        kind=dataset.kind,
-        class_names=dataset.class_names,
-        prompt_names=dataset.prompt_names,
-        labels=dataset.labels[rows],
-        sensor=dataset.sensor,
-        source=source,
-        image_column=dataset.image_column,
-    )
+    return dataset.select(np.sort(np.random.default_rng(seed).choice(len(dataset), size=limit, replace=False)))

@@ -54,7 +54,7 @@ ModelLike = GraftModel | Encoder | ImageEncoder | str | os.PathLike
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLIP_EUROSAT_TEMPLATES", "EvalReport", "evaluate_model", "resolve_templates"]
+__all__ = ["CLIP_EUROSAT_TEMPLATES", "EvalReport", "embed_images", "evaluate_model", "resolve_templates"]
 
 _EXTRA_TEMPLATE_SETS = {"clip-eurosat": CLIP_EUROSAT_TEMPLATES}
 RETRIEVAL_TASK = "text-to-image-retrieval"
@@ -319,7 +319,8 @@ def _as_encoder(model_or_encoder: ModelLike, device: str) -> Encoder:
 
 
 @torch.inference_mode()
-def _embed_images(encoder: Encoder, dataset: EvalDataset, batch_size: int, progress: bool) -> torch.Tensor:
+def embed_images(encoder: Encoder, dataset: EvalDataset, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+    """`(num_images, dim)` float32 CPU image embeddings of a dataset, in order (not normalised)."""
     chunks = []
     total = math.ceil(len(dataset) / batch_size)
     for batch in tqdm(
@@ -410,7 +411,7 @@ def evaluate_model(
     temps = resolve_templates(templates)
     encoder = _as_encoder(model_or_encoder, device).for_sensor(data.sensor)
     started = time.perf_counter()
-    image_embeds = _embed_images(encoder, data, batch_size, progress)  # (num_images, dim)
+    image_embeds = embed_images(encoder, data, batch_size, progress)  # (num_images, dim)
     classifier = _zero_shot_classifier(encoder, prompt_names, temps, image_embeds.shape[1])  # (num_classes, dim)
     logits = zero_shot_logits(image_embeds, classifier)  # (num_images, num_classes), scaled cosine
     classification, multilabel, support = _classification_metrics(data, logits, multilabel_threshold)

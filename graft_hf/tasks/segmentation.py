@@ -11,6 +11,10 @@ Pixels that fit no class can go to a "background" label, by either or both of:
 * `background_prompt`: an extra text query (e.g. "background" or "other") competing with the classes;
 * `score_threshold`: a constant background score; a pixel whose best class score is below it is background.
 
+Evaluation scores a segmentation on the ground truth's own grid: a label mask coarser than its image (SatlasPretrain's
+NAIP land-cover labels are 1/16 of the image) is compared with the per-pixel scores averaged over each label cell
+(:func:`pool_to_grid`) before the argmax, so no label is resampled.
+
 Example:
     >>> segmenter = ZeroShotSegmenter(model, load_clip_tokenizer())
     >>> result = segmenter.segment("tile.tif", ["water", "road", "trees", "buildings"])
@@ -22,12 +26,13 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from graft_hf.config import config_dataclass, require
@@ -43,12 +48,16 @@ __all__ = [
     "PALETTE",
     "SegmentationConfig",
     "SegmentationResult",
+    "Segmenter",
     "ZeroShotSegmenter",
     "evaluate_segmentation",
     "load_font",
+    "mask_on_grid",
     "patch_similarity",
+    "pool_to_grid",
     "prepare_image",
     "render_overlay",
+    "render_rgb",
     "render_score_map",
     "segment_from_patch_scores",
     "upsample_scores",
@@ -149,6 +158,14 @@ class SegmentationResult:
         return render_overlay(image, self.mask, self.class_names, alpha, self.background_index, legend)
 
 
+class Segmenter(Protocol):
+    """What :func:`evaluate_segmentation` scores: GRAFT's :class:`ZeroShotSegmenter` or a baseline (CLIPSeg)."""
+
+    def segment(
+        self, image: ImageLike, class_names: Sequence[str], config: SegmentationConfig | None = None
+    ) -> SegmentationResult: ...
+
+
 def patch_similarity(patch_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of every patch with every query.
 
@@ -173,6 +190,46 @@ def upsample_scores(scores: torch.Tensor, size: tuple[int, int], mode: str = "bi
     """Resizes `(num_maps, grid_h, grid_w)` score maps to `(num_maps, height, width)` (pixel-centre aligned)."""
     kwargs = {"align_corners": False} if mode == "bilinear" else {}
     return F.interpolate(scores[None].float(), size=tuple(size), mode=mode, **kwargs)[0]
+
+
+def pool_to_grid(score_maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Averages per-pixel scores over the cells of a coarser grid covering the same extent.
+
+    Args:
+        score_maps: `(num_labels, height, width)` scores at the image's resolution.
+        size: `(grid_h, grid_w)` of the coarser grid, e.g. a label mask at 1/16 of the image.
+
+    Returns:
+        float32 `(num_labels, grid_h, grid_w)`: the mean score of the pixels inside each cell (cells of
+        `height / grid_h` x `width / grid_w` pixels; overlapping by one pixel where the ratio is not whole).
+
+    Raises:
+        ValueError: A grid finer than the image, or one whose aspect ratio differs from the image's (it cannot
+            cover the same extent).
+    """
+    height, width = (int(s) for s in score_maps.shape[-2:])
+    grid_h, grid_w = (int(s) for s in size)
+    if (grid_h, grid_w) == (height, width):
+        return score_maps.float()
+    if not (0 < grid_h <= height and 0 < grid_w <= width):
+        raise ValueError(
+            f"a {grid_h}x{grid_w} label grid is finer than its {height}x{width} image; pass masks at the image's "
+            "resolution or coarser"
+        )
+    if abs(height / grid_h - width / grid_w) > 0.02 * max(height / grid_h, width / grid_w):
+        raise ValueError(
+            f"a {grid_h}x{grid_w} label grid and a {height}x{width} image have different aspect ratios, so they "
+            "cannot cover the same extent; crop the image or the mask to the same footprint"
+        )
+    return F.adaptive_avg_pool2d(score_maps[None].float(), (grid_h, grid_w))[0]
+
+
+def mask_on_grid(result: SegmentationResult, size: tuple[int, int]) -> torch.Tensor:
+    """int64 `(grid_h, grid_w)` labels of a segmentation on a label mask's grid (the argmax of :func:`pool_to_grid`);
+    `result.mask` itself when the grid is the image's."""
+    if tuple(int(s) for s in size) == result.size:
+        return result.mask
+    return pool_to_grid(result.score_maps, size).argmax(dim=0)
 
 
 def segment_from_patch_scores(
@@ -252,11 +309,18 @@ def prepare_image(image: ImageLike, image_processor: GraftImageProcessor) -> tup
     Returns:
         `pixel_values` `(1, 3, size, size)` and uint8 `(height, width, 3)` RGB at the original resolution.
     """
+    rgb = render_rgb(image, image_processor)
+    pixel_values = image_processor(image)["pixel_values"]
+    return pixel_values, rgb
+
+
+def render_rgb(image: ImageLike, image_processor: GraftImageProcessor) -> np.ndarray:
+    """uint8 `(height, width, 3)` RGB of one image at its own resolution, read by a sensor-aware processor (its
+    sensor settings pick and scale the RGB bands of a band stack or GeoTIFF; an RGB picture passes through)."""
     unit = image_processor(image, do_resize=False, do_normalize=False)["pixel_values"]
     if unit.shape[0] != 1:
         raise ValueError(f"pass one image at a time, got a batch of {unit.shape[0]}")
-    pixel_values = image_processor(image)["pixel_values"]
-    return pixel_values, _to_uint8_rgb(unit[0])
+    return _to_uint8_rgb(unit[0])
 
 
 def render_overlay(
@@ -430,33 +494,47 @@ class ZeroShotSegmenter:
 
 
 def evaluate_segmentation(
-    segmenter: ZeroShotSegmenter,
+    segmenter: Segmenter,
     samples: Iterable[tuple[Any, Any]],
     class_names: Sequence[str],
     config: SegmentationConfig | None = None,
     ignore_index: int | None = None,
+    *,
+    progress: bool = False,
+    total: int | None = None,
 ) -> SegmentationMetrics:
     """Per-class accuracy (GRAFT Table 3), IoU and pixel accuracy of zero-shot segmentation over a dataset.
 
+    Every sample is scored on its label's own grid: a mask at the image's resolution is compared pixel by pixel; a
+    coarser mask covering the same extent (SatlasPretrain's NAIP labels: 1/16 of the image) is compared with the
+    scores averaged over each of its cells (:func:`mask_on_grid`), so each label cell counts once.
+
     Args:
-        segmenter: A :class:`ZeroShotSegmenter`.
-        samples: `(image, true_mask)` pairs; masks are `(height, width)` class ids in the order of `class_names`
-            at the image's resolution.
+        segmenter: A :class:`ZeroShotSegmenter`, or any :class:`Segmenter` (the CLIPSeg baseline).
+        samples: `(image, true_mask)` pairs; masks are `(grid_h, grid_w)` class ids in the order of `class_names`,
+            at the image's resolution or a coarser grid with the same aspect ratio.
         class_names: The classes to segment (prompts are built from them).
         config: Segmentation options. With a background label, background predictions count as errors unless
             the ground truth uses id `len(class_names)` for background.
         ignore_index: Ground-truth id of unlabelled pixels.
+        progress: Show a progress bar.
+        total: Number of samples, for the progress bar.
 
     Returns:
-        :class:`~graft_hf.evaluation.segmentation_metrics.SegmentationMetrics` accumulated over every pixel.
+        :class:`~graft_hf.evaluation.segmentation_metrics.SegmentationMetrics` accumulated over every label cell.
     """
     config = config or SegmentationConfig()
     names = tuple(class_names) + ((config.background_name,) if config.has_background else ())
     evaluator = SegmentationEvaluator(len(names), ignore_index, names)
-    for count, (image, target) in enumerate(samples, start=1):
+    iterator = tqdm(samples, total=total, desc="segmenting", unit="image", disable=not progress)
+    for count, (image, target) in enumerate(iterator, start=1):
         result = segmenter.segment(image, class_names, config)
         target = torch.as_tensor(np.asarray(target))
-        if tuple(target.shape) != result.size:
-            raise ValueError(f"sample {count}: true mask {tuple(target.shape)} but image {result.size}")
-        evaluator.update(result.mask, target)
+        if target.ndim != 2:
+            raise ValueError(f"sample {count}: the true mask must be (height, width), got {tuple(target.shape)}")
+        try:
+            pred = mask_on_grid(result, tuple(target.shape))
+        except ValueError as error:
+            raise ValueError(f"sample {count}: {error}") from error
+        evaluator.update(pred, target)
     return evaluator.compute()

@@ -13,6 +13,7 @@ from graft_hf.tasks.segmentation import (
     ZeroShotSegmenter,
     evaluate_segmentation,
     patch_similarity,
+    pool_to_grid,
     render_overlay,
     render_score_map,
     segment_from_patch_scores,
@@ -163,3 +164,35 @@ def test_render_score_map_colours_low_and_high_scores():
     assert picture[0, 0].tolist() == [68, 1, 84] and picture[0, 5].tolist() == [253, 231, 37]  # viridis ends
     coarse = render_score_map(rgb, torch.tensor([[0.0, 1.0]]), alpha=0.5)  # upsampled to the image
     assert coarse.size == (6, 4)
+
+
+def test_pool_to_grid_averages_each_label_cell():
+    torch.manual_seed(1)
+    scores = torch.rand(3, 64, 48)
+    pooled = pool_to_grid(scores, (4, 3))  # 16 x 16 pixel cells
+    reference = scores.double().reshape(3, 4, 16, 3, 16).mean(dim=(2, 4))
+    assert pooled.shape == (3, 4, 3) and torch.allclose(pooled.double(), reference, atol=1e-6)
+    assert torch.equal(pool_to_grid(scores, (64, 48)), scores)
+    with pytest.raises(ValueError, match="finer than"):
+        pool_to_grid(scores, (128, 96))
+    with pytest.raises(ValueError, match="aspect ratios"):
+        pool_to_grid(scores, (4, 4))
+
+
+def test_evaluate_segmentation_scores_coarse_masks_on_their_own_grid(tiny_model, clip_tokenizer):
+    """NAIP land-cover labels at 1/16 of the image are scored by pooling, not rejected."""
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    targets = [rng.integers(0, 3, size=(4, 4)) for _ in range(3)]
+    targets[0][0, 0] = 255  # an invalid cell is skipped
+    segmenter = ZeroShotSegmenter(tiny_model, clip_tokenizer)
+    names, config = ["water", "road", "trees"], SegmentationConfig(templates=None)
+    metrics = evaluate_segmentation(segmenter, zip(images, targets), names, config, ignore_index=255)
+    preds = []
+    for image in images:
+        maps = segmenter.segment(image, names, config).score_maps.double()  # (3, 64, 64)
+        preds.append(maps.reshape(3, 4, 16, 4, 16).mean(dim=(2, 4)).argmax(0))  # block means, the slow way
+    reference = segmentation_metrics(torch.stack(preds), np.stack(targets), 3, ignore_index=255)
+    assert torch.equal(metrics.confusion, reference.confusion) and int(metrics.confusion.sum()) == 47
+    with pytest.raises(ValueError, match="sample 1: .*different aspect ratios"):
+        evaluate_segmentation(segmenter, [(images[0], np.zeros((4, 8), dtype=np.int64))], names, config)
