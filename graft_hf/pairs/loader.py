@@ -6,15 +6,23 @@ Data flow::
       -> .shuffle(seed, buffer_size)                   # shard order + example buffer (train only)
       -> split_dataset_by_node(rank, world_size)       # whole shards per node when they divide evenly
       -> PairsIterableDataset                          # DataLoader workers read distinct shards
-           decode crop -> random rotated/translated 224 view (or centre view) -> CLIP-normalise
-           photo (row, col) -> view coordinates, ground_in_view; targets per photo
+           decode crop; draw a random rotated/translated 224 view (or the centre view); targets per photo
+           geometry="batched" (default): keep the 8-bit crop and the view's parameters
+           geometry="per_sample": resample the view with PIL, CLIP-normalise, photo (row, col) -> view coordinates
       -> collate_pairs                                 # ragged photo counts packed with masks
+      -> render_batch_views (geometry="batched")       # on the training device: one grid_sample per batch
 
 The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
 (batch, max_photos, dim)``, ``ground_mask (batch, max_photos)``, ``ground_pixel_coords (batch, max_photos, 2)``,
 ``ground_in_view (batch, max_photos)``, ``tile_id``; ``ground_pixel_values (batch, max_photos, 3, H, W)`` replaces
 ``ground_embeds`` when targets are computed on the fly by a teacher, and ``ground_text_embeds (batch, max_photos,
 dim)`` comes beside ``ground_embeds`` for the ``image+text`` target.
+
+With ``geometry="batched"`` the collated batch carries ``crops (batch, height, width, 3)`` uint8, ``views (batch, 4)``
+and ``ground_crop_coords (batch, max_photos, 2)`` instead of ``pixel_values``, ``ground_pixel_coords`` and
+``ground_in_view``; :func:`render_batch_views` (called by the training task's ``batch_to_device``) turns them into the
+contract above on whatever device the batch is on. Both paths draw the same views and give the same batch within
+interpolation tolerance (tests/pairs/test_loader.py), so DataLoader workers only read, decode and collate.
 
 Augmentation randomness is drawn from ``(seed, epoch, tile_id)``, so a tile gets the same view for a given seed
 and epoch whichever node or worker reads it.
@@ -45,7 +53,15 @@ from PIL import Image, UnidentifiedImageError
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.config import config_dataclass, require
-from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
+from graft_hf.pairs.augment import (
+    center_view,
+    extract_view_pil,
+    random_view,
+    render_views,
+    view_points,
+    view_points_batched,
+    view_vector,
+)
 from graft_hf.pairs.schema import photo_image_bytes
 from graft_hf.workers import exit_with_parent
 
@@ -57,11 +73,13 @@ __all__ = [
     "build_pairs_dataloader",
     "collate_pairs",
     "open_pairs_stream",
+    "render_batch_views",
 ]
 
 logger = logging.getLogger(__name__)
 
 TargetKind = Literal["auto", "embedding", "text_embedding", "image+text", "pixels"]
+Geometry = Literal["batched", "per_sample"]
 #: A teacher's preprocessing: one RGB photo to a tensor of shape ``(3, height, width)``.
 TeacherPreprocess = Callable[[Image.Image], torch.Tensor]
 #: Targets read from the shards, per loader target: batch key -> photo column.
@@ -91,6 +109,9 @@ class PairsStreamOptions:
         translate: Translate training views anywhere inside the crop.
         right_angles: Rotate by multiples of 90 degrees only (exact, axis-aligned views), for crops no larger than
             about ``view_size * sqrt(2)``, such as 64 px EuroSAT tiles seen whole.
+        geometry: Where views are resampled and normalised: ``"batched"`` (default; the loader only decodes and
+            collates 8-bit crops and :func:`render_batch_views` resamples the whole batch on the training device)
+            or ``"per_sample"`` (PIL in the DataLoader workers; batches carry ``pixel_values`` directly).
     """
 
     name: str | None = None
@@ -102,6 +123,7 @@ class PairsStreamOptions:
     rotate: bool = True
     translate: bool = True
     right_angles: bool = False
+    geometry: Geometry = "batched"
 
     def validate_counts(self) -> None:
         for key in ("shuffle_buffer", "interleave_shards", "max_photos"):
@@ -240,6 +262,14 @@ def _tile_rng(seed: int, epoch: int, tile_id: str) -> np.random.Generator:
 def _decode_rgb(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB")
+
+
+def _decode_crop(image: Any) -> Image.Image:
+    """The crop as an RGB PIL image (``image``: an ``Image`` dict of bytes or a PIL image); no copy when RGB."""
+    if not isinstance(image, Image.Image):
+        image = Image.open(io.BytesIO(image["bytes"]))
+        image.load()
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class PairsIterableDataset(torch.utils.data.IterableDataset):
@@ -400,7 +430,7 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             self.stats["tiles_skipped_no_target"] += 1
             return None
         try:
-            pil = image.convert("RGB") if isinstance(image, Image.Image) else _decode_rgb(image["bytes"])
+            pil = _decode_crop(image)
         except (UnidentifiedImageError, OSError, ValueError, TypeError):
             self.stats["tiles_skipped_bad_image"] += 1
             return None
@@ -416,18 +446,21 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             )
         else:
             view = center_view(pil.height, pil.width, config.view_size)
-        # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
-        pixels = np.asarray(extract_view_pil(pil, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
-        pixels = pixels * self._scale + self._shift
-        pixel_values = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
         points = np.array([(r, c) for r, c, _ in kept], dtype=np.float64)
-        coords, in_view = view_points(points, view)
-        sample: dict[str, Any] = {
-            "tile_id": tile_id,
-            "pixel_values": pixel_values,
-            "ground_pixel_coords": torch.from_numpy(coords.astype(np.float32)),
-            "ground_in_view": torch.from_numpy(in_view),
-        }
+        sample: dict[str, Any] = {"tile_id": tile_id}
+        if config.geometry == "batched":
+            sample["crop"] = torch.from_numpy(np.array(pil, dtype=np.uint8))  # (height, width, 3), as decoded
+            sample["view"] = torch.from_numpy(view_vector(view))
+            sample["ground_crop_coords"] = torch.from_numpy(points)
+            sample["render"] = (config.view_size, tuple(config.image_mean), tuple(config.image_std))
+        else:
+            # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
+            pixels = np.asarray(extract_view_pil(pil, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
+            pixels = pixels * self._scale + self._shift
+            sample["pixel_values"] = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+            coords, in_view = view_points(points, view)
+            sample["ground_pixel_coords"] = torch.from_numpy(coords.astype(np.float32))
+            sample["ground_in_view"] = torch.from_numpy(in_view)
         per_key = zip(*(targets for _, _, targets in kept), strict=True)  # one tuple of photo targets per key
         for key, targets in zip(self._target_keys, per_key, strict=True):
             sample[key] = torch.stack(targets)
@@ -442,44 +475,83 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
         samples: Samples from :class:`PairsIterableDataset`.
 
     Returns:
-        ``pixel_values (batch, 3, view, view)``, ``ground_mask (batch, n)``, ``ground_pixel_coords (batch, n, 2)``,
-        ``ground_in_view (batch, n)`` (false on padding), ``tile_id`` list, and ``ground_embeds (batch, n, dim)``,
-        ``ground_text_embeds (batch, n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present
-        in the samples; zeros on padding), with ``n`` the largest photo count.
+        ``ground_mask (batch, n)``, ``tile_id`` list, ``ground_embeds (batch, n, dim)``, ``ground_text_embeds (batch,
+        n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present in the samples; zeros on
+        padding), with ``n`` the largest photo count; and per the loader's geometry either ``pixel_values (batch,
+        3, view, view)``, ``ground_pixel_coords (batch, n, 2)`` and ``ground_in_view (batch, n)`` (false on padding),
+        or ``crops (batch, height, width, 3)`` uint8, ``views (batch, 4)``, ``ground_crop_coords (batch, n, 2)`` and
+        ``render`` (view size, mean, std) for :func:`render_batch_views`.
     """
     if not samples:
         raise ValueError("collate_pairs got an empty list of samples")
-    batch_size = len(samples)
-    counts = [len(s["ground_pixel_coords"]) for s in samples]
-    max_n = max(counts)
-    ground_mask = torch.zeros(batch_size, max_n, dtype=torch.bool)
-    coords = torch.zeros(batch_size, max_n, 2, dtype=torch.float32)
-    in_view = torch.zeros(batch_size, max_n, dtype=torch.bool)
-    batch: dict[str, Any] = {
-        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
-        "tile_id": [s["tile_id"] for s in samples],
-    }
-    for key in ("ground_embeds", "ground_text_embeds", "ground_pixel_values"):
+    batched = "crop" in samples[0]
+    coords_key = "ground_crop_coords" if batched else "ground_pixel_coords"
+    counts = [len(s[coords_key]) for s in samples]
+    batch: dict[str, Any] = {"tile_id": [s["tile_id"] for s in samples]}
+    if batched:
+        shapes = {tuple(s["crop"].shape) for s in samples}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"crops of different sizes in one batch ({sorted(shapes)}): batched geometry stacks the crops; "
+                "build the pairs with one crop_size or use geometry='per_sample'"
+            )
+        batch["crops"] = torch.stack([s["crop"] for s in samples])
+        batch["views"] = torch.stack([s["view"] for s in samples])
+        batch["render"] = samples[0]["render"]
+    else:
+        batch["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
+    keys = [coords_key, "ground_embeds", "ground_text_embeds", "ground_pixel_values"]
+    keys += [] if batched else ["ground_in_view"]
+    for key in keys:
         if key in samples[0]:
-            first = samples[0][key]
-            padded = torch.zeros(batch_size, max_n, *first.shape[1:], dtype=first.dtype)
-            for i, s in enumerate(samples):
-                if s[key].shape[1:] != first.shape[1:]:
-                    raise ValueError(
-                        f"{key} of tile {s['tile_id']!r} has shape {tuple(s[key].shape)} but tile "
-                        f"{samples[0]['tile_id']!r} has {tuple(first.shape)}: the shards mix teachers; re-run "
-                        "`graft pairs embed` with one teacher"
-                    )
-                padded[i, : counts[i]] = s[key]
-            batch[key] = padded
-    for i, s in enumerate(samples):
-        ground_mask[i, : counts[i]] = True
-        coords[i, : counts[i]] = s["ground_pixel_coords"]
-        in_view[i, : counts[i]] = s["ground_in_view"]
+            batch[key] = _padded(samples, key, counts)
+    ground_mask = torch.zeros(len(samples), max(counts), dtype=torch.bool)
+    for i, count in enumerate(counts):
+        ground_mask[i, :count] = True
     batch["ground_mask"] = ground_mask
-    batch["ground_pixel_coords"] = coords
-    batch["ground_in_view"] = in_view
     return batch
+
+
+def _padded(samples: list[dict[str, Any]], key: str, counts: list[int]) -> torch.Tensor:
+    """The samples' ``key`` tensors (first dimension: photos) stacked with zero padding to the largest count."""
+    first = samples[0][key]
+    padded = torch.zeros(len(samples), max(counts), *first.shape[1:], dtype=first.dtype)
+    for i, s in enumerate(samples):
+        if s[key].shape[1:] != first.shape[1:]:
+            raise ValueError(
+                f"{key} of tile {s['tile_id']!r} has shape {tuple(s[key].shape)} but tile "
+                f"{samples[0]['tile_id']!r} has {tuple(first.shape)}: the shards mix teachers; re-run "
+                "`graft pairs embed` with one teacher"
+            )
+        padded[i, : counts[i]] = s[key]
+    return padded
+
+
+def render_batch_views(batch: dict[str, Any]) -> dict[str, Any]:
+    """Resample, normalise and place photos for a ``geometry="batched"`` batch, on the device its tensors are on.
+
+    One ``grid_sample`` for the whole batch (:func:`graft_hf.pairs.augment.render_views`) and the photo positions
+    moved by the same view matrices (:func:`graft_hf.pairs.augment.view_points_batched`). A batch without
+    ``crops`` (``geometry="per_sample"``) is returned unchanged.
+
+    Args:
+        batch: A collated batch (see :func:`collate_pairs`).
+
+    Returns:
+        The batch in the loader's contract: ``pixel_values (batch, 3, view, view)``, ``ground_pixel_coords (batch,
+        n, 2)``, ``ground_in_view (batch, n)`` replace ``crops``, ``views``, ``ground_crop_coords`` and ``render``.
+    """
+    if "crops" not in batch:
+        return batch
+    out = dict(batch)
+    crops, views, points = out.pop("crops"), out.pop("views"), out.pop("ground_crop_coords")
+    size, mean, std = out.pop("render")
+    out["pixel_values"] = render_views(crops, views, size, mean, std)
+    coords, in_view = view_points_batched(points, views, size)
+    mask = out["ground_mask"]
+    out["ground_pixel_coords"] = coords * mask[..., None]  # zeros on padding, as collate_pairs pads
+    out["ground_in_view"] = in_view & mask
+    return out
 
 
 def _resolve_target(config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None) -> str:
