@@ -18,7 +18,7 @@ The batch (the contract between loader and training task): ``pixel_values (batch
 ``ground_embeds`` when targets are computed on the fly by a teacher, and ``ground_text_embeds (batch, max_photos,
 dim)`` comes beside ``ground_embeds`` for the ``image+text`` target.
 
-With ``geometry="batched"`` the collated batch carries ``crops (batch, height, width, 3)`` uint8, ``views (batch, 4)``
+With ``geometry="batched"`` the collated batch carries ``crops (batch, 3, height, width)`` uint8, ``views (batch, 4)``
 and ``ground_crop_coords (batch, max_photos, 2)`` instead of ``pixel_values``, ``ground_pixel_coords`` and
 ``ground_in_view``; :func:`render_batch_views` (called by the training task's ``batch_to_device``) turns them into the
 contract above on whatever device the batch is on. Both paths draw the same views and give the same batch within
@@ -50,6 +50,7 @@ import torch
 from datasets import IterableDataset, load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.config import config_dataclass, require
@@ -264,12 +265,23 @@ def _decode_rgb(data: bytes) -> Image.Image:
         return image.convert("RGB")
 
 
-def _decode_crop(image: Any) -> Image.Image:
-    """The crop as an RGB PIL image (``image``: an ``Image`` dict of bytes or a PIL image); no copy when RGB."""
-    if not isinstance(image, Image.Image):
-        image = Image.open(io.BytesIO(image["bytes"]))
-        image.load()
-    return image if image.mode == "RGB" else image.convert("RGB")
+def _decode_crop(image: Any, as_tensor: bool) -> Image.Image | torch.Tensor:
+    """Decode the crop (an ``Image`` dict of bytes, or a PIL image): RGB PIL image, or uint8 ``(3, height, width)``.
+
+    The tensor comes straight from ``torchvision.io.decode_image`` (libjpeg-turbo / libpng, no intermediate copy);
+    formats it cannot read go through PIL.
+    """
+    if isinstance(image, Image.Image):
+        rgb = image.convert("RGB")
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1) if as_tensor else rgb
+    data = image["bytes"]
+    if as_tensor:
+        try:
+            return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass  # not a format torchvision reads: PIL below raises for bytes that are no image at all
+    rgb = _decode_rgb(data)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1) if as_tensor else rgb
 
 
 class PairsIterableDataset(torch.utils.data.IterableDataset):
@@ -410,7 +422,8 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             (
                 float(rows[i]),
                 float(cols[i]),
-                tuple(torch.from_numpy(values[starts[i] : starts[i + 1]].copy()) for values, starts in columns),
+                # Views into the row's own float32 arrays: _sample stacks them once.
+                tuple(torch.from_numpy(values[starts[i] : starts[i + 1]]) for values, starts in columns),
             )
             for i in np.flatnonzero(usable)
         ]
@@ -429,33 +442,35 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         if not kept:
             self.stats["tiles_skipped_no_target"] += 1
             return None
+        batched = config.geometry == "batched"
         try:
-            pil = _decode_crop(image)
+            crop = _decode_crop(image, as_tensor=batched)
         except (UnidentifiedImageError, OSError, ValueError, TypeError):
             self.stats["tiles_skipped_bad_image"] += 1
             return None
+        height, width = (crop.shape[1], crop.shape[2]) if batched else (crop.height, crop.width)
         if config.train:
             view = random_view(
                 rng,
-                pil.height,
-                pil.width,
+                height,
+                width,
                 config.view_size,
                 rotate=config.rotate,
                 translate=config.translate,
                 right_angles=config.right_angles,
             )
         else:
-            view = center_view(pil.height, pil.width, config.view_size)
+            view = center_view(height, width, config.view_size)
         points = np.array([(r, c) for r, c, _ in kept], dtype=np.float64)
         sample: dict[str, Any] = {"tile_id": tile_id}
-        if config.geometry == "batched":
-            sample["crop"] = torch.from_numpy(np.array(pil, dtype=np.uint8))  # (height, width, 3), as decoded
+        if batched:
+            sample["crop"] = crop  # (3, height, width) uint8
             sample["view"] = torch.from_numpy(view_vector(view))
             sample["ground_crop_coords"] = torch.from_numpy(points)
             sample["render"] = (config.view_size, tuple(config.image_mean), tuple(config.image_std))
         else:
             # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
-            pixels = np.asarray(extract_view_pil(pil, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
+            pixels = np.asarray(extract_view_pil(crop, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
             pixels = pixels * self._scale + self._shift
             sample["pixel_values"] = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
             coords, in_view = view_points(points, view)
@@ -479,7 +494,7 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
         n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present in the samples; zeros on
         padding), with ``n`` the largest photo count; and per the loader's geometry either ``pixel_values (batch,
         3, view, view)``, ``ground_pixel_coords (batch, n, 2)`` and ``ground_in_view (batch, n)`` (false on padding),
-        or ``crops (batch, height, width, 3)`` uint8, ``views (batch, 4)``, ``ground_crop_coords (batch, n, 2)`` and
+        or ``crops (batch, 3, height, width)`` uint8, ``views (batch, 4)``, ``ground_crop_coords (batch, n, 2)`` and
         ``render`` (view size, mean, std) for :func:`render_batch_views`.
     """
     if not samples:
@@ -495,7 +510,7 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
                 f"crops of different sizes in one batch ({sorted(shapes)}): batched geometry stacks the crops; "
                 "build the pairs with one crop_size or use geometry='per_sample'"
             )
-        batch["crops"] = torch.stack([s["crop"] for s in samples])
+        batch["crops"] = _stack([s["crop"] for s in samples])
         batch["views"] = torch.stack([s["view"] for s in samples])
         batch["render"] = samples[0]["render"]
     else:
@@ -510,6 +525,17 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
         ground_mask[i, :count] = True
     batch["ground_mask"] = ground_mask
     return batch
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, written straight into shared memory inside a DataLoader worker (as ``default_collate``
+    does), so the batch of crops is not copied again to reach the main process."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
 
 
 def _padded(samples: list[dict[str, Any]], key: str, counts: list[int]) -> torch.Tensor:

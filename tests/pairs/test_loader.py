@@ -470,7 +470,7 @@ def test_batched_geometry_gives_the_per_sample_batches(tiny_pairs, train: bool, 
     assert len(batches["batched"]) == len(batches["per_sample"]) > 3
     one_level = 1.0 / (255 * min(OPENAI_CLIP_STD))
     for reference, raw in zip(batches["per_sample"], batches["batched"], strict=True):
-        assert raw["crops"].dtype == torch.uint8 and raw["crops"].shape[1:] == (CROP, CROP, 3)
+        assert raw["crops"].dtype == torch.uint8 and raw["crops"].shape[1:] == (3, CROP, CROP)
         assert "pixel_values" not in raw, "the loader only decodes and collates"
         got = render_batch_views(raw)
         assert got.keys() == reference.keys()
@@ -509,6 +509,20 @@ def test_collate_refuses_crops_of_different_sizes(tiny_pairs) -> None:
     stream = open_pairs_stream(_config(root, target="embedding", train=False))
     rows = [row for row, _ in zip(stream, range(2), strict=False)]
     samples = [dataset.prepare(row) for row in rows]
-    samples[1]["crop"] = samples[1]["crop"][:300]
+    samples[1]["crop"] = samples[1]["crop"][:, :300]
     with pytest.raises(ValueError, match="one crop_size or use geometry='per_sample'"):
         collate_pairs(samples)
+
+
+def test_batched_geometry_with_workers_collates_into_shared_memory(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+    crops = {}
+    for workers in (0, 2):
+        config = _config(root, target="embedding", geometry="batched", train=False, num_workers=workers)
+        for batch in build_pairs_dataloader(config):
+            assert batch["crops"].shape[1:] == (3, CROP, CROP)
+            crops.update({(workers, tile): crop for tile, crop in zip(batch["tile_id"], batch["crops"], strict=True)})
+    tiles = {tile for _, tile in crops}
+    assert len(crops) == 2 * len(tiles)
+    for tile in tiles:
+        assert torch.equal(crops[(0, tile)], crops[(2, tile)])
