@@ -277,7 +277,10 @@ class EmbedConfig:
             ``embedding``.
         batch_size: Photos (or texts) per teacher forward pass.
         rows_per_batch: Tiles read and written per parquet batch (bounds memory).
-        device: Device for the teacher: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+        device: Device for the teacher: ``auto`` (in a multi-process launch: each process's own device), ``cpu``,
+            ``cuda``, ``cuda:1``, ...
+        dtype: Compute precision of the teacher (``torch.autocast``): ``auto`` (float16 on CUDA, float32 on the
+            CPU), ``float32``, ``float16`` or ``bfloat16``. Stored embeddings are float16 either way.
         overwrite: Re-embed shards already embedded by the same teacher.
         teacher_id: Identity recorded in the shards (default: kind + model path).
         report: Also write the JSON report to this path.
@@ -292,6 +295,7 @@ class EmbedConfig:
     batch_size: int = 64
     rows_per_batch: int = 64
     device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     overwrite: bool = False
     teacher_id: str | None = None
     report: str | None = None
