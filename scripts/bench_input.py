@@ -107,10 +107,21 @@ def write_shards(root: Path, crops: list[bytes], crop_format: str, tiles: int, s
     rows = []
     for i in range(tiles):
         photos = [
-            {"photo_id": f"p{i}-{k}", "lat": 47.0, "lon": -99.0, "row": float(rng.uniform(0, CROP)),
-             "col": float(rng.uniform(0, CROP)), "time": None, "license": "CC0-1.0", "owner": None, "text": None,
-             "image": None, "url": None, "embedding": rng.normal(size=DIM).astype(np.float16).tolist(),
-             "text_embedding": None}  # fmt: skip
+            {
+                "photo_id": f"p{i}-{k}",
+                "lat": 47.0,
+                "lon": -99.0,
+                "row": float(rng.uniform(0, CROP)),
+                "col": float(rng.uniform(0, CROP)),
+                "time": None,
+                "license": "CC0-1.0",
+                "owner": None,
+                "text": None,
+                "image": None,
+                "url": None,
+                "embedding": rng.normal(size=DIM).astype(np.float16).tolist(),
+                "text_embedding": None,
+            }  # fmt: skip
             for k in range(int(rng.integers(1, 13)))
         ]
         rows.append({"tile_id": f"t{i}", "image": {"bytes": crops[i % len(crops)], "path": None}, "photos": photos,
@@ -251,7 +262,10 @@ def cpu_part(args: argparse.Namespace, root: Path) -> dict:
         "PIL per sample / batched grid_sample on CPU tensors (geometry + normalisation time)": pil_ms
         / ms["geometry + normalisation, batched grid_sample on CPU"],
     }
-    sizes = {"JPEG q95 4:4:4": float(np.mean([len(b) for b in jpeg])), "PNG level 3": float(np.mean([len(b) for b in png]))}
+    sizes = {
+        "JPEG q95 4:4:4": float(np.mean([len(b) for b in jpeg])),
+        "PNG level 3": float(np.mean([len(b) for b in png])),
+    }
     projected = {"PROJECTED (not measured) loader samples/s on 16 cores, 16 workers, linear": 16 * fast}
     return {"crops": source, "tiles": args.tiles, "rounds": args.rounds, "profile_ms_per_sample": ms,
             "samples_per_s": medians, "ratios": ratios, "crop_bytes": sizes, "projected": projected}  # fmt: skip
@@ -377,7 +391,10 @@ def decode_on_device(encoded: list[bytes], device: torch.device) -> dict[str, fl
     tensors = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in encoded]
     decode_jpeg(tensors, device=device)  # warm-up (nvjpeg handles)
     samples, seconds = timed(lambda: len(decode_jpeg(tensors, device=device)), device, 3.0, 3)
-    return {"torchvision_decode_jpeg_samples_per_s": samples / seconds, "pil_one_core_samples_per_s": decode_rate(encoded)}
+    return {
+        "torchvision_decode_jpeg_samples_per_s": samples / seconds,
+        "pil_one_core_samples_per_s": decode_rate(encoded),
+    }
 
 
 def embed_throughput(root: Path, jpeg: list[bytes], device: torch.device, args: argparse.Namespace) -> dict:
@@ -394,7 +411,9 @@ def embed_throughput(root: Path, jpeg: list[bytes], device: torch.device, args: 
     teacher = CLIPModel(CLIPConfig(vision_config=vision, text_config=TINY_TEXT, projection_dim=DIM))
     teacher_dir = root / "teacher"
     teacher.save_pretrained(teacher_dir)
-    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(teacher_dir)
+    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(
+        teacher_dir
+    )
     photos = [encode_crop(c[:320, :320], "jpeg", 90) for c in make_crops(64, args.seed + 1)[0]]
     pairs = root / "embed-pairs"
     (pairs / "data").mkdir(parents=True)
@@ -453,7 +472,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--tiny", action="store_true", help="tiny models in the GPU part (tests, CPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the student in the GPU part")
     parser.add_argument("--gpu-batch", type=int, default=256, help="tiles per step in the GPU part")
-    parser.add_argument("--workers", type=int, default=None, help="loader workers in the GPU part (default min(16, cores))")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="loader workers in the GPU part (default min(16, cores))"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per GPU measurement")
     parser.add_argument("--min-steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=3)
