@@ -181,10 +181,15 @@ def profile(png_root: Path, jpeg: list[bytes], png: list[bytes], batch_size: int
     for row in rows:
         dataset._arrow_targets(row.column("photos").combine_chunks().flatten())
     ms["photo targets (precomputed, from Arrow)"] = (time.perf_counter() - start) / n * 1e3
-    for name, encoded in (("PNG (today)", png), ("JPEG q95 4:4:4", jpeg)):
+    for name, encoded in (("PNG (today)", png), ("JPEG q95 4:4:4, PIL", jpeg)):
         start = time.perf_counter()
         images = [Image.open(io.BytesIO(data)).convert("RGB") for data in encoded]
         ms[f"crop decode, {name}"] = (time.perf_counter() - start) / len(encoded) * 1e3
+    start = time.perf_counter()
+    decode_rate(jpeg, "torchvision")
+    ms["crop decode, JPEG, torchvision.io.decode_image (the loader's)"] = (
+        (time.perf_counter() - start) / len(jpeg) * 1e3
+    )
     rng = np.random.default_rng(0)
     views = [random_view(rng, CROP, CROP, VIEW) for _ in images]
     start = time.perf_counter()
@@ -445,10 +450,10 @@ def print_cpu(result: dict) -> None:
           f"{result['rounds']} rounds, first batch of each pass excluded; crops: {result['crops']}")  # fmt: skip
     print("\nwhere a sample's time goes (ms per sample, one core):")
     for name, value in result["profile_ms_per_sample"].items():
-        print(f"  {name:<62} {value:8.3f}")
+        print(f"  {name:<66} {value:8.3f}")
     print("\nsamples/s:")
     for name, value in result["samples_per_s"].items():
-        print(f"  {name:<62} {value:8.1f}")
+        print(f"  {name:<66} {value:8.1f}")
     print("\nmean stored crop bytes: " + ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in result["crop_bytes"].items()))
     print("\nratios:")
     for name, value in result["ratios"].items():
