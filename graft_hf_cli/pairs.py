@@ -32,7 +32,7 @@ _GROUPS = {
     "resolution (crops warped to the sensor's training GSD)": ("gsd", "native_gsd", "resampling"),
     "random-tile ablation (GRAFT section 4.4)": ("tile_placement", "random_tiles"),
     "output": (
-        "tiles_per_shard", "row_group_size", "include_bands", "include_photo_bytes", "download_photo_urls",
+        "crop_format", "crop_quality", "tiles_per_shard", "row_group_size", "include_bands", "include_photo_bytes", "download_photo_urls",
         "s2_rgb_max", "s2_offset",
     ),
     "execution": ("workers", "num_shards", "shard_index", "read_mode", "strict_rasters", "progress"),

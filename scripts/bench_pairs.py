@@ -191,7 +191,7 @@ class TrainStep:
 
 def bench_loader_and_training(pairs: Path, rounds: int, batch_size: int, train_steps: int, skip_train: bool):
     """Loader samples/s with 0, 1 and 2 workers and the training step rate, interleaved round by round."""
-    from graft_hf.pairs.loader import LoaderConfig, build_pairs_dataloader
+    from graft_hf.pairs.loader import LoaderConfig, build_pairs_dataloader, render_batch_views
 
     loader_pass(pairs, 0, batch_size, epoch=99)  # warm the page cache and imports
     rates: dict[int, list[float]] = {0: [], 1: [], 2: []}
@@ -208,7 +208,7 @@ def bench_loader_and_training(pairs: Path, rounds: int, batch_size: int, train_s
             loader = build_pairs_dataloader(
                 LoaderConfig(data=str(pairs), batch_size=batch_size, num_workers=0, interleave_shards=1)
             )
-            step = TrainStep(next(iter(loader)))
+            step = TrainStep(render_batch_views(next(iter(loader))))
             step()  # warm-up: allocates optimizer state
         train_rates.append(step.rate(train_steps))
         logger.info("round %d: %s: %.2f samples/s", round_index, step.name, train_rates[-1])

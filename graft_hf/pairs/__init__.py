@@ -19,10 +19,12 @@ _EXPORTS = {
     "build_pairs_dataloader": "graft_hf.pairs.loader",
     "collate_pairs": "graft_hf.pairs.loader",
     "open_pairs_stream": "graft_hf.pairs.loader",
+    "render_batch_views": "graft_hf.pairs.loader",
     "pairs_features": "graft_hf.pairs.schema",
     "pairs_arrow_schema": "graft_hf.pairs.schema",
     "pairs_table": "graft_hf.pairs.schema",
     "photo_image_bytes": "graft_hf.pairs.schema",
+    "shard_crop_codec": "graft_hf.pairs.schema",
     "read_catalog": "graft_hf.pairs.catalog",
     "load_photos": "graft_hf.pairs.photos",
 }

@@ -15,6 +15,11 @@ where ``s`` is the view size. The rotated square's half extent along each crop a
 ``s / 2 (|cos theta| + |sin theta|)``, so ``c`` may range over ``[h, S - h]`` on each axis (``S`` the crop size):
 the translation range follows from the angle. Keeping the square's corners inside the crop keeps every view
 pixel centre at least half a pixel inside it, so bilinear sampling only ever reads real crop pixels.
+
+Two implementations of the same geometry: per sample (:func:`extract_view_pil` on 8-bit images in DataLoader
+workers, :func:`view_points` in numpy) and per batch on the training device (:func:`render_views`: one
+``affine_grid``/``grid_sample`` for the whole batch, normalisation fused, photo positions moved by the same
+matrices). The batched path reads a view as :func:`view_vector` ``(center_row, center_col, cos, sin)``.
 """
 
 from __future__ import annotations
@@ -33,9 +38,12 @@ __all__ = [
     "extract_view",
     "extract_view_pil",
     "random_view",
+    "render_views",
     "view_corners",
     "view_half_extent",
     "view_points",
+    "view_points_batched",
+    "view_vector",
 ]
 
 
@@ -272,3 +280,95 @@ def extract_view_pil(image: Image.Image, view: ViewParams) -> Image.Image:
         view.center_row - half * (cos - sin),
     )
     return image.transform((size, size), Image.Transform.AFFINE, data, resample=Image.Resampling.BILINEAR)
+
+
+# ------------------------------------------------------------------------------- the batched path (any device)
+def view_vector(view: ViewParams) -> np.ndarray:
+    """A view as the batched path reads it: ``(center_row, center_col, cos, sin)``, float64.
+
+    ``cos`` and ``sin`` are exact for right angles (as in the per-sample path), so axis-aligned views stay exact.
+    """
+    cos, sin = _rotation(view.angle)
+    return np.array([view.center_row, view.center_col, cos, sin], dtype=np.float64)
+
+
+def _affine_theta(views: torch.Tensor, crop_height: int, crop_width: int, size: int) -> torch.Tensor:
+    """``affine_grid`` matrices ``(batch, 2, 3)``: normalised view ``(x, y)`` to normalised crop ``(x, y)``.
+
+    With ``align_corners=False`` a normalised coordinate ``u`` of an ``n``-pixel axis is the pixel coordinate
+    ``(u + 1) n / 2``. The view point ``(dr, dc) = (y, x) s / 2`` about the view centre maps to the crop point
+    ``c + R (dr, dc)`` (module docstring), i.e. ``col = cc + sin dr + cos dc`` and ``row = cr + cos dr - sin dc``.
+    """
+    row, col, cos, sin = views.unbind(-1)  # each (batch,)
+    sx, sy = size / crop_width, size / crop_height
+    theta = torch.stack(
+        [
+            torch.stack([cos * sx, sin * sx, 2 * col / crop_width - 1], dim=-1),
+            torch.stack([-sin * sy, cos * sy, 2 * row / crop_height - 1], dim=-1),
+        ],
+        dim=1,
+    )  # (batch, 2, 3)
+    return theta
+
+
+def render_views(
+    crops: torch.Tensor,
+    views: torch.Tensor,
+    size: int,
+    mean: tuple[float, float, float] | torch.Tensor,
+    std: tuple[float, float, float] | torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Resample and normalise the views of a batch of 8-bit crops in one ``grid_sample`` (the training step's path).
+
+    The same views as :func:`extract_view_pil` per sample, without its rounding to 8 bits after resampling: equal
+    within interpolation tolerance (exact for pixel-aligned right-angle views). Runs wherever ``crops`` lives.
+
+    Args:
+        crops: Decoded crops, uint8, shape ``(batch, height, width, 3)`` (as decoded) or ``(batch, 3, height,
+            width)``.
+        views: Shape ``(batch, 4)``: :func:`view_vector` of each sample's view.
+        size: View side in pixels.
+        mean: Per-channel mean of the ``[0, 1]`` pixels.
+        std: Per-channel standard deviation.
+        dtype: Floating dtype of the resampling and the output.
+
+    Returns:
+        Normalised pixel values of shape ``(batch, 3, size, size)``.
+    """
+    if crops.ndim != 4:
+        raise ValueError(
+            f"crops must have shape (batch, height, width, 3) or (batch, 3, height, width), got {tuple(crops.shape)}"
+        )
+    if crops.shape[-1] == 3 and crops.shape[1] != 3:
+        crops = crops.permute(0, 3, 1, 2)  # (batch, 3, height, width), a view
+    batch, _, height, width = crops.shape
+    pixels = crops.to(dtype)  # (batch, 3, height, width) in [0, 255]
+    theta = _affine_theta(views.to(device=crops.device, dtype=torch.float64), height, width, size).to(dtype)
+    grid = F.affine_grid(theta, [batch, 3, size, size], align_corners=False)  # (batch, size, size, 2)
+    out = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    mean_t = torch.as_tensor(mean, dtype=dtype, device=crops.device).view(1, 3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=dtype, device=crops.device).view(1, 3, 1, 1)
+    # (x / 255 - mean) / std as one multiply-add on the (smaller) views.
+    return out.mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
+
+
+def view_points_batched(points: torch.Tensor, views: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`view_points` for a batch: crop points into each sample's view, by the views' rotation matrices.
+
+    Args:
+        points: Crop ``(row, col)`` of shape ``(batch, num_points, 2)``.
+        views: Shape ``(batch, 4)``: :func:`view_vector` of each sample's view.
+        size: View side in pixels.
+
+    Returns:
+        ``(view_points (batch, num_points, 2) float32, in_view (batch, num_points) bool)``.
+    """
+    views = views.to(device=points.device, dtype=torch.float64)
+    rel = points.to(torch.float64) - views[:, None, :2]  # (batch, num_points, 2)
+    cos, sin = views[:, None, 2], views[:, None, 3]  # (batch, 1)
+    # Inverse rotation R(-theta) = R(theta)^T.
+    local = torch.stack([cos * rel[..., 0] + sin * rel[..., 1], -sin * rel[..., 0] + cos * rel[..., 1]], dim=-1)
+    local = local + size / 2
+    in_view = ((local >= 0) & (local < size)).all(dim=-1)
+    return local.to(torch.float32), in_view

@@ -54,7 +54,7 @@ from .config import PairsBuildConfig
 from .photos import PhotoTable, load_photos
 from .raster import RasterReader
 from .sampling import Plan, plan_tiles
-from .schema import pairs_table
+from .schema import CROP_METADATA_KEY, crop_codec_metadata, pairs_table
 from .tiles import TileJob, build_tile, tile_jobs
 
 __all__ = ["ShardResult", "benchmark_tile_reads", "build_pairs", "plan_digest", "prepare_build", "shard_name"]
@@ -191,7 +191,11 @@ def _write_shard(name: str, jobs: list[TileJob], config: PairsBuildConfig) -> Sh
         else:
             rows.append(outcome.row)
     sink = pa.BufferOutputStream()
-    pq.write_table(pairs_table(rows), sink, row_group_size=config.row_group_size, compression="zstd")
+    table = pairs_table(rows)
+    table = table.replace_schema_metadata(
+        {**table.schema.metadata, **crop_codec_metadata(config.crop_format, config.crop_quality)}
+    )
+    pq.write_table(table, sink, row_group_size=config.row_group_size, compression="zstd")
     data = sink.getvalue().to_pybytes()
     out = Path(config.output_dir)
     atomic_write(out / "data" / name, data)
@@ -309,6 +313,7 @@ def _report(config: PairsBuildConfig, inputs: BuildInputs, results: list[ShardRe
         "sensor": config.sensor,
         "seed": config.seed,
         "crop_size": config.crop_size,
+        "crop_codec": json.loads(crop_codec_metadata(config.crop_format, config.crop_quality)[CROP_METADATA_KEY]),
         "footprint_size": config.footprint_size,
         "gsd": [config.output_gsd] if config.output_gsd is not None else source_gsd,
         "source_gsd": source_gsd,

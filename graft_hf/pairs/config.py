@@ -107,6 +107,10 @@ class PairsBuildConfig:
             gives for the same inputs (a matched comparison).
         seed: Seed of the photo visiting order, of the random tile centres and of the per-tile photo subsampling.
         crop_size: Side of the stored crop in pixels (the paper stores 448; the model sees 224 after augmentation).
+        crop_format: Codec of the stored crop: ``"jpeg"`` (default, chosen by measurement: decodes about 3x faster
+            than PNG in the training loader, within ``graft_hf.pairs.raster.JPEG_CROP_ERROR`` of the lossless crop at
+            quality 95) or ``"png"`` (lossless, slower to decode). Recorded in each shard's metadata.
+        crop_quality: JPEG quality of the crop (1-100).
         footprint_size: Side in pixels of the footprint centred on a tile centre; photos inside it are assigned.
         max_photos_per_tile: Photos kept per tile: a seeded random subset of all the photos inside the footprint
             (the centre photo has no priority).
@@ -150,6 +154,8 @@ class PairsBuildConfig:
     random_tiles: int = 0
     seed: int = 0
     crop_size: int = 448
+    crop_format: Literal["jpeg", "png"] = "jpeg"
+    crop_quality: int = 95
     footprint_size: int = 224
     max_photos_per_tile: int = 25
     exclusive_assignment: bool = False
@@ -188,6 +194,10 @@ class PairsBuildConfig:
             "crop_size",
             f"must be >= footprint_size ({self.footprint_size}), got {self.crop_size}",
         )
+
+    def validate_crop_quality(self) -> None:
+        """The JPEG quality is in 1-100."""
+        require(1 <= self.crop_quality <= 100, "crop_quality", f"must be in [1, 100], got {self.crop_quality}")
 
     def validate_gsd(self) -> None:
         """An explicit output pixel size is positive and not combined with ``native_gsd``."""
@@ -267,7 +277,10 @@ class EmbedConfig:
             ``embedding``.
         batch_size: Photos (or texts) per teacher forward pass.
         rows_per_batch: Tiles read and written per parquet batch (bounds memory).
-        device: Device for the teacher: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+        device: Device for the teacher: ``auto`` (in a multi-process launch: each process's own device), ``cpu``,
+            ``cuda``, ``cuda:1``, ...
+        dtype: Compute precision of the teacher (``torch.autocast``): ``auto`` (float16 on CUDA, float32 on the
+            CPU), ``float32``, ``float16`` or ``bfloat16``. Stored embeddings are float16 either way.
         overwrite: Re-embed shards already embedded by the same teacher.
         teacher_id: Identity recorded in the shards (default: kind + model path).
         report: Also write the JSON report to this path.
@@ -282,6 +295,7 @@ class EmbedConfig:
     batch_size: int = 64
     rows_per_batch: int = 64
     device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     overwrite: bool = False
     teacher_id: str | None = None
     report: str | None = None

@@ -7,6 +7,12 @@ L2-normalised fp16 vectors of a frozen teacher (:mod:`graft_hf.pairs.teachers`),
 (``{field: {"teacher": id, "dim": d, ...}}``), so a rerun skips shards already embedded by the same teacher. Photos
 whose bytes do not decode (or that have no text) keep a null embedding and are counted by reason in the
 :class:`EmbedReport`.
+
+Data parallel: launched on several processes (``accelerate launch -m graft_hf_cli pairs embed ...`` or
+``torchrun``; any launcher that sets ``WORLD_SIZE``), process ``r`` of ``n`` takes the shards ``r, r + n, ...`` of
+the sorted shard list and runs on its own device (Accelerate's ``PartialState``). Each shard is rewritten
+atomically by one process, so the run resumes per shard; the reports are gathered and summed on every process.
+The teacher runs under ``autocast`` in ``EmbedConfig.dtype`` (``auto``: float16 on CUDA, float32 on the CPU).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -94,6 +101,40 @@ def _decode(data: bytes) -> Image.Image:
         return image.convert("RGB")
 
 
+def _teacher_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The teacher's compute precision: ``auto`` is float16 on CUDA (tensor cores) and float32 elsewhere."""
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def _process_share() -> tuple[int, int, object | None]:
+    """``(rank, world_size, PartialState or None)`` of this launch; one process without a distributed launcher."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, None
+    from accelerate import PartialState  # initialises the process group of the launch
+
+    state = PartialState()
+    return state.process_index, state.num_processes, state
+
+
+def _gathered(report: EmbedReport, state: object | None) -> EmbedReport:
+    """The reports of every process summed (counts) on every process; the slowest process's seconds."""
+    if state is None:
+        return report
+    from accelerate.utils import gather_object
+
+    reports = gather_object([report.to_dict()])
+    total = EmbedReport(teacher_id=report.teacher_id, dim=report.dim, field=report.field)
+    for part in reports:
+        for key in ("shards_total", "shards_embedded", "shards_skipped", "tiles", "photos_embedded"):
+            setattr(total, key, getattr(total, key) + part[key])
+        for reason, count in part["photos_skipped"].items():
+            total.photos_skipped[reason] = total.photos_skipped.get(reason, 0) + count
+        total.seconds = max(total.seconds, part["seconds"])
+    return total
+
+
 def _normalised_fp16(vectors: torch.Tensor) -> np.ndarray:
     # Normalise in float32 before the cast so the stored fp16 vectors have unit norm to fp16 precision.
     return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy().astype(np.float16)
@@ -172,9 +213,11 @@ class _ShardEmbedder:
     ) -> None:
         """Fill ``vectors[indices]`` with the photos' embeddings, ``batch_size`` photos per forward pass."""
         size = self.config.batch_size
+        dtype = _teacher_dtype(self.config.dtype, self.teacher.device)
         for begin in range(0, len(images), size):
             chunk = images[begin : begin + size]
-            embeds = self.teacher.embed_images(chunk)
+            with torch.autocast(self.teacher.device.type, dtype=dtype, enabled=dtype != torch.float32):
+                embeds = self.teacher.embed_images(chunk)
             _check_shape(embeds, len(chunk), self.teacher.dim)
             rows = indices[begin : begin + size]
             vectors[rows] = _normalised_fp16(embeds)
@@ -313,14 +356,16 @@ def embed_pairs(config: EmbedConfig, teacher: Teacher | None = None) -> EmbedRep
         TeacherLoadError: The teacher cannot be loaded.
     """
     started = time.perf_counter()
-    shards = _find_shards(config.pairs)
+    rank, world, state = _process_share()
+    shards = _find_shards(config.pairs)[rank::world]  # by position in the sorted list: the same split on resume
     if teacher is None:
+        device = str(state.device) if state is not None and config.device == "auto" else config.device  # type: ignore[attr-defined]
         teacher = load_teacher(
             config.teacher,
             config.teacher_kind,
             config.pretrained,
             config.open_clip_config,
-            config.device,
+            device,
             config.teacher_id,
         )
     _check_towers(teacher, config)
@@ -333,12 +378,13 @@ def embed_pairs(config: EmbedConfig, teacher: Teacher | None = None) -> EmbedRep
             _embed_shard(shard, teacher, config, report, progress, text_cache)
             report.shards_embedded += 1
     report.seconds = round(time.perf_counter() - started, 3)
+    report = _gathered(report, state)
     logger.info(
         "embedded %d photos in %d shards; skipped %s",
         report.photos_embedded,
         report.shards_embedded,
         report.photos_skipped,
     )
-    if config.report:
+    if config.report and rank == 0:
         write_json(config.report, report.to_dict())
     return report

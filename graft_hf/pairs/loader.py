@@ -6,15 +6,23 @@ Data flow::
       -> .shuffle(seed, buffer_size)                   # shard order + example buffer (train only)
       -> split_dataset_by_node(rank, world_size)       # whole shards per node when they divide evenly
       -> PairsIterableDataset                          # DataLoader workers read distinct shards
-           decode crop -> random rotated/translated 224 view (or centre view) -> CLIP-normalise
-           photo (row, col) -> view coordinates, ground_in_view; targets per photo
+           decode crop; draw a random rotated/translated 224 view (or the centre view); targets per photo
+           geometry="batched" (default): keep the 8-bit crop and the view's parameters
+           geometry="per_sample": resample the view with PIL, CLIP-normalise, photo (row, col) -> view coordinates
       -> collate_pairs                                 # ragged photo counts packed with masks
+      -> render_batch_views (geometry="batched")       # on the training device: one grid_sample per batch
 
 The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
 (batch, max_photos, dim)``, ``ground_mask (batch, max_photos)``, ``ground_pixel_coords (batch, max_photos, 2)``,
 ``ground_in_view (batch, max_photos)``, ``tile_id``; ``ground_pixel_values (batch, max_photos, 3, H, W)`` replaces
 ``ground_embeds`` when targets are computed on the fly by a teacher, and ``ground_text_embeds (batch, max_photos,
 dim)`` comes beside ``ground_embeds`` for the ``image+text`` target.
+
+With ``geometry="batched"`` the collated batch carries ``crops (batch, 3, height, width)`` uint8, ``views (batch, 4)``
+and ``ground_crop_coords (batch, max_photos, 2)`` instead of ``pixel_values``, ``ground_pixel_coords`` and
+``ground_in_view``; :func:`render_batch_views` (called by the training task's ``batch_to_device``) turns them into the
+contract above on whatever device the batch is on. Both paths draw the same views and give the same batch within
+interpolation tolerance (tests/pairs/test_loader.py), so DataLoader workers only read, decode and collate.
 
 Augmentation randomness is drawn from ``(seed, epoch, tile_id)``, so a tile gets the same view for a given seed
 and epoch whichever node or worker reads it.
@@ -42,10 +50,19 @@ import torch
 from datasets import IterableDataset, load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image, UnidentifiedImageError
+from torchvision.io import ImageReadMode, decode_image
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.config import config_dataclass, require
-from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
+from graft_hf.pairs.augment import (
+    center_view,
+    extract_view_pil,
+    random_view,
+    render_views,
+    view_points,
+    view_points_batched,
+    view_vector,
+)
 from graft_hf.pairs.schema import photo_image_bytes
 from graft_hf.workers import exit_with_parent
 
@@ -57,11 +74,13 @@ __all__ = [
     "build_pairs_dataloader",
     "collate_pairs",
     "open_pairs_stream",
+    "render_batch_views",
 ]
 
 logger = logging.getLogger(__name__)
 
 TargetKind = Literal["auto", "embedding", "text_embedding", "image+text", "pixels"]
+Geometry = Literal["batched", "per_sample"]
 #: A teacher's preprocessing: one RGB photo to a tensor of shape ``(3, height, width)``.
 TeacherPreprocess = Callable[[Image.Image], torch.Tensor]
 #: Targets read from the shards, per loader target: batch key -> photo column.
@@ -91,6 +110,9 @@ class PairsStreamOptions:
         translate: Translate training views anywhere inside the crop.
         right_angles: Rotate by multiples of 90 degrees only (exact, axis-aligned views), for crops no larger than
             about ``view_size * sqrt(2)``, such as 64 px EuroSAT tiles seen whole.
+        geometry: Where views are resampled and normalised: ``"batched"`` (default; the loader only decodes and
+            collates 8-bit crops and :func:`render_batch_views` resamples the whole batch on the training device)
+            or ``"per_sample"`` (PIL in the DataLoader workers; batches carry ``pixel_values`` directly).
     """
 
     name: str | None = None
@@ -102,6 +124,7 @@ class PairsStreamOptions:
     rotate: bool = True
     translate: bool = True
     right_angles: bool = False
+    geometry: Geometry = "batched"
 
     def validate_counts(self) -> None:
         for key in ("shuffle_buffer", "interleave_shards", "max_photos"):
@@ -242,6 +265,25 @@ def _decode_rgb(data: bytes) -> Image.Image:
         return image.convert("RGB")
 
 
+def _decode_crop(image: Any, as_tensor: bool) -> Image.Image | torch.Tensor:
+    """Decode the crop (an ``Image`` dict of bytes, or a PIL image): RGB PIL image, or uint8 ``(3, height, width)``.
+
+    The tensor comes straight from ``torchvision.io.decode_image`` (libjpeg-turbo / libpng, no intermediate copy);
+    formats it cannot read go through PIL.
+    """
+    if isinstance(image, Image.Image):
+        rgb = image.convert("RGB")
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1) if as_tensor else rgb
+    data = image["bytes"]
+    if as_tensor:
+        try:
+            return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        except RuntimeError:
+            pass  # not a format torchvision reads: PIL below raises for bytes that are no image at all
+    rgb = _decode_rgb(data)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1) if as_tensor else rgb
+
+
 class PairsIterableDataset(torch.utils.data.IterableDataset):
     """Turns raw shard rows into training samples (one per tile with at least one valid target).
 
@@ -380,7 +422,8 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             (
                 float(rows[i]),
                 float(cols[i]),
-                tuple(torch.from_numpy(values[starts[i] : starts[i + 1]].copy()) for values, starts in columns),
+                # Views into the row's own float32 arrays: _sample stacks them once.
+                tuple(torch.from_numpy(values[starts[i] : starts[i + 1]]) for values, starts in columns),
             )
             for i in np.flatnonzero(usable)
         ]
@@ -399,35 +442,40 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
         if not kept:
             self.stats["tiles_skipped_no_target"] += 1
             return None
+        batched = config.geometry == "batched"
         try:
-            pil = image.convert("RGB") if isinstance(image, Image.Image) else _decode_rgb(image["bytes"])
+            crop = _decode_crop(image, as_tensor=batched)
         except (UnidentifiedImageError, OSError, ValueError, TypeError):
             self.stats["tiles_skipped_bad_image"] += 1
             return None
+        height, width = (crop.shape[1], crop.shape[2]) if batched else (crop.height, crop.width)
         if config.train:
             view = random_view(
                 rng,
-                pil.height,
-                pil.width,
+                height,
+                width,
                 config.view_size,
                 rotate=config.rotate,
                 translate=config.translate,
                 right_angles=config.right_angles,
             )
         else:
-            view = center_view(pil.height, pil.width, config.view_size)
-        # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
-        pixels = np.asarray(extract_view_pil(pil, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
-        pixels = pixels * self._scale + self._shift
-        pixel_values = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+            view = center_view(height, width, config.view_size)
         points = np.array([(r, c) for r, c, _ in kept], dtype=np.float64)
-        coords, in_view = view_points(points, view)
-        sample: dict[str, Any] = {
-            "tile_id": tile_id,
-            "pixel_values": pixel_values,
-            "ground_pixel_coords": torch.from_numpy(coords.astype(np.float32)),
-            "ground_in_view": torch.from_numpy(in_view),
-        }
+        sample: dict[str, Any] = {"tile_id": tile_id}
+        if batched:
+            sample["crop"] = crop  # (3, height, width) uint8
+            sample["view"] = torch.from_numpy(view_vector(view))
+            sample["ground_crop_coords"] = torch.from_numpy(points)
+            sample["render"] = (config.view_size, tuple(config.image_mean), tuple(config.image_std))
+        else:
+            # Resample on uint8 with PIL and normalise in numpy: single-threaded C, cheap inside DataLoader workers.
+            pixels = np.asarray(extract_view_pil(crop, view), dtype=np.float32)  # (view, view, 3) in [0, 255]
+            pixels = pixels * self._scale + self._shift
+            sample["pixel_values"] = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))
+            coords, in_view = view_points(points, view)
+            sample["ground_pixel_coords"] = torch.from_numpy(coords.astype(np.float32))
+            sample["ground_in_view"] = torch.from_numpy(in_view)
         per_key = zip(*(targets for _, _, targets in kept), strict=True)  # one tuple of photo targets per key
         for key, targets in zip(self._target_keys, per_key, strict=True):
             sample[key] = torch.stack(targets)
@@ -442,44 +490,94 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
         samples: Samples from :class:`PairsIterableDataset`.
 
     Returns:
-        ``pixel_values (batch, 3, view, view)``, ``ground_mask (batch, n)``, ``ground_pixel_coords (batch, n, 2)``,
-        ``ground_in_view (batch, n)`` (false on padding), ``tile_id`` list, and ``ground_embeds (batch, n, dim)``,
-        ``ground_text_embeds (batch, n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present
-        in the samples; zeros on padding), with ``n`` the largest photo count.
+        ``ground_mask (batch, n)``, ``tile_id`` list, ``ground_embeds (batch, n, dim)``, ``ground_text_embeds (batch,
+        n, dim)`` and/or ``ground_pixel_values (batch, n, 3, H, W)`` (those present in the samples; zeros on
+        padding), with ``n`` the largest photo count; and per the loader's geometry either ``pixel_values (batch,
+        3, view, view)``, ``ground_pixel_coords (batch, n, 2)`` and ``ground_in_view (batch, n)`` (false on padding),
+        or ``crops (batch, 3, height, width)`` uint8, ``views (batch, 4)``, ``ground_crop_coords (batch, n, 2)`` and
+        ``render`` (view size, mean, std) for :func:`render_batch_views`.
     """
     if not samples:
         raise ValueError("collate_pairs got an empty list of samples")
-    batch_size = len(samples)
-    counts = [len(s["ground_pixel_coords"]) for s in samples]
-    max_n = max(counts)
-    ground_mask = torch.zeros(batch_size, max_n, dtype=torch.bool)
-    coords = torch.zeros(batch_size, max_n, 2, dtype=torch.float32)
-    in_view = torch.zeros(batch_size, max_n, dtype=torch.bool)
-    batch: dict[str, Any] = {
-        "pixel_values": torch.stack([s["pixel_values"] for s in samples]),
-        "tile_id": [s["tile_id"] for s in samples],
-    }
-    for key in ("ground_embeds", "ground_text_embeds", "ground_pixel_values"):
+    batched = "crop" in samples[0]
+    coords_key = "ground_crop_coords" if batched else "ground_pixel_coords"
+    counts = [len(s[coords_key]) for s in samples]
+    batch: dict[str, Any] = {"tile_id": [s["tile_id"] for s in samples]}
+    if batched:
+        shapes = {tuple(s["crop"].shape) for s in samples}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"crops of different sizes in one batch ({sorted(shapes)}): batched geometry stacks the crops; "
+                "build the pairs with one crop_size or use geometry='per_sample'"
+            )
+        batch["crops"] = _stack([s["crop"] for s in samples])
+        batch["views"] = torch.stack([s["view"] for s in samples])
+        batch["render"] = samples[0]["render"]
+    else:
+        batch["pixel_values"] = torch.stack([s["pixel_values"] for s in samples])
+    keys = [coords_key, "ground_embeds", "ground_text_embeds", "ground_pixel_values"]
+    keys += [] if batched else ["ground_in_view"]
+    for key in keys:
         if key in samples[0]:
-            first = samples[0][key]
-            padded = torch.zeros(batch_size, max_n, *first.shape[1:], dtype=first.dtype)
-            for i, s in enumerate(samples):
-                if s[key].shape[1:] != first.shape[1:]:
-                    raise ValueError(
-                        f"{key} of tile {s['tile_id']!r} has shape {tuple(s[key].shape)} but tile "
-                        f"{samples[0]['tile_id']!r} has {tuple(first.shape)}: the shards mix teachers; re-run "
-                        "`graft pairs embed` with one teacher"
-                    )
-                padded[i, : counts[i]] = s[key]
-            batch[key] = padded
-    for i, s in enumerate(samples):
-        ground_mask[i, : counts[i]] = True
-        coords[i, : counts[i]] = s["ground_pixel_coords"]
-        in_view[i, : counts[i]] = s["ground_in_view"]
+            batch[key] = _padded(samples, key, counts)
+    ground_mask = torch.zeros(len(samples), max(counts), dtype=torch.bool)
+    for i, count in enumerate(counts):
+        ground_mask[i, :count] = True
     batch["ground_mask"] = ground_mask
-    batch["ground_pixel_coords"] = coords
-    batch["ground_in_view"] = in_view
     return batch
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, written straight into shared memory inside a DataLoader worker (as ``default_collate``
+    does), so the batch of crops is not copied again to reach the main process."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.stack(tensors)
+    first = tensors[0]
+    storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
+    out = first.new(storage).resize_(len(tensors), *first.shape)
+    return torch.stack(tensors, out=out)
+
+
+def _padded(samples: list[dict[str, Any]], key: str, counts: list[int]) -> torch.Tensor:
+    """The samples' ``key`` tensors (first dimension: photos) stacked with zero padding to the largest count."""
+    first = samples[0][key]
+    padded = torch.zeros(len(samples), max(counts), *first.shape[1:], dtype=first.dtype)
+    for i, s in enumerate(samples):
+        if s[key].shape[1:] != first.shape[1:]:
+            raise ValueError(
+                f"{key} of tile {s['tile_id']!r} has shape {tuple(s[key].shape)} but tile "
+                f"{samples[0]['tile_id']!r} has {tuple(first.shape)}: the shards mix teachers; re-run "
+                "`graft pairs embed` with one teacher"
+            )
+        padded[i, : counts[i]] = s[key]
+    return padded
+
+
+def render_batch_views(batch: dict[str, Any]) -> dict[str, Any]:
+    """Resample, normalise and place photos for a ``geometry="batched"`` batch, on the device its tensors are on.
+
+    One ``grid_sample`` for the whole batch (:func:`graft_hf.pairs.augment.render_views`) and the photo positions
+    moved by the same view matrices (:func:`graft_hf.pairs.augment.view_points_batched`). A batch without
+    ``crops`` (``geometry="per_sample"``) is returned unchanged.
+
+    Args:
+        batch: A collated batch (see :func:`collate_pairs`).
+
+    Returns:
+        The batch in the loader's contract: ``pixel_values (batch, 3, view, view)``, ``ground_pixel_coords (batch,
+        n, 2)``, ``ground_in_view (batch, n)`` replace ``crops``, ``views``, ``ground_crop_coords`` and ``render``.
+    """
+    if "crops" not in batch:
+        return batch
+    out = dict(batch)
+    crops, views, points = out.pop("crops"), out.pop("views"), out.pop("ground_crop_coords")
+    size, mean, std = out.pop("render")
+    out["pixel_values"] = render_views(crops, views, size, mean, std)
+    coords, in_view = view_points_batched(points, views, size)
+    mask = out["ground_mask"]
+    out["ground_pixel_coords"] = coords * mask[..., None]  # zeros on padding, as collate_pairs pads
+    out["ground_in_view"] = in_view & mask
+    return out
 
 
 def _resolve_target(config: LoaderConfig, teacher_preprocess: TeacherPreprocess | None) -> str:

@@ -12,7 +12,7 @@ Columns (see ``/work/notes/COMMON.md``):
 
 ==================  ===============================================================================
 tile_id             string, unique per build (``"<sensor>-<centre photo id>"``)
-image               ``datasets.Image``: the RGB crop (``crop_size x crop_size``, PNG bytes)
+image               ``datasets.Image``: the RGB crop (``crop_size x crop_size``; JPEG or PNG bytes, see below)
 bands               binary or null: the raw multi-band crop as ``.npy`` bytes, shape ``(channels, H, W)``
 band_names          list<string>: names of the ``bands`` channels (``["red", "green", "blue", "nir"]``)
 crs                 string: ``"EPSG:xxxx"`` or WKT
@@ -31,11 +31,16 @@ pixel and pixel centres sit at ``+0.5``. A photo's ``image`` is a ``datasets.Ima
 encoded photo in ``bytes``); shards written before it was typed hold the bytes as plain ``binary``, and every
 reader takes both through :func:`photo_image_bytes`. Write rows with :func:`pairs_table`, which accepts a photo
 ``image`` as raw bytes.
+
+The crop codec (``PairsBuildConfig.crop_format``/``crop_quality``) is recorded in each shard's Arrow schema metadata
+under :data:`CROP_METADATA_KEY` (:func:`shard_crop_codec` reads it); shards without it hold PNG crops. Readers need
+not care: the ``image`` bytes say their own format.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -47,15 +52,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COORDINATE_COLUMNS",
+    "CROP_METADATA_KEY",
     "PHOTO_FIELDS",
     "TILE_COLUMNS",
+    "crop_codec_metadata",
     "decode_bands",
     "encode_bands",
     "pairs_arrow_schema",
     "pairs_features",
     "pairs_table",
     "photo_image_bytes",
+    "shard_crop_codec",
 ]
+
+#: Key of the crop codec record in a shard's Arrow schema metadata.
+CROP_METADATA_KEY = b"graft_crop"
 
 #: Field names of one element of the ``photos`` list, in schema order.
 PHOTO_FIELDS: tuple[str, ...] = (
@@ -154,6 +165,31 @@ def pairs_arrow_schema() -> pa.Schema:
         The schema every shard is written with; ``image`` is ``struct<bytes: binary, path: string>``.
     """
     return pairs_features().arrow_schema
+
+
+def crop_codec_metadata(crop_format: str, quality: int) -> dict[bytes, bytes]:
+    """The shard schema metadata entry recording the crop codec: ``{"format": ..., "quality": ...}`` as JSON.
+
+    Args:
+        crop_format: ``"jpeg"`` or ``"png"``.
+        quality: JPEG quality (recorded as ``null`` for PNG).
+    """
+    record = {"format": crop_format, "quality": quality if crop_format == "jpeg" else None}
+    return {CROP_METADATA_KEY: json.dumps(record).encode()}
+
+
+def shard_crop_codec(schema: pa.Schema) -> dict:
+    """The crop codec a shard was written with, from its Arrow (parquet) schema.
+
+    Args:
+        schema: The shard's schema (``pyarrow.parquet.read_schema(path)``).
+
+    Returns:
+        ``{"format": "jpeg" | "png", "quality": int | None}``; shards written before the codec was recorded hold PNG
+        crops and give ``{"format": "png", "quality": None}``.
+    """
+    raw = (schema.metadata or {}).get(CROP_METADATA_KEY)
+    return json.loads(raw) if raw else {"format": "png", "quality": None}
 
 
 def photo_image_bytes(value: object) -> bytes | None:

@@ -26,7 +26,7 @@ from .raster import (
     Grid,
     RasterReader,
     RasterReadError,
-    encode_png,
+    encode_crop,
     native_grid,
     output_grid,
     resolve_resampling,
@@ -275,7 +275,7 @@ def build_tile(job: TileJob, config: PairsBuildConfig, reader: RasterReader) -> 
     lon, lat = _centre_lonlat(grid)
     outcome.row = {
         "tile_id": job.tile_id,
-        "image": {"bytes": encode_png(rgb), "path": None},
+        "image": {"bytes": encode_crop(rgb, config.crop_format, config.crop_quality), "path": None},
         "bands": encode_bands(crop.data) if config.include_bands else None,
         "band_names": [scene.band_names[i - 1] for i in crop.bands],
         "crs": grid.crs,

@@ -86,8 +86,9 @@ _LATEST = "latest"
 RESUME_LOG = "resume_log.jsonl"
 
 #: Settings a resumed run may change: its length (the LR schedule is stretched to the new length from the step
-#: reached), logging, validation and checkpoint cadence, the device switch, and where the run folder lies. Anything
-#: else (data, model, teacher, loss, optimizer, batch size, seed, precision, processes) defines the run.
+#: reached), logging, validation and checkpoint cadence, the device switch, compilation (same weights and names),
+#: and where the run folder lies. Anything else (data, model, teacher, loss, optimizer, batch size, seed, precision,
+#: processes) defines the run.
 SAFE_TO_CHANGE = (
     "output_dir",
     "data.val_split",
@@ -102,6 +103,8 @@ SAFE_TO_CHANGE = (
     "train.tracker",
     "train.progress_bar",
     "train.cpu",
+    "train.compile",
+    "train.peak_tflops",
 )
 
 

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +56,7 @@ from graft_hf.training.task import (
     freeze_unused_heads,
     load_teacher_clip,
 )
+from graft_hf.training.throughput import peak_bf16_flops, training_flops_per_sample
 from graft_hf.training.validation import evaluate
 
 if TYPE_CHECKING:
@@ -244,17 +244,22 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
 def build_optimization(
     task: torch.nn.Module, config: TrainConfig, total_steps: int
 ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW (decoupled weight decay on matrices only) and transformers' linear warm-up + cosine schedule.
+    """AdamW (decoupled weight decay on matrices only; the fused kernel on CUDA) and transformers' linear warm-up +
+    cosine schedule.
 
     The LR multiplier before optimizer step ``s`` (0-based) is ``s / warmup`` during warm-up (the first step runs
     at LR 0), then a half cosine from 1 down to ``optim.min_lr_ratio`` at ``total_steps``
     (``transformers.get_cosine_with_min_lr_schedule_with_warmup``).
     """
+    groups = _param_groups(task, config.optim.weight_decay)
+    # The fused CUDA kernel updates every parameter in one launch; it needs every parameter on a CUDA device.
+    on_cuda = all(p.is_cuda for group in groups for p in group["params"])
     optimizer = torch.optim.AdamW(
-        _param_groups(task, config.optim.weight_decay),
+        groups,
         lr=config.optim.lr,
         betas=tuple(config.optim.betas),  # type: ignore[arg-type]
         eps=config.optim.eps,
+        fused=on_cuda or None,
     )
     warmup = config.optim.warmup_steps
     warmup = warmup if warmup is not None else int(config.optim.warmup_ratio * total_steps)
@@ -315,6 +320,10 @@ def _build_training(
     set_seed(config.seed)
     task = build_task(config, plan.targets, clip, rank=accelerator.process_index, world_size=accelerator.num_processes)
     task = task.to_device(accelerator.device)
+    if config.train.compile:
+        # In place (nn.Module.compile): parameter names stay those of the eager student, so checkpoints and the
+        # exported model load into an uncompiled one (no `_orig_mod.` prefixes).
+        task.student.compile()
     if plan.targets.on_the_fly and accelerator.device.type == "cpu" and config.teacher.dtype == "float16":
         logger.warning("teacher.dtype=float16 on the CPU is very slow; pass teacher.dtype=float32 for CPU runs")
     optimizer, scheduler = build_optimization(task, config, plan.total_steps)
@@ -365,8 +374,11 @@ class _Run:
         self.trainable = [p for p in self.task.parameters() if p.requires_grad]
         self.progress = TrainProgress()
         self.samples_per_step = plan.micro_batch * accelerator.num_processes * self.settings.grad_accum
-        self.window: dict[str, float] = defaultdict(float)  # logged values summed since the last log line
+        # Logged values summed on the device since the last log line: read (one host sync) at logging intervals only.
+        self.window: dict[str, torch.Tensor] = {}
         self.window_count, self.window_start = 0, time.perf_counter()
+        self.flops_per_sample = training_flops_per_sample(self.student)
+        self.peak_flops = peak_bf16_flops(accelerator.device, self.settings.peak_tflops)
 
     @property
     def student(self) -> torch.nn.Module:
@@ -454,16 +466,19 @@ class _Run:
             accelerator.backward(loss / grad_accum)
         self.progress.batches_in_epoch += 1
         step_logs = {"loss": loss.detach(), **{f"loss_{k}": v.detach() for k, v in losses.items()}, **logs}
-        reduced = accelerator.reduce(torch.stack([v.float() for v in step_logs.values()]), reduction="mean")
-        for key, value in zip(step_logs, reduced.tolist(), strict=True):
-            self.window[key] += value / grad_accum
+        self._accumulate({key: value.float() / grad_accum for key, value in step_logs.items()})
+
+    def _accumulate(self, values: dict[str, torch.Tensor]) -> None:
+        """Add detached scalars to the logging window, on the device (no host sync, no collective)."""
+        for key, value in values.items():
+            self.window[key] = self.window[key] + value if key in self.window else value
 
     def _optimizer_step(self) -> None:
         """Clip, step optimizer and schedule; then log, validate and checkpoint on their intervals."""
         settings, progress = self.settings, self.progress
         max_norm = self.config.optim.max_grad_norm
         if max_norm:
-            self.window["grad_norm"] += float(self.accelerator.clip_grad_norm_(self.trainable, max_norm))
+            self._accumulate({"grad_norm": self.accelerator.clip_grad_norm_(self.trainable, max_norm).detach().float()})
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -480,10 +495,19 @@ class _Run:
 
     def _log_window(self) -> None:
         """Log the mean of each value since the last log line, the LR and the throughput."""
-        elapsed = time.perf_counter() - self.window_start
-        values = {k: v / self.window_count for k, v in self.window.items()}
+        names = list(self.window)
+        # One collective and one host sync per log line: the mean over processes of the window sums.
+        sums = self.accelerator.reduce(torch.stack([self.window[k] for k in names]), reduction="mean").tolist()
+        elapsed = time.perf_counter() - self.window_start  # after the sync: the window's work is done
+        values = {k: v / self.window_count for k, v in zip(names, sums, strict=True)}
         values["lr"] = self.scheduler.get_last_lr()[0]
         values["samples_per_s"] = self.window_count * self.samples_per_step / max(elapsed, 1e-9)
+        # Model FLOPs (3 x forward per sample, graft_hf.training.throughput) per device, and MFU where the peak
+        # is known (CUDA devices, or train.peak_tflops).
+        device_flops = values["samples_per_s"] * self.flops_per_sample / self.accelerator.num_processes
+        values["model_tflops_per_s_per_device"] = device_flops / 1e12
+        if self.peak_flops:
+            values["mfu"] = device_flops / self.peak_flops
         values["epoch"] = self.progress.epoch
         self.accelerator.log({f"train/{k}": v for k, v in values.items()}, step=self.progress.step)
         if self.accelerator.is_main_process:

@@ -218,6 +218,10 @@ class TrainSection:
         tracker: Accelerate tracker (``tensorboard``, ``wandb``, ...) or ``none``.
         progress_bar: Show a tqdm bar on the main process.
         cpu: Force CPU training even when an accelerator is present.
+        compile: ``torch.compile`` the student (``nn.Module.compile``: in place, so checkpoints and the exported
+            model keep the eager parameter names and load into an uncompiled student).
+        peak_tflops: Peak bf16 TFLOP/s of one device, for the MFU in the logs (``None``: from the device name for
+            known GPUs; no MFU on the CPU). Model FLOPs per sample are logged on every device.
     """
 
     batch_size: int = 256
@@ -233,12 +237,16 @@ class TrainSection:
     tracker: str = "tensorboard"
     progress_bar: bool = True
     cpu: bool = False
+    compile: bool = False
+    peak_tflops: float | None = None
 
     def validate_counts(self) -> None:
         for key in ("batch_size", "grad_accum", "log_every", "keep_checkpoints"):
             require(getattr(self, key) >= 1, key, f"must be >= 1, got {getattr(self, key)}")
         for key in ("save_every", "eval_every"):
             require(getattr(self, key) >= 0, key, f"must be >= 0, got {getattr(self, key)}")
+        if self.peak_tflops is not None:
+            require(self.peak_tflops > 0, "peak_tflops", f"must be > 0 TFLOP/s or null, got {self.peak_tflops}")
 
     def validate_length(self) -> None:
         if self.max_steps is None:

@@ -23,6 +23,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.losses import GraftImageLoss, GraftLossOutput, GraftPixelLoss
 from graft_hf.modeling import GraftConfig, GraftModel, GraftOutput
+from graft_hf.pairs.loader import render_batch_views
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +153,13 @@ def freeze_unused_heads(student: GraftModel, task: str) -> None:
 
 
 def batch_to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """The batch with its tensors moved to ``device`` (``tile_id`` and other lists stay)."""
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    """The batch with its tensors moved to ``device`` (``tile_id`` and other lists stay), views rendered there.
+
+    A ``geometry="batched"`` batch (8-bit crops and view parameters) is resampled and normalised on ``device`` in
+    one pass (:func:`graft_hf.pairs.loader.render_batch_views`), so DataLoader workers only decode and collate.
+    """
+    moved = {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return render_batch_views(moved)
 
 
 class GraftTrainingTask(nn.Module):

@@ -75,6 +75,7 @@ def naip_build(tmp_path_factory: pytest.TempPathFactory):
         catalog=str(root / "items.json"),
         seed=5,
         tiles_per_shard=8,
+        crop_format="png",  # lossless: the pixels are compared exactly
         progress=False,
     )
     report = build_pairs(config)
@@ -268,6 +269,7 @@ def s2_build(tmp_path_factory: pytest.TempPathFactory):
         catalog=str(root / "catalog.csv"),
         sensor="sentinel2",
         crop_size=32,
+        crop_format="png",  # lossless: the pixels are compared exactly
         footprint_size=16,
         include_bands=True,
         max_nodata_fraction=0.9,

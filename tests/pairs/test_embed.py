@@ -174,3 +174,42 @@ def test_shards_with_untyped_photo_bytes_still_embed(tmp_path: Path, clip_dir: P
     assert pq.read_schema(legacy).field("photos").type.value_type.field("image").type == pa.binary()
     embeddings = [[p["embedding"] for p in shard_photos(path)] for path in (typed, legacy)]
     assert embeddings[0] == embeddings[1]
+
+
+_EMBED_WORKER = """
+import sys
+sys.path.insert(0, {root!r})
+from graft_hf.pairs.embed import EmbedConfig, embed_pairs
+report = embed_pairs(EmbedConfig(pairs={pairs!r}, teacher={teacher!r}, batch_size=2, report={report!r}))
+assert report.shards_total == 4 and report.shards_embedded == 4, report
+"""
+
+
+def test_two_processes_write_the_embeddings_of_one_process(tmp_path: Path, clip_dir: Path) -> None:
+    """Data parallel: 2 CPU processes (torchrun, gloo) split the shards and write the same embeddings as 1."""
+    import shutil
+    import subprocess
+    import sys
+
+    for shard in range(4):
+        write_shard(tmp_path / "one" / "data" / f"train-{shard:05d}-of-00004.parquet", shard)
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    single = embed_pairs(EmbedConfig(pairs=str(tmp_path / "one"), teacher=str(clip_dir), device="cpu", batch_size=2))
+    script = tmp_path / "worker.py"
+    root = str(Path(__file__).resolve().parents[2])
+    report_path = tmp_path / "two-report.json"
+    script.write_text(_EMBED_WORKER.format(root=root, pairs=str(tmp_path / "two"), teacher=str(clip_dir),
+                                           report=str(report_path)))  # fmt: skip
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report["photos_embedded"] == single.photos_embedded and report["photos_skipped"] == single.photos_skipped
+    assert report["shards_total"] == 4 and report["tiles"] == single.tiles
+    for shard in sorted((tmp_path / "one" / "data").glob("*.parquet")):
+        twin = tmp_path / "two" / "data" / shard.name
+        assert shard_photos(shard) == shard_photos(twin), shard.name
+        assert (
+            shard_embedding_record(twin)["embedding"]["teacher"]
+            == shard_embedding_record(shard)["embedding"]["teacher"]
+        )

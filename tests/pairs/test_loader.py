@@ -124,6 +124,8 @@ def tiny_pairs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
 
 def _config(root: Path, **kwargs) -> LoaderConfig:
     defaults = {"data": str(root), "batch_size": 3, "num_workers": 0, "shuffle_buffer": 8, "seed": 0}
+    # The per-sample path is the reference these tests check; the batched path is checked equal to it below.
+    defaults["geometry"] = "per_sample"
     # One input shard at a time: datasets sleeps 5 s after each pass that interleaves shards.
     defaults["interleave_shards"] = 1
     return LoaderConfig(**{**defaults, **kwargs})
@@ -445,3 +447,82 @@ def test_right_angle_views_of_a_whole_small_tile(tmp_path: Path) -> None:
         PairsIterableDataset(None, _config(tmp_path, target="embedding", view_size=64)).prepare(
             row
         )  # any angle needs a larger crop
+
+
+# ------------------------------------------------- batched geometry on the device == the per-sample path in workers
+def _photo_preprocess(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32)).permute(2, 0, 1) / 255
+
+
+@pytest.mark.parametrize(("train", "target"), [(True, "embedding"), (False, "embedding"), (True, "pixels")])
+def test_batched_geometry_gives_the_per_sample_batches(tiny_pairs, train: bool, target: str) -> None:
+    """Views (image level) and photo positions (pixel level), precomputed and on-the-fly targets: the batch that
+    render_batch_views builds from decoded crops equals the one the per-sample PIL path builds, within one 8-bit
+    level of bilinear interpolation (the per-sample path rounds its views to 8 bits)."""
+    from graft_hf.pairs.loader import render_batch_views
+
+    root, _ = tiny_pairs
+    preprocess = _photo_preprocess if target == "pixels" else None
+    batches = {}
+    for geometry in ("per_sample", "batched"):
+        config = _config(root, train=train, target=target, geometry=geometry)
+        batches[geometry] = list(build_pairs_dataloader(config, preprocess))
+    assert len(batches["batched"]) == len(batches["per_sample"]) > 3
+    one_level = 1.0 / (255 * min(OPENAI_CLIP_STD))
+    for reference, raw in zip(batches["per_sample"], batches["batched"], strict=True):
+        assert raw["crops"].dtype == torch.uint8 and raw["crops"].shape[1:] == (3, CROP, CROP)
+        assert "pixel_values" not in raw, "the loader only decodes and collates"
+        got = render_batch_views(raw)
+        assert got.keys() == reference.keys()
+        assert got["tile_id"] == reference["tile_id"]
+        difference = (got["pixel_values"] - reference["pixel_values"]).abs()
+        assert float(difference.max()) <= 1.01 * one_level and float(difference.mean()) <= 0.5 * one_level
+        torch.testing.assert_close(got["ground_pixel_coords"], reference["ground_pixel_coords"], rtol=0, atol=1e-4)
+        assert torch.equal(got["ground_in_view"], reference["ground_in_view"])
+        for key in ("ground_mask", "ground_embeds", "ground_pixel_values"):
+            if key in reference:
+                assert torch.equal(got[key], reference[key]), key
+    if train:  # rotated views: the photo marks (9 px squares) must still sit under their photos
+        rotated = batches["batched"][0]["views"][:, 3].abs().max()
+        assert float(rotated) > 0.1, "random views are rotated"
+
+
+def test_render_views_matches_float64_reference_on_texture() -> None:
+    """render_views against extract_view (float64 grid_sample per view) on a textured crop, random angles."""
+    from graft_hf.pairs.augment import extract_view, random_view, render_views, view_vector
+
+    rng = np.random.default_rng(3)
+    crops = torch.from_numpy(rng.integers(0, 256, size=(4, 300, 260, 3), dtype=np.uint8))
+    views = [random_view(rng, 300, 260, 96) for _ in range(4)]
+    vectors = torch.from_numpy(np.stack([view_vector(v) for v in views]))
+    got = render_views(crops, vectors, 96, (0.0, 0.0, 0.0), (1 / 255, 1 / 255, 1 / 255), dtype=torch.float64)
+    for i, view in enumerate(views):
+        want = extract_view(crops[i].permute(2, 0, 1).double(), view)
+        torch.testing.assert_close(got[i], want, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="crops must have shape"):
+        render_views(crops[0], vectors, 96, (0, 0, 0), (1, 1, 1))
+
+
+def test_collate_refuses_crops_of_different_sizes(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+    dataset = PairsIterableDataset(None, _config(root, target="embedding", geometry="batched", train=False))
+    stream = open_pairs_stream(_config(root, target="embedding", train=False))
+    rows = [row for row, _ in zip(stream, range(2), strict=False)]
+    samples = [dataset.prepare(row) for row in rows]
+    samples[1]["crop"] = samples[1]["crop"][:, :300]
+    with pytest.raises(ValueError, match="one crop_size or use geometry='per_sample'"):
+        collate_pairs(samples)
+
+
+def test_batched_geometry_with_workers_collates_into_shared_memory(tiny_pairs) -> None:
+    root, _ = tiny_pairs
+    crops = {}
+    for workers in (0, 2):
+        config = _config(root, target="embedding", geometry="batched", train=False, num_workers=workers)
+        for batch in build_pairs_dataloader(config):
+            assert batch["crops"].shape[1:] == (3, CROP, CROP)
+            crops.update({(workers, tile): crop for tile, crop in zip(batch["tile_id"], batch["crops"], strict=True)})
+    tiles = {tile for _, tile in crops}
+    assert len(crops) == 2 * len(tiles)
+    for tile in tiles:
+        assert torch.equal(crops[(0, tile)], crops[(2, tile)])

@@ -211,3 +211,39 @@ def test_downsampling_is_an_area_average_equal_to_warping_the_whole_raster(tmp_p
     block = pixels[:, row : row + 128, col : col + 128].astype(np.float64)
     means = block.reshape(3, 64, 2, 64, 2).mean(axis=(2, 4))
     assert np.abs(data - means).max() <= 0.5 + 1e-9, "a rounded 2 x 2 mean"
+
+
+# ------------------------------------------------------------------------------------------------ the crop codec
+def test_jpeg_crops_reproduce_real_naip_crops_within_the_documented_error() -> None:
+    import io
+
+    import rasterio
+    from PIL import Image
+
+    from graft_hf.pairs.raster import JPEG_CROP_ERROR, encode_crop
+
+    rasters = sorted(RASTER.parent.glob("*.tif"))
+    if not rasters:
+        pytest.skip(f"real NAIP rasters not found in {RASTER.parent} (../shared/data/naip-nd)")
+    for path in rasters:
+        with rasterio.open(path) as src:
+            size = min(448, src.height, src.width)
+            for top, left in ((0, 0), (src.height - size, src.width - size)):
+                window = rasterio.windows.Window(left, top, size, size)
+                rgb = np.ascontiguousarray(np.moveaxis(src.read([1, 2, 3], window=window), 0, -1))
+                assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_crop(rgb, "png")))), rgb)
+                data = encode_crop(rgb, "jpeg", 95)
+                assert data == encode_crop(rgb, "jpeg", 95), "deterministic bytes: resumed builds are identical"
+                with Image.open(io.BytesIO(data)) as image:
+                    assert image.format == "JPEG"
+                    decoded = np.asarray(image.convert("RGB"), dtype=np.float64)
+                error = np.abs(decoded - rgb)
+                assert np.sqrt((error**2).mean()) <= JPEG_CROP_ERROR["rmse"], path.name
+                assert np.percentile(error, 99) <= JPEG_CROP_ERROR["p99"], path.name
+
+
+def test_encode_crop_refuses_an_unknown_format() -> None:
+    from graft_hf.pairs.raster import encode_crop
+
+    with pytest.raises(ValueError, match="crop_format must be one of"):
+        encode_crop(np.zeros((8, 8, 3), np.uint8), "webp")

@@ -40,6 +40,7 @@ def _small_build(tmp_path: Path, photos: str, **changes) -> dict:
         output_dir=str(tmp_path / "out"),
         rasters=(str(RASTER),),
         crop_size=32,
+        crop_format="png",  # lossless: the pixels are compared exactly
         footprint_size=16,
         progress=False,
         **changes,
@@ -143,7 +144,7 @@ def _rotated_build(tmp_path: Path, **changes):
         crop_size=CROP,
         footprint_size=FOOTPRINT,
         progress=False,
-        **changes,
+        **{"crop_format": "png", **changes},  # lossless by default: the pixels are compared exactly
     )
     report = build_pairs(config)
     assert report["photos"]["kept"] == 40 and report["tiles"]["dropped"] == {}
@@ -202,6 +203,29 @@ def test_rotated_raster_warped_to_north_up_1m(tmp_path: Path) -> None:
         reproject(pixels, expected, src_transform=transform, src_crs=CRS.from_epsg(26914), dst_transform=crop,
                   dst_crs=CRS.from_epsg(26914), dst_alpha=4, resampling=Resampling.bilinear)  # fmt: skip
         np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected[:3], 0, -1))
+
+
+def test_jpeg_crops_are_recorded_in_the_shards_and_match_the_lossless_build(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from graft_hf.pairs.raster import JPEG_CROP_ERROR
+    from graft_hf.pairs.schema import pairs_arrow_schema, shard_crop_codec
+
+    (tmp_path / "png").mkdir()
+    (tmp_path / "jpeg").mkdir()
+    *_, lossless = _rotated_build(tmp_path / "png")
+    *_, report, rows = _rotated_build(tmp_path / "jpeg", crop_format="jpeg")
+    assert report["crop_codec"] == {"format": "jpeg", "quality": 95}
+    for shard in (tmp_path / "jpeg" / "out" / "data").glob("*.parquet"):
+        assert shard_crop_codec(pq.read_schema(shard)) == {"format": "jpeg", "quality": 95}
+    for shard in (tmp_path / "png" / "out" / "data").glob("*.parquet"):
+        assert shard_crop_codec(pq.read_schema(shard)) == {"format": "png", "quality": None}
+    assert shard_crop_codec(pairs_arrow_schema()) == {"format": "png", "quality": None}, "older shards: PNG"
+    for row, reference in zip(rows, lossless, strict=True):
+        assert row["tile_id"] == reference["tile_id"] and row["image"].format == "JPEG"
+        error = np.abs(np.asarray(row["image"], np.float64) - np.asarray(reference["image"], np.float64))
+        assert np.sqrt((error**2).mean()) <= JPEG_CROP_ERROR["rmse"]
+        assert np.percentile(error, 99) <= JPEG_CROP_ERROR["p99"]
 
 
 # ---------------------------------------------------------------- bad sources: corrupt or missing rasters, bad photos

@@ -86,6 +86,8 @@ def test_image_level_run_learns_and_exports(tmp_path: Path, train_pairs) -> None
     assert sorted(records) == list(range(1, 17))
     assert records[16]["lr"] < records[2]["lr"]  # cosine decay
     assert all(r["samples_per_s"] > 0 for r in records.values())
+    # Model FLOPs are logged on every device; MFU only where the peak is known (CUDA, or train.peak_tflops).
+    assert all(r["model_tflops_per_s_per_device"] > 0 and "mfu" not in r for r in records.values())
 
 
 def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
@@ -211,6 +213,33 @@ def test_two_process_run_keeps_replicas_equal(tmp_path: Path, train_pairs) -> No
 
 
 # ---------------------------------------------------------------------------------------------------- LR schedule
+@pytest.mark.slow  # torch.compile (inductor) of the student takes minutes on 2 CPU cores
+def test_compiled_student_gives_the_eager_losses_and_eager_loadable_checkpoints(tmp_path: Path, train_pairs) -> None:
+    from safetensors import safe_open
+
+    from graft_hf.modeling import GraftModel
+
+    data, teacher = train_pairs
+    runs = {}
+    for compiled in (False, True):
+        run = tmp_path / f"compiled{compiled}"
+        _train("naip-vitb16-pixel", data, teacher, run, **{"train.max_steps": 3, "train.compile": compiled,
+               "train.save_every": 3, "train.peak_tflops": 1.0})  # fmt: skip
+        runs[compiled] = _metrics(run)
+        assert all(0 < r["mfu"] for r in runs[compiled].values()), "MFU is logged against train.peak_tflops"
+    for step in (1, 2, 3):
+        assert runs[True][step]["loss"] == pytest.approx(runs[False][step]["loss"], rel=1e-4, abs=1e-5)
+    checkpoint = next((tmp_path / "compiledTrue" / "checkpoints").iterdir())
+    names = {}
+    for compiled in (False, True):
+        files = sorted((tmp_path / f"compiled{compiled}" / "checkpoints").glob("*/*.safetensors"))
+        with safe_open(str(files[0]), "pt") as handle:
+            names[compiled] = set(handle.keys())
+    assert names[True] == names[False] and not any("_orig_mod" in name for name in names[True]), checkpoint
+    exported = GraftModel.from_pretrained(tmp_path / "compiledTrue" / "model")  # an eager model
+    assert not any("_orig_mod" in name for name in exported.state_dict())
+
+
 def test_warmup_cosine_schedule() -> None:
     from graft_hf.training.loop import build_optimization
 
