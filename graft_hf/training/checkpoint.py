@@ -34,6 +34,7 @@ skipping needs no extra dependency and is verified by the resume-after-SIGKILL t
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -253,6 +254,24 @@ def run_settings(config: Any, num_processes: int) -> dict[str, Any]:
     return {**config.to_dict(), "num_processes": num_processes}
 
 
+# Settings recorded by newer versions, with the value every run had before they existed: a checkpoint written
+# before `data.geometry` trained with per-sample PIL views, so resuming it with the batched default is a change.
+LEGACY_SETTINGS: dict[str, Any] = {"data.geometry": "per_sample", "train.compile": False, "train.peak_tflops": None}
+
+
+def _with_legacy_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with every :data:`LEGACY_SETTINGS` key it lacks filled in with the value it implicitly had."""
+    saved = copy.deepcopy(saved)
+    for dotted, value in LEGACY_SETTINGS.items():
+        *parents, name = dotted.split(".")
+        node = saved
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(name, value)
+    return saved
+
+
 def check_resume_settings(
     path: str | os.PathLike, settings: dict[str, Any], log: str | os.PathLike | None = None
 ) -> list[SettingChange]:
@@ -277,7 +296,7 @@ def check_resume_settings(
         raise CheckpointError(path / _SETTINGS, f"expected a JSON object of settings, got {type(saved).__name__}")
     progress = _read_progress(path)
     return check_resume(
-        saved,
+        _with_legacy_settings(saved),
         settings,
         what=f"from checkpoint {path}",
         fix="resume with the settings it was made with (a resume may change only the run's length and its logging, "

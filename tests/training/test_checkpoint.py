@@ -217,6 +217,23 @@ def test_a_poisoned_settings_file_is_refused_before_anything_is_loaded(saved_che
     assert not marker.exists()
 
 
+def test_settings_added_later_take_the_value_older_runs_had(saved_checkpoint) -> None:
+    """A checkpoint recorded before `data.geometry` existed trained with per-sample views: that is its setting."""
+    from graft_hf.resume import ResumeRefusedError
+    from graft_hf.training.checkpoint import check_resume_settings
+
+    path, _ = saved_checkpoint
+    (path / "run_settings.json").write_text(json.dumps({"seed": 0, "data": {"shards": "x"}, "train": {}}))
+    old = {
+        "seed": 0,
+        "data": {"shards": "x", "geometry": "per_sample"},
+        "train": {"compile": False, "peak_tflops": None},
+    }
+    assert check_resume_settings(path, old) == []
+    with pytest.raises(ResumeRefusedError, match='data.geometry "per_sample" -> "batched"'):
+        check_resume_settings(path, {**old, "data": {"shards": "x", "geometry": "batched"}})
+
+
 def test_accelerate_pickles_are_never_read(saved_checkpoint) -> None:
     path, expected = saved_checkpoint
     marker = path.parent / "pwned"
