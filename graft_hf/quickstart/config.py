@@ -71,7 +71,11 @@ class StudentArch:
         )
 
     def graft_config(self, projection_dim: int) -> dict[str, Any]:
-        """``GraftConfig`` keyword arguments: this vision tower and a minimal (unused) text tower."""
+        """``GraftConfig`` keyword arguments of the student during training: this vision tower, a minimal text tower.
+
+        The saved model carries the text teacher as its text tower instead (``student.text_tower`` of the training
+        config, put in when the model is saved).
+        """
         vision = {
             "image_size": self.image_size,
             "patch_size": self.patch_size,
@@ -81,8 +85,10 @@ class StudentArch:
             "num_attention_heads": self.num_heads,
             "projection_dim": projection_dim,
         }
-        # The text side of the benchmark is the MiniLM teacher; the student's own CLIP text tower is never used,
-        # so it is kept minimal (GraftModel always carries one).
+        # Training never runs the student's text tower (the targets are precomputed text embeddings) and the saved
+        # model gets the MiniLM teacher's instead, so this one is kept minimal. It stays because its random draws
+        # come before the visual projection's in the seeded initialisation: another text tower here would change
+        # the student's starting weights and so every published benchmark figure.
         text = {
             "hidden_size": 32,
             "intermediate_size": 64,
