@@ -5,6 +5,9 @@ Importing this package registers GRAFT with transformers' Auto classes, so `Auto
 `pipeline("zero-shot-image-classification", model=...)` load GRAFT directories without remote code, and sets
 `GraftModel`'s push handler so that `model.push_to_hub(repo_id)` sends weights, config, remote code, processor and
 model card in one commit (`graft_hf.hub.push_model`).
+
+`graft_hf.load_model("graft-naip-vitb16")` loads the paper's models by name (`graft_hf.hub.registry`: a local folder
+of that name first, else its Hub repository `graft-hf/graft-naip-vitb16`), as well as any folder or Hub id.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from transformers import (
 )
 
 from graft_hf.hub.push import push_model
+from graft_hf.hub.registry import list_models, load_model, load_processor
 from graft_hf.modeling import (
     SENSOR_PRESETS,
     GraftConfig,
@@ -94,5 +98,8 @@ __all__ = [
     "GraftOutput",
     "GraftProcessor",
     "build_processor",
+    "list_models",
     "load_clip_tokenizer",
+    "load_model",
+    "load_processor",
 ]

@@ -445,8 +445,7 @@ class GraftModel(GraftPreTrainedModel):
         """
         clip = clip_model_or_path if isinstance(clip_model_or_path, CLIPModel) else _load_clip(clip_model_or_path)
         clip_config = clip.config
-        source = clip_model_or_path if not isinstance(clip_model_or_path, CLIPModel) else clip_config.name_or_path
-        config_kwargs.setdefault("text_tower_name", str(source) if source else None)
+        config_kwargs.setdefault("text_tower_name", _source_name(clip_model_or_path, clip_config))
         config = GraftConfig(
             vision_config=clip_config.vision_config.to_dict(),
             text_config=clip_config.text_config.to_dict(),
@@ -567,6 +566,14 @@ class GraftModel(GraftPreTrainedModel):
             )
             return result
         return handler(self, repo_id, **kwargs)
+
+
+def _source_name(clip_model_or_path: CLIPModel | str | os.PathLike, clip_config: CLIPConfig) -> str | None:
+    """The CLIP's name to record: its Hub id, or the folder name of a local copy (configs never hold local paths)."""
+    source = clip_model_or_path if not isinstance(clip_model_or_path, CLIPModel) else clip_config.name_or_path
+    if not source:
+        return None
+    return os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else str(source)
 
 
 def _load_clip(path_or_id: str | os.PathLike) -> CLIPModel:

@@ -231,7 +231,7 @@ def benchmark_train_config(
         "student": {
             "init": "scratch",
             "sensor": "rgb",
-            "config": config.student.graft_config(dim),
+            "config": {**config.student.graft_config(dim), "gsd": config.image_gsd()},
             "text_tower": text_tower,
         },
         "loss": {"target": "text", "temperature": config.temperature, "gather_negatives": True},

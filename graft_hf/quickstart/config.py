@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 EUROSAT_NUM_CLASSES = 10
+EUROSAT_GSD = 10.0  # Sentinel-2 metres per pixel of a 64 px EuroSAT tile
+EUROSAT_TILE_SIZE = 64
 
 
 class MissingInputError(FileNotFoundError):
@@ -159,6 +161,10 @@ class BenchmarkConfig:
         """The smallest tile subset a run can draw from, and why."""
         return EUROSAT_NUM_CLASSES, "one tile per class"
 
+    def image_gsd(self) -> float:
+        """Metres per pixel of the student's input (EuroSAT's Sentinel-2 tiles: 10 m)."""
+        return EUROSAT_GSD
+
     def validate_batch_size(self) -> None:
         require(self.batch_size >= 2, "batch_size", f"must be >= 2 (the loss contrasts a batch), got {self.batch_size}")
 
@@ -243,6 +249,10 @@ class MosaicConfig(BenchmarkConfig):
 
     def min_tiles(self) -> tuple[int, str]:
         return self.grid**2, "one mosaic's tiles"
+
+    def image_gsd(self) -> float:
+        """Metres per pixel of a mosaic: EuroSAT's 64 px tiles at 10 m, downsampled to ``tile_size``."""
+        return EUROSAT_GSD * EUROSAT_TILE_SIZE / self.tile_size
 
     def validate_grid(self) -> None:
         require(self.grid >= 2, "grid", f"must be >= 2 (a mosaic mixes tiles), got {self.grid}")
