@@ -175,7 +175,8 @@ def _unavailable(name: str, source: str, error: Exception) -> UnavailableSourceE
         return UnavailableSourceError(
             "model",
             f"could not load GRAFT model {name!r}: HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; download it "
-            f"where the Hub is reachable (`hf download {name} --local-dir DIR`) and pass model=DIR ({detail})",
+            f"where the Hub is reachable (`hf download {name} --local-dir DIR`) and pass model=DIR, the local directory "
+            f"({detail})",
         )
     return UnavailableSourceError(
         "model",
