@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from huggingface_hub import is_offline_mode
 
 from graft_hf.config import ConfigError
-from graft_hf.evaluation.errors import UnavailableSourceError
+from graft_hf.evaluation.errors import UnavailableSourceError, check_local_or_hub
 
 if TYPE_CHECKING:
     from graft_hf.modeling import GraftModel, GraftProcessor
@@ -147,9 +147,13 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     Raises:
         UnavailableSourceError: A registered name with no local folder while ``HF_HUB_OFFLINE`` is set, naming how
             to get the weights.
+        MissingPathError: ``name_or_path`` is neither an existing folder nor a possible Hub id (``./x``, ``/x``).
     """
     text = os.fspath(name_or_path)
-    if Path(text).is_dir() or text not in MODELS:
+    if Path(text).is_dir():
+        return text
+    if text not in MODELS:
+        check_local_or_hub("model", text, "model folder")
         return text
     entry = MODELS[text]
     if is_offline_mode():

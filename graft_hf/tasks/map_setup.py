@@ -21,7 +21,10 @@ from transformers import AutoProcessor, PreTrainedTokenizerBase
 
 from graft_hf import build_processor
 from graft_hf.config import ConfigError, config_dataclass, require
-from graft_hf.evaluation.errors import MissingPathError, UnwritablePathError
+from graft_hf.evaluation.errors import (
+    MissingPathError,
+    UnwritablePathError,
+)
 from graft_hf.hub.registry import load_model, resolve_model
 from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
 from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres

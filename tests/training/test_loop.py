@@ -72,7 +72,7 @@ def test_image_level_run_learns_and_exports(tmp_path: Path, train_pairs) -> None
         "train.eval_every": 8, "train.eval_batches": 2},
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
-    assert isinstance(model, GraftModel) and model.patch_head is None
+    assert isinstance(model, GraftModel) and model.patch_head is None and model.config.image_embeds_trained
     processor = AutoProcessor.from_pretrained(model_dir)
     assert processor.image_processor is not None and processor.tokenizer is not None
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "modeling_graft.py").is_file()
@@ -99,6 +99,8 @@ def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
     assert model.patch_head is not None
+    # Only the patch path was trained: the pooled image embedding is recorded as untrained (and warns when used).
+    assert model.config.image_embeds_trained is False
     patches = model.get_patch_features(torch.zeros(1, 3, 224, 224))
     assert patches.shape == (1, 7, 7, 16)
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*")), "no TensorBoard event file"
@@ -223,7 +225,7 @@ def test_two_process_run_keeps_replicas_equal(tmp_path: Path, train_pairs) -> No
     assert max(r["image_num_ground"] for r in records) > 6
     assert all(r["image_num_anchors"] == 2 for r in records)  # per-rank anchors, averaged over ranks
     assert (run / "model" / "model.safetensors").is_file()
-    assert (run / "checkpoints" / "step-00000004" / "random_states_1.pkl").is_file()
+    assert (run / "checkpoints" / "step-00000004" / "rng_state_1.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------- LR schedule
