@@ -180,7 +180,7 @@ def _unavailable(name: str, source: str, error: Exception) -> UnavailableSourceE
             "model",
             f"could not load GRAFT model {name!r}: HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; download it "
             f"where the Hub is reachable (`hf download {name} --local-dir DIR`) and pass model=DIR, the local directory "
-            f"({detail})",
+            f"(a folder saved with GraftModel.save_pretrained, e.g. model=/path/to/graft-naip-vitb16) ({detail})",
         )
     return UnavailableSourceError(
         "model",
