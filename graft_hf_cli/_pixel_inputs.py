@@ -92,7 +92,9 @@ def add_image_arguments(
     if query_help is not None:
         parser.add_argument("--query", action="append", default=[], help=query_help)
     parser.add_argument(
-        "--model", default=os.environ.get("GRAFT_MODEL"), help="GRAFT model directory or Hub id; default $GRAFT_MODEL"
+        "--model",
+        default=os.environ.get("GRAFT_MODEL"),
+        help="GRAFT model folder, Hub id or registered name such as graft-naip-vitb16-pixel; default $GRAFT_MODEL",
     )
     name_flag(parser, "model", "--model")
     if query_help is not None:
@@ -218,7 +220,8 @@ def load_model(model: str | None, device: str) -> tuple[GraftModel, GraftImagePr
     """`(model, image_processor, tokenizer)` of a pixel-level GRAFT model (see `graft_hf.tasks.map_setup`)."""
     if not model:
         raise ValueError(
-            "no model given: pass --model /path/to/graft-model (a saved GRAFT directory) or set $GRAFT_MODEL"
+            "no model given: pass --model (a saved GRAFT folder, a Hub id or a registered name such as "
+            "graft-naip-vitb16-pixel) or set $GRAFT_MODEL"
         )
     from graft_hf.tasks.map_setup import load_map_model
 

@@ -40,7 +40,7 @@ def add_model_fields(
     required: tuple[str, ...] = (),
 ) -> None:
     """``--model`` (default ``$GRAFT_MODEL``) and the flags ``only`` of a demo job's config (a ``DemoModelConfig``)."""
-    helps = {"model": "GRAFT model directory or Hub id (default $GRAFT_MODEL)"}
+    helps = {"model": "GRAFT model folder, Hub id or registered name such as graft-naip-vitb16 (default $GRAFT_MODEL)"}
     add_fields(parser, CONFIGS, cls, only=("model", *only), flags=flags, helps=helps, required=required)
     parser.set_defaults(model=os.environ.get("GRAFT_MODEL"))
 

@@ -31,7 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_fields(parser, *_CONFIG, only=_MODEL, group=parser.add_argument_group("model"))
+    helps = {
+        "model": "GRAFT model folder, Hub id or registered name (graft-naip-vitb16: the folder of that name, else "
+        "graft-hf/graft-naip-vitb16); a CLIP folder / Hub id for --baseline transformers; a report name for open_clip"
+    }
+    add_fields(parser, *_CONFIG, only=_MODEL, helps=helps, group=parser.add_argument_group("model"))
     data = parser.add_argument_group("data")
     add_fields(parser, *_CONFIG, only=_DATA, required=("data",), group=data)
     add_class_names_flag(parser, data, _CONFIG)

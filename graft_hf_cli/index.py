@@ -29,7 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         parser,
         *_CONFIG,
         flags={"output": ("-o", "--output")},
-        helps={"progress": "no progress bars"},
+        helps={
+            "progress": "no progress bars",
+            "model": "GRAFT (or CLIP) model folder, Hub id or registered name (graft-naip-vitb16) whose image tower "
+            "embeds the archive",
+        },
         required=("model", "data", "output"),
     )
     parser.set_defaults(handler=run)

@@ -87,7 +87,8 @@ def _add_io_flags(parser: argparse.ArgumentParser, io: argparse._ArgumentGroup) 
         only=("raster", "queries", "model", "output_dir"),
         flags={"queries": "--query", "output_dir": ("-o", "--output")},
         helps={
-            "model": "GRAFT model directory (or Hub id where the Hub is reachable); default $GRAFT_MODEL",
+            "model": "GRAFT model folder, Hub id or registered name such as graft-naip-vitb16-pixel; default "
+            "$GRAFT_MODEL",
             "output_dir": "output folder (default: <raster name>-graft-map in the current folder)",
         },
         required=("raster",),
@@ -143,7 +144,10 @@ def config_from_args(args: argparse.Namespace) -> RegionMapConfig:
 
     values = fields_from_args(args, *_CONFIG)
     if not values.get("model"):
-        raise ValueError("no model given: pass --model /path/to/graft-model (a saved GRAFT directory)")
+        raise ValueError(
+            "no model given: pass --model (a saved GRAFT folder, a Hub id or a registered name such as "
+            "graft-naip-vitb16-pixel)"
+        )
     values.setdefault("queries", ())
     stem = os.path.splitext(os.path.basename(values["raster"]))[0]
     values["output_dir"] = values.get("output_dir") or f"{stem}-graft-map"

@@ -8,11 +8,13 @@ from .configuration_graft import SENSOR_PRESETS, SENSORS, GraftConfig, SensorSpe
 from .image_processing_graft import GraftImageProcessor
 from .modeling_graft import PUSH_HANDLER_KWARGS, GraftModel, GraftOutput, GraftPatchHead, GraftPreTrainedModel
 from .processing_graft import GraftProcessor
+from .text_tower_graft import TEXT_POOLINGS, GraftTextOutput, GraftTextTower, ensemble_text_embeddings
 
 __all__ = [
     "PUSH_HANDLER_KWARGS",
     "SENSORS",
     "SENSOR_PRESETS",
+    "TEXT_POOLINGS",
     "GraftConfig",
     "GraftImageProcessor",
     "GraftModel",
@@ -20,6 +22,9 @@ __all__ = [
     "GraftPatchHead",
     "GraftPreTrainedModel",
     "GraftProcessor",
+    "GraftTextOutput",
+    "GraftTextTower",
     "SensorSpec",
+    "ensemble_text_embeddings",
     "get_sensor",
 ]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import CLIPTextConfig, CLIPVisionConfig
+from transformers import AutoConfig, CLIPVisionConfig
 
 try:  # transformers >= 5
     from transformers import PreTrainedConfig
@@ -172,6 +172,24 @@ _VIT_B_TEXT = {
 }
 
 
+#: Pooling modes of the text tower (see `text_tower_graft.TEXT_POOLINGS`; repeated here so the config imports no torch).
+_TEXT_POOLINGS = ("pooler", "mean", "cls")
+_DEFAULT_TEXT_MODEL_TYPE = "clip_text_model"
+
+
+def _text_config_from_dict(values: dict[str, Any]) -> PreTrainedConfig:
+    """The transformers config of a text encoder from its dict (`model_type` picks the class; CLIP's by default)."""
+    values = dict(values)
+    model_type = values.pop("model_type", None) or _DEFAULT_TEXT_MODEL_TYPE
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except ValueError as err:
+        raise ValueError(
+            f"text_config has model_type {model_type!r}, which this transformers version does not know; upgrade "
+            f"transformers or give a text encoder config it knows ({err})"
+        ) from err
+
+
 class GraftConfig(PreTrainedConfig):
     r"""Configuration of a [`GraftModel`]: a CLIP-shaped two-tower model whose vision tower encodes satellite images.
 
@@ -179,9 +197,16 @@ class GraftConfig(PreTrainedConfig):
     `openai/clip-vit-base-patch16`) for NAIP imagery, so a tiny test configuration and a released checkpoint share
     one code path. [`GraftConfig.vit_b32`] gives the ViT-B/32 variant.
 
+    The text tower is the text encoder the image tower was trained against, with its pooling: CLIP's text
+    transformer, end-of-text pooling and text projection by default (`from_clip` models), or any transformers text
+    encoder, e.g. all-MiniLM-L6-v2 (`text_config` a `BertConfig`, `text_pooling="mean"`, `text_normalize=True`,
+    `use_text_projection=False`, `projection_dim=384`) for models trained on its embeddings of photo texts.
+
     Args:
         vision_config: Options of the satellite [`CLIPVisionConfig`] (the trained tower).
-        text_config: Options of CLIP's [`CLIPTextConfig`] (frozen; carried so a GRAFT model answers text queries).
+        text_config: The text encoder's transformers config, or its dict (`model_type` selects the class;
+            `clip_text_model` when absent). Frozen during GRAFT training; carried so a GRAFT model answers text
+            queries by itself.
         projection_dim: Dimension of the joint image-text space.
         logit_scale_init_value: Initial value of the log of the zero-shot logit scale (CLIP's `logit_scale`).
         use_patch_head: Whether the pixel-level patch head (LayerNorm then a linear map of every patch token into
@@ -202,15 +227,25 @@ class GraftConfig(PreTrainedConfig):
         value_offset: Additive offset subtracted from raw values before scaling.
         nodata_value: Raw value that marks missing pixels, or `None`.
         initializer_factor: Scale of the random initialisation (as in CLIP).
+        text_pooling: How token states become one text vector: `"pooler"` (the encoder's `pooler_output`: CLIP's
+            end-of-text token), `"mean"` (attention-masked mean of the last hidden states) or `"cls"` (first
+            token).
+        text_normalize: L2-normalise text embeddings inside the tower (sentence encoders such as all-MiniLM-L6-v2);
+            logits use unit vectors either way, this changes what `get_text_features` returns.
+        use_text_projection: Whether a bias-free `text_projection` maps the pooled text state into the joint space;
+            without it the text encoder's hidden size must equal `projection_dim`.
+        text_tower_name: Where the text tower's weights come from (a Hub id or model name such as
+            `openai/clip-vit-base-patch16` or `all-MiniLM-L6-v2`), recorded by `from_clip` and `set_text_tower`;
+            `None` when not recorded (e.g. a randomly initialised tower).
     """
 
     model_type = "graft"
-    sub_configs = {"text_config": CLIPTextConfig, "vision_config": CLIPVisionConfig}
+    sub_configs = {"text_config": AutoConfig, "vision_config": CLIPVisionConfig}
 
     def __init__(
         self,
         vision_config: dict | CLIPVisionConfig | None = None,
-        text_config: dict | CLIPTextConfig | None = None,
+        text_config: dict | PreTrainedConfig | None = None,
         projection_dim: int = 512,
         logit_scale_init_value: float = 2.6592,
         use_patch_head: bool = True,
@@ -225,6 +260,10 @@ class GraftConfig(PreTrainedConfig):
         value_offset: float | None = None,
         nodata_value: float | None = None,
         initializer_factor: float = 1.0,
+        text_pooling: str = "pooler",
+        text_normalize: bool = False,
+        use_text_projection: bool = True,
+        text_tower_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -235,13 +274,19 @@ class GraftConfig(PreTrainedConfig):
         if text_config is None:
             text_config = dict(_VIT_B_TEXT)
         if isinstance(text_config, dict):
-            text_config = CLIPTextConfig(**text_config)
+            text_config = _text_config_from_dict(text_config)
         if not isinstance(vision_config, CLIPVisionConfig):
             raise TypeError(f"vision_config must be a dict or CLIPVisionConfig, got {type(vision_config).__name__}")
-        if not isinstance(text_config, CLIPTextConfig):
-            raise TypeError(f"text_config must be a dict or CLIPTextConfig, got {type(text_config).__name__}")
+        if not isinstance(text_config, PreTrainedConfig):
+            raise TypeError(
+                f"text_config must be a dict or a transformers text model config, got {type(text_config).__name__}"
+            )
         self.vision_config = vision_config
         self.text_config = text_config
+        self.text_pooling = str(text_pooling)
+        self.text_normalize = bool(text_normalize)
+        self.use_text_projection = bool(use_text_projection)
+        self.text_tower_name = text_tower_name
         self.projection_dim = int(projection_dim)
         self.logit_scale_init_value = float(logit_scale_init_value)
         self.use_patch_head = bool(use_patch_head)
@@ -274,10 +319,19 @@ class GraftConfig(PreTrainedConfig):
                 f"vision_config.image_size ({vision.image_size}) must be a multiple of patch_size "
                 f"({vision.patch_size}), e.g. image_size={vision.image_size // vision.patch_size * vision.patch_size}"
             )
-        if text.hidden_size % text.num_attention_heads:
+        heads = getattr(text, "num_attention_heads", None)
+        if heads and text.hidden_size % heads:
             raise ValueError(
                 f"text_config.hidden_size ({text.hidden_size}) must be divisible by num_attention_heads "
-                f"({text.num_attention_heads}); change one of them"
+                f"({heads}); change one of them"
+            )
+        if self.text_pooling not in _TEXT_POOLINGS:
+            raise ValueError(f"text_pooling must be one of {_TEXT_POOLINGS}, got {self.text_pooling!r}")
+        if not self.use_text_projection and text.hidden_size != self.projection_dim:
+            raise ValueError(
+                f"without a text projection the text encoder's hidden size ({text.hidden_size}) is the embedding "
+                f"size, so projection_dim must be {text.hidden_size}, got {self.projection_dim}; set "
+                "projection_dim or use_text_projection=True"
             )
         if self.band_names is None or self.rgb_bands is None or self.value_scale is None:
             raise ValueError(
@@ -296,6 +350,11 @@ class GraftConfig(PreTrainedConfig):
             raise ValueError(f"value_scale must be positive, got {self.value_scale}")
         if self.gsd is not None and self.gsd <= 0:
             raise ValueError(f"gsd must be a positive number of metres per pixel, got {self.gsd}")
+
+    @property
+    def text_model_type(self) -> str:
+        """`model_type` of the text encoder (`clip_text_model`, `bert`, ...)."""
+        return str(getattr(self.text_config, "model_type", _DEFAULT_TEXT_MODEL_TYPE))
 
     @property
     def patch_grid(self) -> tuple[int, int]:

@@ -1,9 +1,11 @@
 """GRAFT models: a satellite ViT aligned to CLIP through geotagged ground photos (Mall, Phoo et al., ICLR 2024).
 
-A [`GraftModel`] is CLIP-shaped. Its vision tower and visual projection encode satellite images into CLIP's joint
-space (trained with GRAFT's contrastive loss against frozen CLIP embeddings of ground photos); CLIP's frozen text
-tower and text projection ride along, so a saved GRAFT model answers text queries by itself. The pixel-level
-variant adds a patch head that maps every ViT patch token into the same space.
+A [`GraftModel`] is CLIP-shaped. Its vision tower and visual projection encode satellite images into a joint
+image-text space (trained with GRAFT's contrastive loss against a frozen teacher's embeddings of ground photos, or of
+their texts); the frozen text tower the targets came from rides along (CLIP's text transformer and projection for
+`from_clip` models, a sentence encoder such as all-MiniLM-L6-v2 for alt-text models, see `text_tower_graft`), so a
+saved GRAFT model answers text queries by itself. The pixel-level variant adds a patch head that maps every ViT
+patch token into the same space.
 
 Submodule names follow `CLIPModel` (`vision_model`, `visual_projection`, `text_model`, `text_projection`,
 `logit_scale`) plus `patch_head`; they are the checkpoint format. This file is uploaded to the Hub as remote code:
@@ -14,17 +16,19 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from transformers import CLIPConfig, CLIPModel, CLIPTextModel, CLIPVisionModel, PreTrainedModel
+from transformers import AutoModel, CLIPConfig, CLIPModel, CLIPTextModel, CLIPVisionModel, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from .configuration_graft import GraftConfig
+from .text_tower_graft import GraftTextTower, ensemble_text_embeddings
+from .text_tower_graft import l2_normalize as _l2_normalize
 
 try:
     from huggingface_hub import is_offline_mode
@@ -86,61 +90,6 @@ class GraftPatchHead(nn.Module):
         return self.proj(self.norm(patch_tokens))
 
 
-def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(p=2, dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def ensemble_text_embeddings(
-    encode_text: Callable[[list[str]], torch.Tensor],
-    queries: Sequence[str],
-    templates: Sequence[str] | None = None,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """CLIP's prompt ensembling: one unit-norm embedding per query, averaged over prompt templates.
-
-    Each query `q` is embedded as every `t.replace("{}", q)`; the L2-normalised embeddings of one query's prompts
-    are averaged and the mean is re-normalised (Radford et al. 2021, sec. 3.1.4: averaging in embedding space).
-    This is the one implementation behind `GraftModel.encode_text_queries` and graft-hf's zero-shot classifiers
-    and pixel-level task queries; it lives here so that the model works as Hub remote code on its own.
-
-    Args:
-        encode_text: Maps a list of `b` prompts to `(b, dim)` text embeddings (need not be normalised).
-        queries: Texts to embed, e.g. class names.
-        templates: Templates with exactly one `{}` each; `None` embeds the queries as written.
-        batch_size: Prompts per `encode_text` call.
-
-    Returns:
-        float32 `(num_queries, dim)` with unit-norm rows, on the device `encode_text` returned.
-
-    Raises:
-        ValueError: No query, a template without exactly one `{}`, a non-positive `batch_size`, or `encode_text`
-            returning the wrong shape or non-finite values.
-    """
-    queries = list(queries)
-    if not queries:
-        raise ValueError("no text queries given; pass at least one")
-    prompt_templates = list(templates) if templates else ["{}"]
-    for template in prompt_templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(f"each template must contain exactly one '{{}}' placeholder, got {template!r}")
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    prompts = [t.replace("{}", q) for q in queries for t in prompt_templates]  # query-major
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        embeds = torch.as_tensor(encode_text(batch))
-        if embeds.ndim != 2 or embeds.shape[0] != len(batch):
-            raise ValueError(
-                f"encode_text must return (num_prompts, dim) = ({len(batch)}, dim), got {tuple(embeds.shape)}"
-            )
-        if not torch.isfinite(embeds).all():
-            raise ValueError(f"encode_text returned non-finite embeddings for prompts {batch[:3]}...")
-        chunks.append(_l2_normalize(embeds.float()))
-    embeds = torch.cat(chunks).reshape(len(queries), len(prompt_templates), -1)  # (num_queries, templates, dim)
-    return _l2_normalize(embeds.mean(dim=1))
-
-
 def _is_initialised(tensor: torch.Tensor) -> bool:
     # transformers >= 5 flags tensors loaded from a checkpoint; never overwrite those.
     return bool(getattr(tensor, "_is_hf_initialized", False))
@@ -160,14 +109,14 @@ class GraftPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        # The CLIP towers are PreTrainedModels and initialise themselves; this covers GRAFT's own parameters.
+        # The towers are PreTrainedModels and initialise themselves; this covers GRAFT's own parameters.
         factor = self.config.initializer_factor
         if isinstance(module, GraftModel):
             for linear, fan_in in (
                 (module.visual_projection, self.config.vision_config.hidden_size),
                 (module.text_projection, self.config.text_config.hidden_size),
             ):
-                if not _is_initialised(linear.weight):
+                if linear is not None and not _is_initialised(linear.weight):
                     nn.init.normal_(linear.weight, std=fan_in**-0.5 * factor)
             if not _is_initialised(module.logit_scale):
                 module.logit_scale.fill_(self.config.logit_scale_init_value)
@@ -183,7 +132,11 @@ class GraftPreTrainedModel(PreTrainedModel):
 
 
 class GraftModel(GraftPreTrainedModel):
-    """GRAFT two-tower model: trainable satellite vision tower, frozen CLIP text tower, optional patch head.
+    """GRAFT two-tower model: trainable satellite vision tower, frozen text tower, optional patch head.
+
+    The text tower is the text encoder the image tower was trained against (see [`GraftConfig`]): CLIP's for
+    `from_clip` models, a sentence encoder such as all-MiniLM-L6-v2 for alt-text models. `model.text_tower` runs it
+    as a [`GraftTextTower`]; `set_text_tower` puts another one in.
 
     Example:
         ```python
@@ -200,9 +153,13 @@ class GraftModel(GraftPreTrainedModel):
         super().__init__(config)
         vision_config, text_config = config.vision_config, config.text_config
         self.vision_model = CLIPVisionModel._from_config(vision_config)
-        self.text_model = CLIPTextModel._from_config(text_config)
+        self.text_model = AutoModel.from_config(text_config)
         self.visual_projection = nn.Linear(vision_config.hidden_size, config.projection_dim, bias=False)
-        self.text_projection = nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = (
+            nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
+            if config.use_text_projection
+            else None
+        )
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.patch_head = (
             GraftPatchHead(
@@ -224,10 +181,47 @@ class GraftModel(GraftPreTrainedModel):
         return model
 
     def freeze_text_tower(self) -> None:
-        """Freeze CLIP's text tower, text projection and logit scale (GRAFT trains the satellite side only)."""
-        for module in (self.text_model, self.text_projection):
-            module.requires_grad_(False)
+        """Freeze the text tower, the text projection and the logit scale (GRAFT trains the satellite side only)."""
+        self.text_tower.requires_grad_(False)
         self.logit_scale.requires_grad_(False)
+
+    @property
+    def text_tower(self) -> GraftTextTower:
+        """The text tower as a [`GraftTextTower`] over this model's `text_model` and `text_projection` (shared)."""
+        config = self.config
+        return GraftTextTower(self.text_model, self.text_projection, config.text_pooling, config.text_normalize)
+
+    def set_text_tower(self, tower: GraftTextTower, name: str | None = None) -> None:
+        """Replace the text tower (e.g. by the sentence encoder whose embeddings the image tower was trained on).
+
+        The model's `text_model` and `text_projection` become the tower's, and the config records its encoder
+        (`text_config`), pooling, normalisation, projection and `name` (`text_tower_name`), so a saved model
+        reloads with this tower. The tower is frozen when `config.freeze_text_tower` is set.
+
+        Args:
+            tower: The new tower; its `output_dim` must equal `config.projection_dim`.
+            name: Where its weights come from (e.g. `all-MiniLM-L6-v2`), for the config and the model card.
+
+        Raises:
+            ValueError: The tower embeds into another dimension than the image tower.
+        """
+        if tower.output_dim != self.config.projection_dim:
+            raise ValueError(
+                f"the text tower embeds into {tower.output_dim} dimensions but this model's joint space has "
+                f"{self.config.projection_dim} (projection_dim); use the text encoder the image tower was trained on"
+            )
+        reference = self.visual_projection.weight
+        self.text_model = tower.text_model.to(device=reference.device, dtype=reference.dtype)
+        self.text_projection = tower.text_projection
+        if self.text_projection is not None:
+            self.text_projection.to(device=reference.device, dtype=reference.dtype)
+        config = self.config
+        config.text_config = tower.text_model.config
+        config.text_pooling, config.text_normalize = tower.pooling, tower.normalize
+        config.use_text_projection = tower.text_projection is not None
+        config.text_tower_name = name
+        if config.freeze_text_tower:
+            self.freeze_text_tower()
 
     # ----------------------------------------------------------------------------------------------- encoders
     def _vision_forward(
@@ -279,25 +273,21 @@ class GraftModel(GraftPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Text embeddings in the joint space (projected, not normalised).
+        """Text embeddings in the joint space, from the model's text tower (see [`GraftTextTower`]).
 
         Args:
-            input_ids: `(batch, sequence_length)` CLIP token ids.
+            input_ids: `(batch, sequence_length)` token ids of the model's tokenizer.
             attention_mask: `(batch, sequence_length)` padding mask.
             position_ids: optional `(batch, sequence_length)` positions.
+            token_type_ids: optional `(batch, sequence_length)` segment ids (BERT-style text towers).
 
         Returns:
-            `(batch, projection_dim)` embeddings.
+            `(batch, projection_dim)` embeddings: projected and not normalised for CLIP's tower, as CLIP's;
+            unit-norm for towers with `text_normalize`.
         """
-        if input_ids.ndim != 2 or input_ids.shape[0] == 0:
-            raise ValueError(
-                f"input_ids must be a non-empty (batch, sequence_length) tensor, got {tuple(input_ids.shape)}"
-            )
-        pooled = self.text_model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True
-        ).pooler_output
-        return self.text_projection(pooled)
+        return self.text_tower(input_ids, attention_mask, token_type_ids, position_ids).text_embeds
 
     def _patch_embeds(self, last_hidden_state: torch.Tensor, height: int, width: int) -> torch.Tensor:
         if self.patch_head is None:
@@ -337,18 +327,20 @@ class GraftModel(GraftPreTrainedModel):
         interpolate_pos_encoding: bool | None = None,
         output_patch_embeds: bool = False,
         return_dict: bool | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> GraftOutput | tuple:
         """Encode images and/or texts; with both, return CLIP-style similarity logits.
 
         Args:
-            input_ids: `(text_batch, sequence_length)` CLIP token ids.
+            input_ids: `(text_batch, sequence_length)` token ids of the model's tokenizer.
             pixel_values: `(image_batch, 3, height, width)` normalised satellite images.
             attention_mask: `(text_batch, sequence_length)` padding mask.
             position_ids: optional text positions.
             interpolate_pos_encoding: See [`get_image_features`].
             output_patch_embeds: Also return the patch embedding grid (pixel-level models).
             return_dict: Return a [`GraftOutput`] (default) or a tuple.
+            token_type_ids: optional `(text_batch, sequence_length)` segment ids (BERT-style text towers).
         """
         if input_ids is None and pixel_values is None:
             raise ValueError("pass pixel_values, input_ids or both")
@@ -364,10 +356,8 @@ class GraftModel(GraftPreTrainedModel):
                     vision_outputs.last_hidden_state, pixel_values.shape[-2], pixel_values.shape[-1]
                 )
         if input_ids is not None:
-            text_outputs = self.text_model(
-                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, return_dict=True
-            )
-            text_embeds = _l2_normalize(self.text_projection(text_outputs.pooler_output))
+            text = self.text_tower(input_ids, attention_mask, token_type_ids, position_ids)
+            text_embeds, text_outputs = _l2_normalize(text.text_embeds), text.text_model_output
         if image_embeds is not None and text_embeds is not None:
             logits_per_text = text_embeds @ image_embeds.t().to(text_embeds.device) * self.logit_scale.exp()
             logits_per_image = logits_per_text.t()
@@ -401,7 +391,7 @@ class GraftModel(GraftPreTrainedModel):
 
         Args:
             texts: A query or a list of queries (e.g. class names).
-            tokenizer: A CLIP tokenizer, or a processor with a `tokenizer` attribute (`GraftProcessor`).
+            tokenizer: The text tower's tokenizer, or a processor with a `tokenizer` attribute (`GraftProcessor`).
             templates: Prompt templates such as `"a satellite photo of {}."`; `None` embeds the texts as given.
             batch_size: Prompts per forward pass.
 
@@ -409,16 +399,10 @@ class GraftModel(GraftPreTrainedModel):
             `(num_texts, projection_dim)` unit-norm embeddings.
         """
         queries = [texts] if isinstance(texts, str) else list(texts)
-        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
-        max_length = int(self.config.text_config.max_position_embeddings)
-        device = self.text_projection.weight.device
-
-        def encode(prompts: list[str]) -> torch.Tensor:
-            tokens = tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            mask = tokens.get("attention_mask")
-            return self.get_text_features(tokens["input_ids"].to(device), None if mask is None else mask.to(device))
-
-        return ensemble_text_embeddings(encode, queries, templates, batch_size)
+        tower = self.text_tower
+        return ensemble_text_embeddings(
+            lambda prompts: tower.encode(prompts, tokenizer), queries, templates, batch_size
+        )
 
     @torch.no_grad()
     def zero_shot_classify(
@@ -447,7 +431,9 @@ class GraftModel(GraftPreTrainedModel):
         image_processor = getattr(processor, "image_processor", processor)
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is None:
-            raise ValueError("processor has no tokenizer; pass a GraftProcessor (image processor + CLIP tokenizer)")
+            raise ValueError(
+                "processor has no tokenizer; pass a GraftProcessor (image processor + the text tower's tokenizer)"
+            )
         device = self.visual_projection.weight.device
         pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device, self.dtype)
         image_embeds = _l2_normalize(self.get_image_features(pixel_values).float())  # (num_images, dim)
@@ -478,6 +464,7 @@ class GraftModel(GraftPreTrainedModel):
         """
         clip = clip_model_or_path if isinstance(clip_model_or_path, CLIPModel) else _load_clip(clip_model_or_path)
         clip_config = clip.config
+        config_kwargs.setdefault("text_tower_name", _source_name(clip_model_or_path, clip_config))
         config = GraftConfig(
             vision_config=clip_config.vision_config.to_dict(),
             text_config=clip_config.text_config.to_dict(),
@@ -505,7 +492,22 @@ class GraftModel(GraftPreTrainedModel):
         """A plain transformers `CLIPModel` with this model's image-level weights (the patch head is dropped).
 
         The result loads anywhere with no custom code and gives identical image and text embeddings.
+
+        Raises:
+            ValueError: The text tower is not CLIP's (text transformer, end-of-text pooling, projection).
         """
+        config = self.config
+        if not (
+            isinstance(self.text_model, CLIPTextModel)
+            and self.text_projection is not None
+            and config.text_pooling == "pooler"
+            and not config.text_normalize
+        ):
+            raise ValueError(
+                f"to_clip needs CLIP's text tower, but this model's is a {config.text_model_type} encoder with "
+                f"{config.text_pooling} pooling{'' if config.use_text_projection else ' and no projection'}; "
+                "save it with save_pretrained instead (it loads with AutoModel and trust_remote_code=True)"
+            )
         if self.patch_head is not None:
             logger.warning("CLIPModel has no patch head: the pixel-level head is not exported")
         config = CLIPConfig(
@@ -566,12 +568,33 @@ class GraftModel(GraftPreTrainedModel):
         also checks the name against the config): safetensors weights, the config with `auto_map`, the model files
         as remote code, the processor built from the config and a rendered model card, all in a single commit,
         returning its `PushResult`. Without a handler (these files loaded as remote code), or with an argument
-        outside `PUSH_HANDLER_KWARGS`, this is transformers' `push_to_hub` (weights, config and code only).
+        outside `PUSH_HANDLER_KWARGS`, this is transformers' `push_to_hub`: weights, config and model code only,
+        and a warning says how to push the processor (image processor + tokenizer) next to them.
         """
         handler = type(self).push_handler
         if handler is None or args or set(kwargs) - PUSH_HANDLER_KWARGS:
-            return super().push_to_hub(repo_id, *args, **kwargs)
+            result = super().push_to_hub(repo_id, *args, **kwargs)
+            source = self.config.name_or_path or "<the folder or Hub repo this model came from>"
+            logger.warning(
+                "pushed the weights, config and model code to %s; transformers' push_to_hub does not send the "
+                "processor (image processor + text tower tokenizer), without which AutoProcessor and "
+                "pipeline('zero-shot-image-classification') cannot load the repo. Push it too: "
+                "AutoProcessor.from_pretrained(%r, trust_remote_code=True).push_to_hub(%r), or install graft-hf, "
+                "whose push sends model, processor and card in one commit",
+                repo_id,
+                source,
+                repo_id,
+            )
+            return result
         return handler(self, repo_id, **kwargs)
+
+
+def _source_name(clip_model_or_path: CLIPModel | str | os.PathLike, clip_config: CLIPConfig) -> str | None:
+    """The CLIP's name to record: its Hub id, or the folder name of a local copy (configs never hold local paths)."""
+    source = clip_model_or_path if not isinstance(clip_model_or_path, CLIPModel) else clip_config.name_or_path
+    if not source:
+        return None
+    return os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else str(source)
 
 
 def _load_clip(path_or_id: str | os.PathLike) -> CLIPModel:

@@ -27,3 +27,34 @@ def test_all_names_resolve(package):
         assert getattr(module, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute"):
         module.definitely_not_exported  # noqa: B018
+
+
+_LOAD_EVERYTHING = """
+import sys
+import graft_hf
+from graft_hf.testing import tiny_graft_model
+from transformers import AutoImageProcessor, AutoModel, AutoProcessor, pipeline
+
+folder = sys.argv[1]
+model = tiny_graft_model()
+model.save_pretrained(folder)
+graft_hf.build_processor(model.config).save_pretrained(folder)
+for _ in range(2):
+    AutoModel.from_pretrained(folder)
+    AutoProcessor.from_pretrained(folder)
+    AutoImageProcessor.from_pretrained(folder)
+    pipeline("zero-shot-image-classification", model=folder)
+print("loaded")
+"""
+
+
+def test_loading_a_model_reports_no_image_backend_fallback(tmp_path):
+    """GraftImageProcessor serves both of transformers' image backends: no "backend is not available" on a load."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_EVERYTHING, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "loaded" in result.stdout, result.stderr[-3000:]
+    assert "backend is not available" not in result.stderr and "Falling back" not in result.stderr

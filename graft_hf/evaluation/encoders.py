@@ -5,10 +5,10 @@ The harness only needs two functions::
     encode_images(images: list[PIL.Image | (bands, H, W) array]) -> (num_images, dim) tensor
     encode_texts(texts: list[str]) -> (num_texts, dim) tensor
 
-An :class:`Encoder` composes an image encoder and a text encoder, so a GRAFT image tower can be scored with its
-own CLIP text tower, or with a separate sentence encoder (the alt-text quickstart pairs a GRAFT ViT with
-all-MiniLM-L6-v2), and baselines (any transformers CLIP, open_clip checkpoints such as RemoteCLIP or GeoRSCLIP)
-go through the same code.
+An :class:`Encoder` composes an image encoder and a text encoder. A GRAFT model is scored with the text tower it
+carries (CLIP's, or all-MiniLM-L6-v2 for the alt-text models the benchmarks save) and the tokenizer saved in its
+processor; a separate text encoder can still be given (models saved without their tower, ablations), and baselines
+(any transformers CLIP, open_clip checkpoints such as RemoteCLIP or GeoRSCLIP) go through the same code.
 
 Image encoders may also implement ``for_sensor(sensor) -> image encoder`` to read multi-band arrays of a
 `SENSOR_PRESETS` sensor (the harness calls it for non-RGB datasets); RGB-only baselines render such arrays to
@@ -33,9 +33,9 @@ from graft_hf import build_processor
 from graft_hf.config import ConfigError
 from graft_hf.evaluation.datasets import to_rgb_image
 from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError, check_local_or_hub, missing_folder_note
+from graft_hf.hub.registry import load_model, resolve_model
 from graft_hf.modeling import GraftImageProcessor, GraftModel, GraftProcessor
 from graft_hf.pairs.embed import Teacher, load_teacher
-from graft_hf.tokenizer import load_clip_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -160,7 +160,14 @@ class GraftImageEncoder:
 
 
 class GraftTextEncoder:
-    """A GraftModel's (frozen CLIP) text tower with the CLIP tokenizer."""
+    """A GraftModel's frozen text tower (`GraftModel.text_tower`) with its tokenizer.
+
+    Args:
+        model: The model.
+        tokenizer: Its tokenizer, or a processor holding it; `None` builds OpenAI CLIP's for a CLIP text tower
+            (other towers need theirs).
+        device: Where the model runs.
+    """
 
     def __init__(
         self,
@@ -170,14 +177,11 @@ class GraftTextEncoder:
     ):
         self.device = _resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.tokenizer = getattr(tokenizer, "tokenizer", tokenizer) or load_clip_tokenizer()
+        self.tokenizer = getattr(tokenizer, "tokenizer", tokenizer) or build_processor(model.config).tokenizer
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
-        max_length = int(self.model.config.text_config.max_position_embeddings)
-        tokens = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        ids, mask = tokens["input_ids"].to(self.device), tokens["attention_mask"].to(self.device)
-        return self.model.get_text_features(ids, mask).float().cpu()
+        return self.model.text_tower.encode(list(texts), self.tokenizer).float().cpu()
 
 
 def graft_encoder(
@@ -193,7 +197,8 @@ def graft_encoder(
     Args:
         model: A `GraftModel`.
         processor: A `GraftProcessor` or `GraftImageProcessor`; default: built from the model's config.
-        text_encoder: A separate text encoder (e.g. the quickstart's MiniLM); default: the model's text tower.
+        text_encoder: A separate text encoder (e.g. for a model saved without its text tower); default: the model's
+            own text tower with the processor's tokenizer.
         device: Where the model runs.
         name: Report name; default: the config's `_name_or_path` or `"graft"`.
     """
@@ -254,6 +259,7 @@ def _model_type(path: str) -> str | None:
 
 
 def _offline_error(model: str, error: Exception) -> UnavailableSourceError:
+    """For CLIP baselines given as Hub ids; GRAFT models get `graft_hf.hub.registry`'s messages."""
     hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if is_offline_mode() else ""
     return UnavailableSourceError(
         "model",
@@ -264,15 +270,21 @@ def _offline_error(model: str, error: Exception) -> UnavailableSourceError:
 
 
 def _load_graft(model: str, device: torch.device, text_encoder: TextEncoder | None) -> Encoder:
+    """A GRAFT model (folder, Hub id or registered name) with its saved processor, or one built for its config."""
+    graft = load_model(model)
+    source = resolve_model(model)
     try:
-        graft = GraftModel.from_pretrained(model)
-    except (OSError, ValueError) as error:
-        raise _offline_error(model, error) from error
-    try:
-        processor = GraftProcessor.from_pretrained(model)
+        processor = GraftProcessor.from_pretrained(source)
     except (OSError, ValueError, TypeError) as error:
         logger.info("no processor saved with %s (%s); building one from the config", model, type(error).__name__)
-        processor = build_processor(graft.config)
+        try:
+            processor = build_processor(graft.config)
+        except ValueError as build_error:
+            if text_encoder is None:
+                raise ConfigError(
+                    "model", f"{model} has no processor saved with it: {build_error}, or pass text_encoder="
+                ) from build_error
+            processor = GraftImageProcessor.from_graft_config(graft.config)
     return graft_encoder(graft, processor, text_encoder=text_encoder, device=device, name=Path(model).name or model)
 
 
@@ -329,14 +341,16 @@ def load_encoder(
     """Load any supported model as an :class:`Encoder`.
 
     Args:
-        model: GraftModel or transformers CLIP directory / Hub id; for open_clip, a name for reports (the
+        model: GraftModel directory / Hub id / registered name (`graft_hf.hub.registry`, e.g.
+            `graft-naip-vitb16`), or a transformers CLIP directory / Hub id; for open_clip, a name for reports (the
             architecture is `arch`).
         baseline: `"graft"`, `"transformers"` (any `CLIPModel`), `"open_clip"`, or `"auto"` (from the
             directory's `config.json` `model_type`; open_clip when `checkpoint` is given).
         arch: open_clip architecture name (e.g. `"ViT-B-32"` for RemoteCLIP/GeoRSCLIP checkpoints).
         checkpoint: open_clip checkpoint path.
         open_clip_config: JSON file (or folder) of custom open_clip architectures to register first.
-        text_encoder: A separate text encoder (object, or a directory for :func:`load_text_encoder`).
+        text_encoder: A separate text encoder (object, or a directory for :func:`load_text_encoder`); `None` scores a
+            GRAFT model with the text tower it carries.
         device: Where the model runs (`"cpu"`, `"cuda"`, `"auto"`).
 
     Raises:

@@ -1,11 +1,12 @@
-"""Hub I/O of GRAFT: repo names, model cards, one-commit pushes of models and pairs datasets, checkpoint conversion.
+"""Hub I/O of GRAFT: repo names, the registry of the paper's models, model cards from training records, one-commit
+pushes of models and pairs datasets, checkpoint conversion.
 
 `graft_hf.hub.convert` (the authors' checkpoints) is imported on use: it is not re-exported here.
 """
 
 from graft_hf.hub.cards import (
+    EvalRecord,
     ModelCardInfo,
-    card_info_from_train_config,
     check_model_card,
     eval_results_table,
     load_eval_results,
@@ -21,21 +22,39 @@ from graft_hf.hub.push import (
     push_model,
     stage_model_files,
 )
+from graft_hf.hub.records import card_info_from_train_config
+from graft_hf.hub.registry import (
+    MODELS,
+    RegisteredModel,
+    get_model_info,
+    list_models,
+    load_model,
+    load_processor,
+    resolve_model,
+)
 
 __all__ = [
+    "MODELS",
+    "EvalRecord",
     "HubPushError",
     "ModelCardInfo",
+    "RegisteredModel",
     "PushResult",
     "card_info_from_train_config",
     "check_dataset_card",
     "check_model_card",
     "eval_results_table",
+    "get_model_info",
+    "list_models",
     "load_eval_results",
+    "load_model",
+    "load_processor",
     "model_card_template_path",
     "model_repo_name",
     "push_dataset",
     "push_model",
     "render_model_card",
+    "resolve_model",
     "stage_model_files",
     "validate_model_repo_id",
     "validate_repo_id",

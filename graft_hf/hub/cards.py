@@ -13,17 +13,24 @@ object `{"results": [...]}` holding that list. Each entry is
 }
 ```
 
-Every metric becomes one `huggingface_hub.EvalResult`, and the card's `model-index` is built from them.
+How each figure was measured travels with it: the number of images (`dataset.num_images`) and the prompt templates
+(`templates`) of an entry, or of the whole file (`{"dataset": {"num_images": 200, ...}, "templates": [...],
+"results": [...]}`, what `graft eval` writes as `results.json`). Every metric becomes one :class:`EvalRecord` (a
+`huggingface_hub.EvalResult` that also carries them); the card's `model-index` is built from them and its
+evaluation table states dataset, split, number of images and templates of every figure ("not recorded" where the
+JSON does not say).
+
+The card states only what the model's config and its training records say (see `graft_hf.hub.records`): teacher,
+text tower, initialisation, targets and data; what no record says is rendered as "not recorded".
 """
 
 import json
 import logging
 import math
 import os
-import re
-from dataclasses import field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData, RepoCard
@@ -36,13 +43,11 @@ from graft_hf.resources import hub_card_template
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_TRAINING_TEMPERATURE",
+    "EvalRecord",
     "EvalResults",
     "REQUIRED_MODEL_CARD_KEYS",
     "REQUIRED_MODEL_CARD_SECTIONS",
     "ModelCardInfo",
-    "base_model_for_config",
-    "card_info_from_train_config",
     "check_model_card",
     "eval_results_table",
     "load_eval_results",
@@ -68,28 +73,48 @@ REQUIRED_MODEL_CARD_SECTIONS = (
     "## Ethical considerations",
     "## Citation",
 )
-_BASE_MODELS = {
-    ("vitb", 16): "openai/clip-vit-base-patch16",
-    ("vitb", 32): "openai/clip-vit-base-patch32",
-    ("vitl", 14): "openai/clip-vit-large-patch14",
-}
+
+
+@dataclass
+class EvalRecord(EvalResult):
+    """An `EvalResult` with how the figure was measured (the model-index keeps the `EvalResult` fields only).
+
+    Attributes:
+        num_images: Images the figure was computed on, `None` when not recorded.
+        templates: Prompt templates of the class names, `None` when not recorded.
+    """
+
+    num_images: int | None = None
+    templates: list[str] | None = None
 
 
 @config_dataclass
 class ModelCardInfo:
-    """What the card says beyond the config: where the model lives, what it was trained on, how it was made.
+    """What the card says beyond the config: where the model lives and how it was made, as its records say.
+
+    Everything about the training is `None` (rendered "not recorded") until a record fills it:
+    `graft_hf.hub.records.card_info_from_train_config` reads a `graft train` run (config and log),
+    `graft_hf.hub.convert` fills what an authors' checkpoint is known to be.
 
     Attributes:
         repo_id: Hub id the card refers to (used in the code examples and as `model_name`); `None` uses
             `model_repo_name(config)`.
         license: SPDX-like Hub licence id of the weights.
-        base_model: Hub id of the CLIP model it starts from; `None` derives it from the architecture.
+        base_model: Hub id of the model whose weights it starts from (the `base_model` metadata); only for a
+            student initialised from that model.
         datasets: Hub ids of the training datasets (pairs datasets).
-        training_data: Free text describing the training data.
-        training_recipe: Free text describing the recipe.
+        teacher: The frozen teacher whose embeddings were the targets (a CLIP for image targets, the text encoder
+            for text targets).
+        initialisation: How the satellite tower started: `from_clip` (a copy of the teacher CLIP) or `scratch`.
+        targets: What the teacher embedded: `image` (the ground photos), `text` (their texts, the alt-text mode) or
+            `image+text`.
+        data: Whether the ground observations are `real` photos or `simulated` (e.g. the EuroSAT benchmarks').
+        training_data: Free text about the training data, shown after what the records say.
+        training_recipe: Free text about the recipe, shown after what the records say.
         training: Recipe hyper-parameters shown as a table (e.g. `{"epochs": 10, "batch size": 256}`).
+        training_steps: Optimizer steps the training log recorded.
         training_temperature: Temperature of the GRAFT contrastive loss (logit scale 1 / temperature during
-            training); recorded for reference, zero-shot logits use CLIP's logit scale.
+            training); zero-shot logits use the model's own logit scale.
         converted_from: Description of a converted source checkpoint.
         tags: Extra Hub tags.
         language: Languages of the text tower.
@@ -99,103 +124,23 @@ class ModelCardInfo:
     license: str = "apache-2.0"
     base_model: str | None = None
     datasets: list[str] = field(default_factory=list)
-    training_data: str = (
-        "Satellite-ground image pairs: satellite tiles centred on geotagged ground photos, each paired with the "
-        "photos whose geotags fall inside it (built with `graft pairs build`)."
-    )
-    training_recipe: str = (
-        "Initialised from CLIP; the satellite vision tower was trained with GRAFT's contrastive loss against the "
-        "frozen CLIP image embeddings of the ground photos, while CLIP's text tower stayed frozen."
-    )
+    teacher: str | None = None
+    initialisation: Literal["from_clip", "scratch"] | None = None
+    targets: Literal["image", "text", "image+text"] | None = None
+    data: Literal["real", "simulated"] | None = None
+    training_data: str | None = None
+    training_recipe: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
-    # GRAFT's contrastive loss temperature (logit scale 1 / 0.07 during training; not CLIP's zero-shot scale of 100).
-    training_temperature: float | None = 0.07
+    training_steps: int | None = None
+    training_temperature: float | None = None
     converted_from: str | None = None
     tags: list[str] = field(default_factory=list)
     language: list[str] = field(default_factory=lambda: ["en"])
 
 
-#: GRAFT's contrastive loss temperature, the default of `ModelCardInfo.training_temperature`.
-DEFAULT_TRAINING_TEMPERATURE: float | None = ModelCardInfo.training_temperature
-_DEFAULT_TRAINING_DATA: str = ModelCardInfo.training_data
-
-
-# Rows of the recipe table taken from a `graft train` config (`train_config.yaml`): (dotted key, label).
-_RECIPE_ROWS = (
-    ("task", "level (image / pixel)"),
-    ("teacher.name_or_path", "frozen CLIP teacher"),
-    ("student.init", "student initialisation"),
-    ("loss.target", "loss target"),
-    ("loss.temperature", "loss temperature"),
-    ("loss.text_weight", "text loss weight"),
-    ("loss.gather_negatives", "negatives gathered across processes"),
-    ("data.max_photos", "max photos per tile"),
-    ("data.rotate", "rotation augmentation"),
-    ("data.translate", "translation augmentation"),
-    ("optim.lr", "learning rate"),
-    ("optim.weight_decay", "weight decay"),
-    ("optim.warmup_ratio", "warmup ratio"),
-    ("train.batch_size", "batch size"),
-    ("train.epochs", "epochs"),
-    ("train.max_steps", "max steps"),
-    ("train.mixed_precision", "mixed precision"),
-    ("student.lora.enabled", "LoRA"),
-    ("seed", "seed"),
-)
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
-
-
-def _dotted(tree: dict, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
-
-
-def card_info_from_train_config(config: str | os.PathLike | dict, repo_id: str | None = None) -> ModelCardInfo:
-    """Card details from a `graft train` run config (`<output_dir>/train_config.yaml`, or its dict).
-
-    Fills the recipe table, the training temperature (`loss.temperature`), the base model (`teacher.name_or_path`)
-    and the training dataset (`data.path`) when those are Hub ids rather than local paths. Missing keys are skipped.
-    """
-    if not isinstance(config, dict):
-        path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config {path} not found")
-        config = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(config, dict):
-            raise ValueError(f"training config {path} is not a YAML mapping")
-    info = ModelCardInfo(repo_id=repo_id)
-    info.training = {label: v for key, label in _RECIPE_ROWS if (v := _dotted(config, key)) not in (None, "")}
-    temperature = _dotted(config, "loss.temperature")
-    if isinstance(temperature, (int, float)) and temperature > 0:
-        info.training_temperature = float(temperature)
-    teacher = _dotted(config, "teacher.name_or_path")
-    if isinstance(teacher, str) and _HUB_ID.fullmatch(teacher) and not Path(teacher).exists():
-        info.base_model = teacher
-    data = _dotted(config, "data.path")
-    if isinstance(data, str) and data:
-        if _HUB_ID.fullmatch(data) and not Path(data).exists():
-            info.datasets = [data]
-            where = f"[`{data}`](https://huggingface.co/datasets/{data})"
-        else:
-            where = f"a local pairs build (`{Path(data).name}`)"
-        split = _dotted(config, "data.split") or "train"
-        info.training_data = f"{_DEFAULT_TRAINING_DATA} Trained on the `{split}` split of {where}."
-    return info
-
-
 def model_card_template_path() -> Path:
     """Location of the model_card.md template (see `graft_hf.resources.hub_card_template`)."""
     return hub_card_template("model_card.md")
-
-
-def base_model_for_config(config: GraftConfig) -> str | None:
-    """The OpenAI CLIP checkpoint with this config's vision tower shape, or `None` for other shapes."""
-    vision = config.vision_config
-    arch = ARCH_NAMES.get((vision.hidden_size, vision.num_hidden_layers))
-    return _BASE_MODELS.get((arch, vision.patch_size)) if arch else None
 
 
 def _require(entry: dict, key: str, where: str) -> Any:
@@ -204,8 +149,8 @@ def _require(entry: dict, key: str, where: str) -> Any:
     return entry[key]
 
 
-def _read_results_json(source: str | os.PathLike | list | dict) -> list:
-    """The list of result entries of an evaluation JSON file or of its parsed content."""
+def _read_results_json(source: str | os.PathLike | list | dict) -> tuple[list, dict[str, Any]]:
+    """The result entries of an evaluation JSON (file or parsed) and the file-wide `num_images` / `templates`."""
     data: Any = source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -215,17 +160,33 @@ def _read_results_json(source: str | os.PathLike | list | dict) -> list:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"evaluation JSON {path} is not valid JSON: {err}") from err
+    shared: dict[str, Any] = {}
     if isinstance(data, dict):
+        dataset = data.get("dataset") if isinstance(data.get("dataset"), dict) else {}
+        shared = {"num_images": dataset.get("num_images"), "templates": data.get("templates")}
         data = _require(data, "results", "evaluation JSON object")
     if not isinstance(data, list):
         raise ValueError(
             f"evaluation JSON must be a list of results or {{'results': [...]}}, got {type(data).__name__}"
         )
-    return data
+    return data, shared
 
 
-def _entry_results(entry: Any, where: str) -> list[EvalResult]:
-    """One `EvalResult` per metric of one result entry."""
+def _measurement(entry: dict, dataset: dict, shared: dict[str, Any], where: str) -> dict[str, Any]:
+    """`num_images` and `templates` of one entry (its own, else the file's), checked."""
+    num_images = dataset.get("num_images", shared.get("num_images"))
+    templates = entry.get("templates", shared.get("templates"))
+    if num_images is not None and (isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1):
+        raise ValueError(f"{where}: 'num_images' must be a positive integer, got {num_images!r}")
+    if templates is not None and (
+        not isinstance(templates, list) or not all(isinstance(t, str) and t.count("{}") == 1 for t in templates)
+    ):
+        raise ValueError(f"{where}: 'templates' must be a list of strings with one '{{}}' each, got {templates!r}")
+    return {"num_images": num_images, "templates": list(templates) if templates else None}
+
+
+def _entry_results(entry: Any, where: str, shared: dict[str, Any]) -> list[EvalRecord]:
+    """One `EvalRecord` per metric of one result entry."""
     if not isinstance(entry, dict):
         raise ValueError(f"{where} must be an object, got {type(entry).__name__}")
     task = _require(entry, "task", where)
@@ -234,6 +195,7 @@ def _entry_results(entry: Any, where: str) -> list[EvalResult]:
         raise ValueError(f"{where}: 'dataset' must be an object with 'name' and 'type'")
     dataset_type = _require(dataset, "type", f"{where} dataset")
     dataset_name = _require(dataset, "name", f"{where} dataset")
+    measurement = _measurement(entry, dataset, shared, where)
     metrics = _require(entry, "metrics", where)
     if not isinstance(metrics, list) or not metrics:
         raise ValueError(f"{where}: 'metrics' must be a non-empty list of {{'type', 'value', 'name'}} objects")
@@ -244,7 +206,7 @@ def _entry_results(entry: Any, where: str) -> list[EvalResult]:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             raise ValueError(f"{mwhere}: 'value' must be a finite number, got {value!r}")
         results.append(
-            EvalResult(
+            EvalRecord(
                 task_type=task,
                 task_name=entry.get("task_name"),
                 dataset_type=dataset_type,
@@ -255,37 +217,56 @@ def _entry_results(entry: Any, where: str) -> list[EvalResult]:
                 metric_type=_require(metric, "type", mwhere),
                 metric_value=float(value),
                 metric_name=metric.get("name"),
+                **measurement,
             )
         )
     return results
 
 
-def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalResult]:
-    """Read evaluation results (see the module docstring for the format) into `EvalResult`s.
+def load_eval_results(source: str | os.PathLike | list | dict) -> list[EvalRecord]:
+    """Read evaluation results (see the module docstring for the format) into `EvalRecord`s.
 
     Args:
-        source: Path of a JSON file, or the already parsed list / `{"results": [...]}` object.
+        source: Path of a JSON file (e.g. the `results.json` of `graft eval`), or the already parsed list /
+            `{"results": [...]}` object.
 
     Returns:
-        One `EvalResult` per metric, in file order.
+        One `EvalRecord` per metric, in file order, with the number of images and templates where recorded.
 
     Raises:
         ValueError: naming the entry and the missing or bad field.
     """
-    entries = _read_results_json(source)
-    return [result for i, entry in enumerate(entries) for result in _entry_results(entry, f"evaluation result #{i}")]
+    entries, shared = _read_results_json(source)
+    return [
+        result for i, entry in enumerate(entries) for result in _entry_results(entry, f"evaluation result #{i}", shared)
+    ]
 
 
 def eval_results_table(results: list[EvalResult]) -> str:
-    """A markdown table of evaluation results (or a sentence saying there are none)."""
+    """A markdown table of evaluation results (or a sentence saying there are none).
+
+    Every figure states its dataset, split, number of images and prompt templates ("not recorded" where the
+    results do not say, e.g. plain `EvalResult`s parsed from another card).
+    """
     if not results:
         return "No evaluation results were recorded for this model."
-    lines = ["| task | dataset | split | metric | value |", "|---|---|---|---|---|"]
+    template_sets: list[tuple[str, ...]] = []
+    lines = [
+        "| task | dataset | split | images | templates | metric | value |",
+        "|---|---|---|---:|---|---|---:|",
+    ]
     for r in results:
+        num_images, templates = getattr(r, "num_images", None), tuple(getattr(r, "templates", None) or ())
+        if templates and templates not in template_sets:
+            template_sets.append(templates)
+        label = f"{len(templates)} (set {template_sets.index(templates) + 1})" if templates else "not recorded"
         lines.append(
-            f"| {r.task_name or r.task_type} | {r.dataset_name} | {r.dataset_split or ''} | "
-            f"{r.metric_name or r.metric_type} | {r.metric_value:.4g} |"
+            f"| {r.task_name or r.task_type} | {r.dataset_name} | {r.dataset_split or 'not recorded'} | "
+            f"{'not recorded' if num_images is None else num_images} | {label} | {r.metric_name or r.metric_type} | "
+            f"{r.metric_value:.4g} |"
         )
+    for number, templates in enumerate(template_sets, start=1):
+        lines += ["", f"Template set {number}: " + ", ".join(f"`{t}`" for t in templates)]
     return "\n".join(lines)
 
 
@@ -304,7 +285,11 @@ def _card_data(
     config: GraftConfig, info: ModelCardInfo, repo_id: str, eval_results: list[EvalResult], base_model: str | None
 ) -> ModelCardData:
     """The card's YAML metadata (tags, licence, base model, datasets, `model-index`)."""
-    tags = ["graft", "clip", "remote-sensing", "satellite-imagery", "geospatial", "zero-shot-image-classification"]
+    tags = ["graft", "remote-sensing", "satellite-imagery", "geospatial", "zero-shot-image-classification"]
+    if config.text_model_type == _CLIP_TEXT:
+        tags.insert(1, "clip")
+    if info.data == "simulated":
+        tags.append("simulated-data")
     sensor = SENSORS.get(config.sensor)
     if sensor is not None and sensor.hub_tag:
         tags.append(sensor.hub_tag)
@@ -356,8 +341,98 @@ def _model_values(config: GraftConfig, log_scale: float) -> dict[str, Any]:
     }
 
 
+_CLIP_TEXT = "clip_text_model"
+_NOT_RECORDED = "not recorded"
+_TARGETS = {
+    "image": "the teacher's image embeddings of the ground photos taken inside each satellite image",
+    "text": (
+        "the teacher's text embeddings of the ground observations inside each satellite image (the texts of the "
+        "photos: the paper's alt-text mode, sec. 4.4)"
+    ),
+    "image+text": (
+        "the teacher's image embeddings of the ground photos, with an auxiliary loss on the text embeddings of their "
+        "texts"
+    ),
+}
+_DATA = {
+    "real": (
+        "Real ground photos paired with satellite images: each satellite tile is paired with the geotagged photos "
+        "taken inside it."
+    ),
+    "simulated": (
+        "Simulated ground observations, not photos: each training image is paired with short texts of what a person "
+        "on the ground would photograph, drawn from per-class pools with unrelated distractors mixed in and placed "
+        "at random pixels. The figures below measure transfer through the text encoder in this controlled setting, "
+        "not performance on real photo-derived supervision."
+    ),
+}
+
+
+def _text_tower_values(config: GraftConfig, info: ModelCardInfo) -> dict[str, Any]:
+    """What the card says about the text tower: its source (config or records), its pooling, whether it is real."""
+    clip = config.text_model_type == _CLIP_TEXT
+    kind = "CLIP text transformer" if clip else f"{config.text_model_type} text encoder"
+    name = config.text_tower_name
+    if name:
+        source, trained = f"`{name}` ({kind})", True
+    elif clip and info.initialisation == "from_clip":
+        source, trained = f"the teacher CLIP's{f' (`{info.teacher}`)' if info.teacher else ''} ({kind})", True
+    elif info.initialisation == "scratch":
+        source, trained = f"a {kind} with random weights (no record names a source for it)", False
+    else:
+        source, trained = f"a {kind} whose source is not recorded", True
+    pooling = {"pooler": "the encoder's pooled output", "mean": "attention-masked mean", "cls": "first token"}
+    details = [pooling[config.text_pooling]]
+    details.append(f"projection to {config.projection_dim}-d" if config.use_text_projection else "no projection")
+    if config.text_normalize:
+        details.append("L2-normalised")
+    return {
+        "text_tower": source,
+        "text_tower_details": ", ".join(details),
+        "text_tower_trained": trained,
+        "text_tower_short": f"`{name}`"
+        if name
+        else ("CLIP's text transformer" if clip and trained else "source not recorded"),
+    }
+
+
+def _recipe_values(config: GraftConfig, info: ModelCardInfo) -> dict[str, Any]:
+    """What the card says about the training: teacher, initialisation, targets, data, as recorded."""
+    level = "pixel level (paper eq. 3)" if config.use_patch_head else "image level (paper eq. 2)"
+    initialisation = {
+        "from_clip": f"a copy of the teacher CLIP{f' (`{info.teacher}`)' if info.teacher else ''}",
+        "scratch": "random weights (trained from scratch)",
+    }.get(info.initialisation or "", _NOT_RECORDED)
+    targets = _TARGETS.get(info.targets or "")
+    recipe = [
+        f"The satellite tower started from {initialisation}."
+        if info.initialisation
+        else "How the satellite tower was initialised is not recorded.",
+        f"It was trained at the {level} with GRAFT's contrastive loss against {targets}; the text tower stayed frozen."
+        if targets
+        else "Its training targets are not recorded.",
+    ]
+    if info.training_steps:
+        recipe.append(f"The training log records {info.training_steps} optimizer steps.")
+    if info.training_recipe:
+        recipe.append(info.training_recipe)
+    data = [_DATA.get(info.data or "", "Whether the ground observations are real or simulated is not recorded.")]
+    if info.training_data:
+        data.append(info.training_data)
+    return {
+        "teacher": f"`{info.teacher}`" if info.teacher else _NOT_RECORDED,
+        "initialisation": initialisation,
+        "targets": targets or _NOT_RECORDED,
+        "targets_kind": info.targets,
+        "data_kind": info.data or _NOT_RECORDED,
+        "simulated": info.data == "simulated",
+        "training_recipe": " ".join(recipe),
+        "training_data": " ".join(data),
+    }
+
+
 def _training_values(info: ModelCardInfo) -> dict[str, Any]:
-    """Template values that describe how the model was made (data, recipe, temperature, source)."""
+    """Template values of the recipe table, training temperature and converted source."""
     temperature = info.training_temperature
     training_table = ""
     if info.training:
@@ -365,12 +440,10 @@ def _training_values(info: ModelCardInfo) -> dict[str, Any]:
         training_table = "\n".join(rows)
     return {
         "training_temperature": (
-            "not recorded" if temperature is None else f"{temperature:g} (logit scale {1.0 / temperature:.4g})"
+            _NOT_RECORDED if temperature is None else f"{temperature:g} (logit scale {1.0 / temperature:.4g})"
         ),
         "converted_from": info.converted_from,
         "datasets": info.datasets,
-        "training_data": info.training_data,
-        "training_recipe": info.training_recipe,
         "training_table": training_table,
     }
 
@@ -385,7 +458,8 @@ def render_model_card(
 
     Args:
         config: The model's `GraftConfig`.
-        info: Repository, licence, data and recipe details.
+        info: Repository, licence, and what the training records say (teacher, initialisation, targets, data);
+            what they do not say is rendered as "not recorded".
         eval_results: Results for the evaluation table and the `model-index` metadata.
         logit_scale: The model's zero-shot `logit_scale` parameter (log space, as CLIP stores it); `None` reports
             `config.logit_scale_init_value`.
@@ -397,13 +471,14 @@ def render_model_card(
     repo_id = info.repo_id or model_repo_name(config)
     eval_results = list(eval_results or [])
     log_scale = config.logit_scale_init_value if logit_scale is None else float(logit_scale)
-    base_model = info.base_model or base_model_for_config(config)
+    base_model = info.base_model if info.initialisation in (None, "from_clip") else None
     values = {
         "title": repo_id.rsplit("/", 1)[-1],
         "repo_id": repo_id,
-        "base_model": base_model,
         "evaluation_table": eval_results_table(eval_results),
         **_model_values(config, log_scale),
+        **_text_tower_values(config, info),
+        **_recipe_values(config, info),
         **_training_values(info),
     }
     card_data = _card_data(config, info, repo_id, eval_results, base_model)

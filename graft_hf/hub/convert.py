@@ -495,6 +495,12 @@ def _save_converted(
     info = card_info or ModelCardInfo()
     meta = ", ".join(f"{k} {v}" for k, v in converted.metadata.items())
     info.converted_from = f"the authors' {level}-level checkpoint `{checkpoint.name}`" + (f" ({meta})" if meta else "")
+    # The authors' checkpoints are the paper's recipe: a CLIP-initialised satellite tower trained against the CLIP's
+    # image embeddings of real geotagged photos; the CLIP given here is the one its text tower is taken from.
+    info.teacher = info.teacher or model.config.text_tower_name
+    info.initialisation = info.initialisation or "from_clip"
+    info.targets = info.targets or "image"
+    info.data = info.data or "real"
     if converted.training_logit_scale is not None:
         info.training_temperature = 1.0 / converted.training_logit_scale
     results = to_eval_results(eval_results)

@@ -1,8 +1,10 @@
-"""Hub repository names of GRAFT models: `graft-<sensor>-<arch><patch>`, e.g. `graft-naip-vitb16`.
+"""Hub repository names of GRAFT models: `graft-<sensor>-<arch><patch>`, e.g. `graft-naip-vitb16`, `graft-s2-vitb32`.
 
-The name is derived from the configuration (sensor and vision tower) so that a model pushed as
-`graft-sentinel2-vitb32` really is a Sentinel-2 ViT-B/32; `validate_model_repo_id` rejects names that contradict
-the config. An optional lowercase suffix is allowed for variants (`graft-naip-vitb16-pixel`, `-v2`).
+The name is derived from the configuration (sensor and vision tower) so that a model pushed as `graft-s2-vitb32`
+really is a Sentinel-2 ViT-B/32; `validate_model_repo_id` rejects names that contradict the config. The sensor part
+is the registry's short form (`s2` for Sentinel-2, as in `graft_hf.hub.registry`); the long form
+(`graft-sentinel2-vitb32`) is accepted too. An optional lowercase suffix is allowed for variants
+(`graft-naip-vitb16-pixel`, `-v2`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ ARCH_NAMES: dict[tuple[int, int], str] = {(768, 12): "vitb", (1024, 24): "vitl",
 # Hub rules for the name part of a repo id (huggingface_hub.utils.validate_repo_id, plus the 96 character cap).
 _HUB_NAME = re.compile(r"^(?!.*(--|\.\.))[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
 _SUFFIX = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# Short sensor parts of repo names (the registry's: graft-s2-vitb16); other sensors use their own name.
+_SHORT_SENSORS = {"sentinel2": "s2", "sentinel2-l1c": "s2-l1c"}
 
 
-def _sensor_slug(sensor: str) -> str:
+def _sensor_slug(sensor: str, short: bool = True) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", sensor.lower()).strip("-")
     if not slug:
         raise ValueError(f"sensor name {sensor!r} has no letters or digits to put in a repo name; set config.sensor")
-    return slug
+    return _SHORT_SENSORS.get(slug, slug) if short else slug
 
 
 def _arch_slug(vision_config: Any) -> str:
@@ -41,8 +45,8 @@ def model_repo_name(config: Any, suffix: str | None = None) -> str:
         suffix: Optional variant label, lowercase letters, digits and single hyphens (e.g. `pixel`).
 
     Returns:
-        e.g. `graft-naip-vitb16`, `graft-sentinel2-vitb32`, `graft-naip-vitl14-pixel`; models with a non-CLIP tower
-        shape get `vit-w<width>-d<depth>-p<patch>` in place of `vitb16`.
+        e.g. `graft-naip-vitb16`, `graft-s2-vitb32`, `graft-naip-vitl14-pixel`; models with a non-CLIP tower shape
+        get `vit-w<width>-d<depth>-p<patch>` in place of `vitb16`.
     """
     name = f"graft-{_sensor_slug(config.sensor)}-{_arch_slug(config.vision_config)}"
     if suffix:
@@ -79,10 +83,17 @@ def validate_repo_id(repo_id: str) -> str:
     return repo_id
 
 
+def _names_variant(name: str, base: str) -> bool:
+    """`name` is `base` or `base-<suffix>`."""
+    rest = name[len(base) :]
+    return name.startswith(base) and (not rest or (rest.startswith("-") and bool(_SUFFIX.fullmatch(rest[1:]))))
+
+
 def validate_model_repo_id(repo_id: str, config: Any) -> str:
     """Check that a model repo id follows the Hub rules and names this config's sensor and architecture.
 
-    The name must be `model_repo_name(config)` optionally followed by `-<suffix>`.
+    The name must be `model_repo_name(config)` (or its long-sensor form, `graft-sentinel2-...`) optionally followed
+    by `-<suffix>`.
 
     Args:
         repo_id: `namespace/name` or `name`.
@@ -97,8 +108,8 @@ def validate_model_repo_id(repo_id: str, config: Any) -> str:
     validate_repo_id(repo_id)
     _, name = split_repo_id(repo_id)
     expected = model_repo_name(config)
-    rest = name[len(expected) :]
-    if not name.startswith(expected) or (rest and not (rest.startswith("-") and _SUFFIX.fullmatch(rest[1:]))):
+    long_form = f"graft-{_sensor_slug(config.sensor, short=False)}-{_arch_slug(config.vision_config)}"
+    if not any(_names_variant(name, base) for base in (expected, long_form)):
         raise ValueError(
             f"model repo name {name!r} does not match the model (sensor {config.sensor!r}, patch size "
             f"{config.vision_config.patch_size}): expected {expected!r} or '{expected}-<suffix>'; "

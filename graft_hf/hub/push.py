@@ -1,8 +1,8 @@
 """Publish GRAFT models and pairs datasets to the Hugging Face Hub, each in one commit.
 
 A model repository gets the safetensors weights, `config.json` with `auto_map`, the model files as remote code
-(`configuration_graft.py`, `modeling_graft.py`, ...), the processor (image processor + CLIP tokenizer) and the
-model card, all in a single `create_commit`. Files are staged in a temporary folder (existing files are uploaded
+(`configuration_graft.py`, `modeling_graft.py`, ...), the processor (image processor + the text tower's tokenizer)
+and the model card, all in a single `create_commit`. Files are staged in a temporary folder (existing files are uploaded
 from where they are), so a push never writes to the source folder and a failed push leaves it untouched.
 
 Only regular files inside the folder are uploaded: symbolic links (to files or folders, anywhere) and special files
@@ -60,7 +60,13 @@ __all__ = [
 ]
 
 # Model files uploaded as remote code next to the weights (written by GraftModel/GraftProcessor.save_pretrained).
-REMOTE_CODE_FILES = ("configuration_graft.py", "modeling_graft.py", "image_processing_graft.py", "processing_graft.py")
+REMOTE_CODE_FILES = (
+    "configuration_graft.py",
+    "modeling_graft.py",
+    "text_tower_graft.py",
+    "image_processing_graft.py",
+    "processing_graft.py",
+)
 # Build bookkeeping of `graft pairs build` and editor/OS leftovers that never go to the Hub.
 DATASET_IGNORE_PATTERNS = ("_build/*", ".*", "*/.*", "*.tmp*", "__pycache__/*")
 _PROCESSOR_FILES = ("processor_config.json", "tokenizer_config.json")
@@ -186,7 +192,8 @@ def _report_skipped(folder: Path, skipped: dict[str, str]) -> None:
 
 
 def _check_model_files(files: dict[str, Path]) -> None:
-    missing = [f for f in ("config.json", "configuration_graft.py", "modeling_graft.py", "README.md") if f not in files]
+    required = ("config.json", "configuration_graft.py", "modeling_graft.py", "text_tower_graft.py", "README.md")
+    missing = [f for f in required if f not in files]
     if "model.safetensors" not in files and "model.safetensors.index.json" not in files:
         missing.append("model.safetensors")
     missing += [f for f in _PROCESSOR_FILES if f not in files]
@@ -274,8 +281,9 @@ def stage_model_files(
 
     Args:
         model: A `GraftModel` or the path of a folder saved with `save_pretrained`.
-        processor: A `GraftProcessor`; `None` keeps the folder's processor files or builds the default one for the
-            config (`graft_hf.build_processor`).
+        processor: A `GraftProcessor`; `None` keeps the folder's processor files, else loads the processor saved
+            where the model was loaded from, else builds the default one for the config (`graft_hf.build_processor`:
+            CLIP text towers only; other towers need their tokenizer).
         card_info: Details for the rendered model card.
         eval_results: Evaluation results (a path or parsed JSON, see `graft_hf.hub.cards`) or `EvalResult`s.
         card: A ready README text.
@@ -285,7 +293,7 @@ def stage_model_files(
         staging = Path(tmp)
         files, config, logit_scale = _stage_weights(model, staging / "model")
         if processor is not None or not all(f in files for f in _PROCESSOR_FILES):
-            processor = processor if processor is not None else graft_hf.build_processor(config)
+            processor = processor if processor is not None else _default_processor(config)
             processor.save_pretrained(staging / "processor")
             files.update(folder_files(staging / "processor"))
         if card is None:
@@ -295,6 +303,17 @@ def stage_model_files(
         files["README.md"] = staging / "README.md"
         _check_model_files(files)
         yield files
+
+
+def _default_processor(config: GraftConfig) -> GraftProcessor:
+    """The processor saved with the model the config was loaded from, else one built for the config."""
+    source = Path(config.name_or_path or "")
+    if config.name_or_path and all((source / name).is_file() for name in _PROCESSOR_FILES):
+        return GraftProcessor.from_pretrained(source)
+    try:
+        return graft_hf.build_processor(config)
+    except ValueError as err:
+        raise HubPushError(f"no processor to push with the model: {err}; or pass processor= to the push") from err
 
 
 def _saved_logit_scale(folder: Path) -> float | None:

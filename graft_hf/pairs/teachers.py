@@ -1,11 +1,13 @@
-"""Frozen teachers whose embeddings the student learns to match: CLIP, open_clip and sentence-transformers encoders.
+"""Frozen teachers whose embeddings the student learns to match: CLIP, open_clip and sentence encoders.
 
 :func:`load_teacher` picks the kind from the reference:
 
-* a transformers CLIP directory or Hub id -> ``CLIPModel.get_image_features`` / ``get_text_features``;
+* a transformers CLIP directory or Hub id -> ``CLIPModel.get_image_features`` for photos, its text transformer and
+  projection as a ``GraftTextTower`` for texts;
 * an open_clip model name + checkpoint path -> ``open_clip.create_model_and_transforms(name, pretrained=path)``;
-* a sentence-transformers text encoder directory (e.g. all-MiniLM-L6-v2) -> ``SentenceTransformer.encode``, text
-  only (the ``text`` extra: ``pip install 'graft-hf[text]'``).
+* a sentence encoder directory (e.g. all-MiniLM-L6-v2, in sentence-transformers' layout) -> a ``GraftTextTower``
+  read by :func:`graft_hf.text_towers.load_text_tower`, text only: the same tower a student trained on its
+  embeddings is saved with, so the targets and the saved model's text embeddings come from one implementation.
 
 Errors are :class:`TeacherLoadError` naming the parameter to change (the ``graft`` command line names its flag).
 """
@@ -22,12 +24,12 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel
 
 from graft_hf.config import ConfigError
-from graft_hf.extras import require
+from graft_hf.modeling import GraftTextTower
+from graft_hf.text_towers import TextTowerError, load_text_tower
 
 from .config import TeacherKind
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
     from transformers import BaseImageProcessor, PreTrainedTokenizerBase
 
 __all__ = ["ClipTeacher", "OpenClipTeacher", "SentenceTeacher", "Teacher", "TeacherLoadError", "load_teacher"]
@@ -93,6 +95,7 @@ class ClipTeacher(Teacher):
         self.spec, self.device, self.teacher_id = spec, device, teacher_id
         self.model = CLIPModel.from_pretrained(spec).eval()
         self.model.to(device)  # type: ignore[arg-type]
+        self.text_tower = GraftTextTower(self.model.text_model, self.model.text_projection)
         self.dim = int(self.model.config.projection_dim)
         self._processor: BaseImageProcessor | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
@@ -127,12 +130,7 @@ class ClipTeacher(Teacher):
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
-        max_length = int(self.model.config.text_config.max_position_embeddings)
-        tokens = self._text_tokenizer()(
-            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        )
-        tokens = {key: value.to(self.device) for key, value in tokens.items() if key in ("input_ids", "attention_mask")}
-        return _features(self.model.get_text_features(**tokens)).float().cpu()
+        return self.text_tower.encode(texts, self._text_tokenizer()).float().cpu()
 
 
 class OpenClipTeacher(Teacher):
@@ -168,30 +166,27 @@ class OpenClipTeacher(Teacher):
 
 
 class SentenceTeacher(Teacher):
-    """A sentence-transformers text encoder (e.g. all-MiniLM-L6-v2: BERT, attention-masked mean pooling, unit norm).
+    """A sentence encoder folder (e.g. all-MiniLM-L6-v2: BERT, attention-masked mean pooling, unit norm) as a
+    ``GraftTextTower`` (:func:`graft_hf.text_towers.load_text_tower`); text only.
 
-    A plain transformers text encoder directory (no ``modules.json``) gets sentence-transformers' default of mean
-    pooling.
+    A plain transformers text encoder directory (no ``modules.json``) gets mean pooling without normalisation, as
+    sentence-transformers does for such a folder.
     """
 
     has_image_tower = False
 
     def __init__(self, spec: str, device: torch.device, teacher_id: str):
-        sentence_transformers = require(
-            "sentence_transformers", "text", "the sentence-transformers text teacher", package="sentence-transformers"
-        )
         self.device, self.teacher_id = device, teacher_id
-        self.model: SentenceTransformer = sentence_transformers.SentenceTransformer(spec, device=str(device)).eval()
-        # sentence-transformers 6 renamed get_sentence_embedding_dimension; older releases have only the old name.
-        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dimension())
+        try:
+            loaded = load_text_tower(spec, device)
+        except TextTowerError as error:
+            raise TeacherLoadError("teacher", str(error)) from error
+        self.tower, self.tokenizer, self.name = loaded.tower, loaded.tokenizer, loaded.name
+        self.dim = loaded.tower.output_dim
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
-        embeds = self.model.encode(
-            texts, batch_size=max(len(texts), 1), convert_to_tensor=True, show_progress_bar=False
-        )  # (batch, dim)
-        return embeds.float().cpu()
+        return self.tower.encode(texts, self.tokenizer).float().cpu()
 
 
 def _resolve_device(device: str) -> torch.device:

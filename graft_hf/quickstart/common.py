@@ -18,11 +18,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from graft_hf import extras
+from graft_hf import build_processor, extras
 from graft_hf.config import ConfigError, config_to_dict
 from graft_hf.io import write_json
+from graft_hf.modeling import GraftConfig, GraftModel
 from graft_hf.pairs.embed import EmbedConfig, EmbedReport, Teacher, embed_pairs
 from graft_hf.quickstart.config import BenchmarkConfig, MissingInputError
+from graft_hf.text_towers import attach_text_tower
 from graft_hf.training.checkpoint import find_latest_checkpoint
 from graft_hf.training.config import TrainConfig, config_from_dict
 from graft_hf.training.loop import train
@@ -195,6 +197,7 @@ def benchmark_train_config(
     output_dir: Path,
     dim: int,
     *,
+    text_tower: str,
     shuffle_buffer: int,
     max_photos: int,
 ) -> TrainConfig:
@@ -206,6 +209,7 @@ def benchmark_train_config(
         pairs: The pair shards with their text embeddings.
         output_dir: The training run folder (checkpoints, ``model/``).
         dim: Embedding dimension of the text teacher (the student's projection dimension).
+        text_tower: Folder of the text teacher: the saved model carries it as its text tower, with its tokenizer.
         shuffle_buffer: Examples in the loader's shuffle buffer.
         max_photos: Most observations kept per image (all of a mosaic's for the pixel task).
     """
@@ -224,7 +228,12 @@ def benchmark_train_config(
             "right_angles": True,  # exact 90-degree views of the whole image; the photos move with them
         },
         "teacher": {"name_or_path": None, "targets": "precomputed"},
-        "student": {"init": "scratch", "sensor": "rgb", "config": config.student.graft_config(dim)},
+        "student": {
+            "init": "scratch",
+            "sensor": "rgb",
+            "config": {**config.student.graft_config(dim), "gsd": config.image_gsd()},
+            "text_tower": text_tower,
+        },
         "loss": {"target": "text", "temperature": config.temperature, "gather_negatives": True},
         "optim": {"lr": config.lr, "weight_decay": config.weight_decay, "warmup_ratio": 0.05},
         "train": {
@@ -243,11 +252,22 @@ def benchmark_train_config(
 
 
 def train_or_resume(train_config: TrainConfig, run_dir: Path, label: str) -> Path:
-    """Train, resume from the latest checkpoint of ``run_dir``, or reuse a finished model; returns its folder."""
+    """Train, resume from the latest checkpoint of ``run_dir``, or reuse a finished model; returns its folder.
+
+    A finished model saved before models carried their text tower gets ``student.text_tower`` put in (and its
+    tokenizer into the processor), so every model a benchmark hands on answers text queries by itself.
+    """
     resume = find_latest_checkpoint(run_dir / "checkpoints") is not None
     model_dir = run_dir / "model"
     if (model_dir / "config.json").is_file() and not resume:
         logger.info("%s: %s exists, training already finished", label, model_dir)
+        text_tower = train_config.student.text_tower
+        if text_tower and GraftConfig.from_pretrained(model_dir).text_tower_name is None:
+            logger.info("%s: giving %s its text tower %s", label, model_dir, text_tower)
+            model = GraftModel.from_pretrained(model_dir)
+            tokenizer = attach_text_tower(model, text_tower)
+            model.save_pretrained(model_dir)
+            build_processor(model.config, tokenizer=tokenizer).save_pretrained(model_dir)
         return model_dir
     if resume:
         logger.info("%s: resuming training from the latest checkpoint", label)

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 EUROSAT_NUM_CLASSES = 10
+EUROSAT_GSD = 10.0  # Sentinel-2 metres per pixel of a 64 px EuroSAT tile
+EUROSAT_TILE_SIZE = 64
 
 
 class MissingInputError(FileNotFoundError):
@@ -71,7 +73,11 @@ class StudentArch:
         )
 
     def graft_config(self, projection_dim: int) -> dict[str, Any]:
-        """``GraftConfig`` keyword arguments: this vision tower and a minimal (unused) text tower."""
+        """``GraftConfig`` keyword arguments of the student during training: this vision tower, a minimal text tower.
+
+        The saved model carries the text teacher as its text tower instead (``student.text_tower`` of the training
+        config, put in when the model is saved).
+        """
         vision = {
             "image_size": self.image_size,
             "patch_size": self.patch_size,
@@ -81,8 +87,10 @@ class StudentArch:
             "num_attention_heads": self.num_heads,
             "projection_dim": projection_dim,
         }
-        # The text side of the benchmark is the MiniLM teacher; the student's own CLIP text tower is never used,
-        # so it is kept minimal (GraftModel always carries one).
+        # Training never runs the student's text tower (the targets are precomputed text embeddings) and the saved
+        # model gets the MiniLM teacher's instead, so this one is kept minimal. It stays because its random draws
+        # come before the visual projection's in the seeded initialisation: another text tower here would change
+        # the student's starting weights and so every published benchmark figure.
         text = {
             "hidden_size": 32,
             "intermediate_size": 64,
@@ -152,6 +160,10 @@ class BenchmarkConfig:
     def min_tiles(self) -> tuple[int, str]:
         """The smallest tile subset a run can draw from, and why."""
         return EUROSAT_NUM_CLASSES, "one tile per class"
+
+    def image_gsd(self) -> float:
+        """Metres per pixel of the student's input (EuroSAT's Sentinel-2 tiles: 10 m)."""
+        return EUROSAT_GSD
 
     def validate_batch_size(self) -> None:
         require(self.batch_size >= 2, "batch_size", f"must be >= 2 (the loss contrasts a batch), got {self.batch_size}")
@@ -237,6 +249,10 @@ class MosaicConfig(BenchmarkConfig):
 
     def min_tiles(self) -> tuple[int, str]:
         return self.grid**2, "one mosaic's tiles"
+
+    def image_gsd(self) -> float:
+        """Metres per pixel of a mosaic: EuroSAT's 64 px tiles at 10 m, downsampled to ``tile_size``."""
+        return EUROSAT_GSD * EUROSAT_TILE_SIZE / self.tile_size
 
     def validate_grid(self) -> None:
         require(self.grid >= 2, "grid", f"must be >= 2 (a mosaic mixes tiles), got {self.grid}")

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from graft_hf.io import atomic_write, write_json
+from graft_hf.quickstart.config import EUROSAT_GSD, EUROSAT_TILE_SIZE
 from graft_hf.quickstart.eurosat import EuroSATSplit
 from graft_hf.quickstart.observations import ObservationSampler
 from graft_hf.quickstart.shards import (
@@ -40,8 +41,6 @@ __all__ = ["MosaicSet", "build_mosaics", "write_mosaic_pairs"]
 logger = logging.getLogger(__name__)
 
 _MANIFEST = "mosaic_pairs.json"
-EUROSAT_TILE_SIZE = 64
-EUROSAT_GSD = 10.0
 
 
 @dataclass

@@ -24,9 +24,9 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from graft_hf import build_processor
 from graft_hf.evaluation.segmentation_metrics import SegmentationEvaluator
 from graft_hf.io import atomic_path, atomic_write
+from graft_hf.modeling import GraftImageProcessor
 from graft_hf.quickstart.common import as_percent, time_line
 from graft_hf.quickstart.mosaic import MosaicSet
 from graft_hf.tasks.segmentation import load_font
@@ -64,7 +64,7 @@ PALETTE = np.array(
 
 def _normalised_batch(mosaics: MosaicSet, indices: Sequence[int], size: int, model: Any) -> torch.Tensor:
     """``(batch, 3, size, size)`` CLIP-normalised mosaics, resized (bicubic) when ``size`` differs."""
-    processor = build_processor(model.config).image_processor
+    processor = GraftImageProcessor.from_graft_config(model.config)
     mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
     images = []

@@ -7,7 +7,8 @@ Steps (each resumes where a killed run stopped):
    tiles are laid out in memory;
 2. **embed** -- the observations embedded by the all-MiniLM-L6-v2 text teacher (``embed_pairs(text=True)``);
 3. **train** -- a scratch ViT whose patch grid resolves the tiles, trained with the pixel-level loss on the
-   streaming loader and the Accelerate loop (:func:`graft_hf.training.train`, ``task=pixel``);
+   streaming loader and the Accelerate loop (:func:`graft_hf.training.train`, ``task=pixel``); the saved model
+   carries the text teacher as its text tower, with its tokenizer in the processor;
 4. **image model** -- the baseline's image-level model: ``image_model`` (e.g. the quickstart's student) or, when
    not given, a reduced ``graft quickstart`` run trained here on single tiles;
 5. **evaluate** -- zero-shot segmentation of the test mosaics against the broadcast baseline
@@ -24,11 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from graft_hf.evaluation.encoders import load_encoder
 from graft_hf.evaluation.plots import plot_confusion_matrix
 from graft_hf.evaluation.zeroshot import build_zero_shot_classifier
 from graft_hf.io import write_json
 from graft_hf.modeling import GraftModel
-from graft_hf.pairs.embed import Teacher, load_teacher
+from graft_hf.pairs.embed import load_teacher
 from graft_hf.quickstart.common import (
     as_percent,
     benchmark_train_config,
@@ -86,6 +88,7 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
             out / "pairs",
             out / "train",
             teacher.dim,
+            text_tower=encoder_path,
             shuffle_buffer=1024,
             max_photos=config.grid**2 * config.max_observations,  # every observation of the mosaic
         )
@@ -93,7 +96,7 @@ def run_mosaic_benchmark(config: MosaicConfig) -> dict[str, Any]:
     with timer.step("image_model"):
         image_model_dir, image_model_source = _image_model(config, out)
     with timer.step("evaluate"):
-        evaluation, files = _evaluate(config, teacher, model_dir, image_model_dir, test_mosaics, out / "report")
+        evaluation, files = _evaluate(config, model_dir, image_model_dir, test_mosaics, out / "report")
     report = {
         "benchmark": "EuroSAT mosaics, zero-shot segmentation, GRAFT pixel-level (eq. 3) alt-text mode",
         "data": config.data,
@@ -170,14 +173,18 @@ def _load_model(model_dir: str | Path, name: str, classifier: torch.Tensor) -> G
 
 def _evaluate(
     config: MosaicConfig,
-    teacher: Teacher,
     model_dir: Path,
     image_model_dir: str,
     mosaics: MosaicSet,
     report_dir: Path,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Segment the test mosaics with both models: the report's metrics and baseline classes, and the two pictures."""
-    classifier = build_zero_shot_classifier(teacher.embed_texts, list(EUROSAT_CLASSNAMES), list(EUROSAT_TEMPLATES))
+    """Segment the test mosaics with both models: the report's metrics and baseline classes, and the two pictures.
+
+    The class prompts are embedded by the text tower the pixel-level model carries (the text teacher, with the
+    tokenizer saved in its processor); the image-level baseline is scored against the same class embeddings.
+    """
+    text = load_encoder(str(model_dir), baseline="graft").text_encoder
+    classifier = build_zero_shot_classifier(text.encode_texts, list(EUROSAT_CLASSNAMES), list(EUROSAT_TEMPLATES))
     pixel_model = _load_model(model_dir, "pixel-level", classifier)
     image_model = _load_model(image_model_dir, "image-level", classifier)
     pixel_maps = predict_pixel_maps(pixel_model, mosaics, classifier, progress=config.progress)

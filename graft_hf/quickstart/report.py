@@ -1,7 +1,8 @@
 """Evaluation and report of the quickstart's student, through the evaluation harness (the protocol `graft eval` uses).
 
-The student's image tower embeds the test tiles; the frozen text teacher (the one that embedded the training
-observations) embeds CLIP's EuroSAT prompts; :func:`graft_hf.evaluation.evaluate_model` scores zero-shot
+The saved student is loaded as `graft eval` loads it: its image tower embeds the test tiles, and the text tower it
+carries (the frozen text teacher that embedded the training observations, all-MiniLM-L6-v2) embeds CLIP's EuroSAT
+prompts with the tokenizer saved in its processor; :func:`graft_hf.evaluation.evaluate_model` scores zero-shot
 classification and class-prompt retrieval and writes the JSON, markdown, ``model-index`` and the two pictures.
 This module adds the quickstart's own summary on top: data, observations, timings.
 """
@@ -9,17 +10,14 @@ This module adds the quickstart's own summary on top: data, observations, timing
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from graft_hf.evaluation.datasets import load_eval_dataset
-from graft_hf.evaluation.encoders import graft_encoder
+from graft_hf.evaluation.encoders import load_encoder
 from graft_hf.evaluation.harness import EvalReport, evaluate_model
 from graft_hf.io import atomic_write
-from graft_hf.modeling import GraftModel
 from graft_hf.quickstart.common import as_percent, time_line
 
 __all__ = ["evaluate_student", "summarize_evaluation", "write_markdown_report"]
@@ -28,7 +26,6 @@ __all__ = ["evaluate_student", "summarize_evaluation", "write_markdown_report"]
 def evaluate_student(
     model_dir: str | os.PathLike,
     data: str,
-    encode_text: Callable[[list[str]], torch.Tensor],
     out_dir: str | os.PathLike,
     *,
     classnames: Sequence[str],
@@ -40,9 +37,8 @@ def evaluate_student(
     """Score a trained student on EuroSAT's test split and write the harness's report files into ``out_dir``.
 
     Args:
-        model_dir: The trained GraftModel folder.
+        model_dir: The trained GraftModel folder (with its text tower and processor).
         data: EuroSAT folder or Hub id.
-        encode_text: The text teacher: list of prompts to ``(num_prompts, dim)`` embeddings.
         out_dir: Report folder (created).
         classnames: Prompt class names, one per label, in label order.
         templates: Prompt templates with one ``{}``.
@@ -54,11 +50,11 @@ def evaluate_student(
         The harness report and the files it wrote (``json``, ``markdown``, ``model_index``, ``confusion_matrix``,
         ``retrieval_grid``).
     """
-    model = GraftModel.from_pretrained(str(model_dir))
+    encoder = load_encoder(str(model_dir), baseline="graft")
+    encoder.name = "graft-quickstart (EuroSAT, MiniLM alt-text)"
     dataset = load_eval_dataset(
         data, split="test", kind="eurosat", class_names=list(classnames), limit=limit, seed=seed
     )
-    encoder = graft_encoder(model, text_encoder=encode_text, name="graft-quickstart (EuroSAT, MiniLM alt-text)")
     report = evaluate_model(encoder, dataset, templates=list(templates), progress=progress)
     return report, report.write(out_dir)
 
@@ -123,9 +119,11 @@ def write_markdown_report(report: dict[str, Any], path: str | os.PathLike) -> Pa
         "",
         "![retrieval grid](retrieval_grid.png)",
         "",
-        f"Model: `{report['model']}` (load with `AutoModel.from_pretrained`; its image embeddings live in the text "
-        "teacher's space). The harness's own files: `results.json` (with `results` in the model card's evaluation "
-        "format, for `graft push --eval`), `results.md`, `model_index.yaml`.",
+        f"Model: `{report['model']}`, with {report.get('text_tower') or 'its text teacher'} as its text tower and its "
+        "tokenizer in the processor: load it with `AutoModel.from_pretrained` / `AutoProcessor.from_pretrained`, "
+        '`pipeline("zero-shot-image-classification", model=...)` or `graft eval --model`. The harness\'s own files: '
+        "`results.json` (with `results` in the model card's evaluation format, for `graft push --eval`), "
+        "`results.md`, `model_index.yaml`.",
         "",
     ]
     return atomic_write(path, "\n".join(lines))

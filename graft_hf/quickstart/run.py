@@ -7,12 +7,14 @@ Steps (each one resumes where a killed run stopped):
 2. **embed** -- the observations embedded by the frozen text teacher, all-MiniLM-L6-v2, into the shards'
    ``text_embedding`` field (:func:`graft_hf.pairs.embed.embed_pairs`);
 3. **train** -- a ViT student trained from scratch with the image-level multi-positive loss (paper eq. 2) on the
-   streaming loader and the Accelerate loop (:func:`graft_hf.training.train`), checkpointing as it goes;
+   streaming loader and the Accelerate loop (:func:`graft_hf.training.train`), checkpointing as it goes; the saved
+   model (``train/model``) carries all-MiniLM-L6-v2 as its text tower and its tokenizer in the processor, so it
+   answers text queries by itself (``AutoModel``, ``pipeline("zero-shot-image-classification")``, ``graft eval``);
 4. **evaluate** -- zero-shot classification of the EuroSAT test split with CLIP's EuroSAT class names and
    templates (wording that never appears in an observation), and text-to-image retrieval per class, through the
-   evaluation harness (:func:`graft_hf.evaluation.evaluate_model`); writes ``report.md``, ``report.json``, the
-   harness's ``results.json`` (model-card evaluation format), ``results.md``, ``model_index.yaml``, a confusion
-   matrix and a retrieval grid.
+   evaluation harness (:func:`graft_hf.evaluation.evaluate_model`) with the saved model's own text tower; writes
+   ``report.md``, ``report.json``, the harness's ``results.json`` (model-card evaluation format), ``results.md``,
+   ``model_index.yaml``, a confusion matrix and a retrieval grid.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
             out / "pairs",
             out / "train",
             teacher.dim,
+            text_tower=encoder_path,
             shuffle_buffer=2048,
             max_photos=config.max_observations,
         )
@@ -88,7 +91,6 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         evaluation, files = evaluate_student(
             model_dir,
             config.data,
-            teacher.embed_texts,
             out / "report",
             classnames=EUROSAT_CLASSNAMES,
             templates=EUROSAT_TEMPLATES,
@@ -104,6 +106,7 @@ def run_quickstart(config: QuickstartConfig) -> dict[str, Any]:
         "pairs": pairs_summary,
         "embed": embed_fields(embed_report),
         "model": str(model_dir),
+        "text_tower": getattr(teacher, "name", encoder_path),
         **timer_fields(timer),
         **summarize_evaluation(evaluation),
         "files": {name: str(path) for name, path in files.items()},

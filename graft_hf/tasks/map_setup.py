@@ -17,18 +17,17 @@ import torch
 from rasterio.io import DatasetReader
 from rasterio.warp import transform_bounds
 from rasterio.windows import from_bounds
-from transformers import AutoModel, AutoProcessor, PreTrainedTokenizerBase
+from transformers import AutoProcessor, PreTrainedTokenizerBase
 
+from graft_hf import build_processor
 from graft_hf.config import ConfigError, config_dataclass, require
 from graft_hf.evaluation.errors import (
     MissingPathError,
-    UnavailableSourceError,
     UnwritablePathError,
-    check_local_or_hub,
 )
+from graft_hf.hub.registry import load_model, resolve_model
 from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
 from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres
-from graft_hf.tokenizer import load_clip_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -206,35 +205,27 @@ def load_map_model(model: str, device: str = "auto") -> LoadedModel:
     """Load a GRAFT model with its image processor and tokenizer.
 
     Args:
-        model: A directory saved with `save_pretrained` or a Hub id.
+        model: A directory saved with `save_pretrained`, a Hub id, or a registered name such as
+            `graft-naip-vitb16` (`graft_hf.hub.registry`: a folder of that name first, else its Hub repository).
         device: `"auto"` (CUDA when available), `"cpu"`, ...
 
     Returns:
         `(model, image_processor, tokenizer)`; the model is in eval mode. A directory without processor files gets
-        `GraftImageProcessor.from_graft_config(model.config)` and the offline CLIP tokenizer.
+        `GraftImageProcessor.from_graft_config(model.config)` and, for a CLIP text tower, the offline CLIP tokenizer.
 
     Raises:
-        RuntimeError: If the model cannot be loaded, naming how to pass a local directory.
+        UnavailableSourceError: The model cannot be loaded, naming how to get it.
+        ConfigError: The source holds another kind of model, or a non-CLIP text tower without its tokenizer.
     """
-    check_local_or_hub("model", model, "model folder")
-    try:
-        loaded = AutoModel.from_pretrained(model)
-    except (OSError, ValueError) as error:
-        raise UnavailableSourceError(
-            "model",
-            f"could not load GRAFT model {model!r} ({type(error).__name__}: {str(error).splitlines()[0]}). "
-            "Without Hub access pass a local directory saved with GraftModel.save_pretrained, e.g. "
-            "model=/path/to/graft-naip-vitb16",
-        ) from error
-    if not isinstance(loaded, GraftModel):
-        raise ConfigError(
-            "model", f"{model!r} holds a {type(loaded).__name__}, not a GraftModel; pass a GRAFT checkpoint"
-        )
-    image_processor, tokenizer = _saved_processor(model)
+    loaded = load_model(model)
+    image_processor, tokenizer = _saved_processor(resolve_model(model))
     if not isinstance(image_processor, GraftImageProcessor):
         image_processor = GraftImageProcessor.from_graft_config(loaded.config)
     if tokenizer is None:
-        tokenizer = load_clip_tokenizer()
+        try:
+            tokenizer = build_processor(loaded.config).tokenizer
+        except ValueError as error:
+            raise ConfigError("model", f"{model} has no processor saved with it: {error}") from error
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return loaded.to(device).eval(), image_processor, tokenizer

@@ -28,7 +28,8 @@ __all__ = ["TextTower", "encode_queries", "make_text_encoder", "model_device"]
 
 
 class TextTower(Protocol):
-    """A model with a text tower in the joint space, e.g. a `GraftModel`."""
+    """A model with a text tower in the joint space: a `GraftModel` (its `text_tower`, `GraftTextTower.encode`),
+    or any model with `get_text_features(input_ids, attention_mask)`."""
 
     def parameters(self) -> Iterator[torch.nn.Parameter]: ...
 
@@ -49,12 +50,16 @@ def make_text_encoder(model: TextTower, tokenizer: PreTrainedTokenizerBase) -> C
 
     Args:
         model: A `GraftModel` (or any model with `get_text_features(input_ids, attention_mask)`).
-        tokenizer: A CLIP tokenizer, e.g. from `graft_hf.tokenizer.load_clip_tokenizer()`.
+        tokenizer: The text tower's tokenizer (the one in the model's processor; for CLIP towers e.g.
+            `graft_hf.tokenizer.load_clip_tokenizer()`).
 
     Returns:
-        `encode(prompts) -> (len(prompts), dim)` float32 embeddings (not normalised), computed without gradients
-        on the model's device.
+        `encode(prompts) -> (len(prompts), dim)` float32 embeddings (normalised only by towers that normalise),
+        computed without gradients on the model's device.
     """
+    tower = getattr(model, "text_tower", None)
+    if tower is not None:
+        return lambda prompts: tower.encode(list(prompts), tokenizer).float()
 
     @torch.no_grad()
     def encode(prompts: list[str]) -> torch.Tensor:
@@ -81,7 +86,7 @@ def encode_queries(
 
     Args:
         model: A `GraftModel` (or any model with `get_text_features(input_ids, attention_mask)`).
-        tokenizer: A CLIP tokenizer (`graft_hf.tokenizer.load_clip_tokenizer()`).
+        tokenizer: The text tower's tokenizer (for CLIP towers e.g. `graft_hf.tokenizer.load_clip_tokenizer()`).
         queries: Names such as `["road", "building"]`.
         templates: `None` embeds each query as written; otherwise a template-set name from
             `graft_hf.evaluation.templates.TEMPLATE_SETS` (e.g. `"satellite"`) or templates with one `{}` each.

@@ -35,6 +35,7 @@ from graft_hf import build_processor
 from graft_hf.config import ConfigError
 from graft_hf.io import atomic_write, write_json
 from graft_hf.pairs.loader import build_pairs_dataloader
+from graft_hf.text_towers import TextTowerError, attach_text_tower, read_spec
 from graft_hf.training.checkpoint import (
     RESUME_LOG,
     TrainingState,
@@ -181,10 +182,27 @@ def plan_run(
         )
     total_steps = run.max_steps or run.epochs * steps_per_epoch  # type: ignore[operator]
     max_epochs = run.epochs if run.max_steps is None else 1 << 30
+    _check_text_tower(config, targets)
     resume_from = resume_checkpoint(resume, Path(config.output_dir) / "checkpoints")
     if resume_from is not None:
         check_resume_settings(resume_from, run_settings(config, num_processes), log=resume_log)
     return RunPlan(micro, targets, total_steps, max_epochs, resume_from)
+
+
+def _check_text_tower(config: TrainConfig, targets: TargetPlan) -> None:
+    """The text tower the model is to be saved with exists and embeds into the targets' space (no weights read)."""
+    if not config.student.text_tower:
+        return
+    try:
+        spec = read_spec(config.student.text_tower)
+    except TextTowerError as error:
+        raise ConfigError("student.text_tower", str(error)) from error
+    if targets.dim is not None and spec.dim != targets.dim:
+        raise ConfigError(
+            "student.text_tower",
+            f"{spec.name} embeds into {spec.dim} dimensions but the targets in the shards have {targets.dim}: give "
+            "the text encoder that embedded them",
+        )
 
 
 # ------------------------------------------------------------------------------------ student, task, optimizer
@@ -553,7 +571,7 @@ class _Run:
         model_dir = self.out / "model"
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            _save_student(self.student, model_dir, self.config.student)
+            _save_student(self.student, model_dir, self.config.student, self.config.task)
             logger.info("GRAFT model saved to %s (%d steps, %d samples)", model_dir, self.progress.step,
                         self.progress.samples_seen)  # fmt: skip
         self.accelerator.wait_for_everyone()
@@ -561,14 +579,21 @@ class _Run:
         return model_dir
 
 
-def _save_student(student: torch.nn.Module, model_dir: Path, options: StudentSection) -> None:
+def _save_student(student: torch.nn.Module, model_dir: Path, options: StudentSection, task: str) -> None:
+    """Save the student with the text tower its targets came from (``student.text_tower``) and its processor.
+
+    A pixel-level run trains only the patch head's path, so its pooled image embedding is recorded as untrained
+    (``config.image_embeds_trained``; ``get_image_features`` then warns).
+    """
     model = export_student(student, model_dir, merge=options.lora.merge)
+    model.config.image_embeds_trained = task != "pixel"
     if options.gradient_checkpointing:
         # transformers 5 renamed gradient_checkpointing_* to activation_checkpointing_*.
         disable = getattr(model, "activation_checkpointing_disable", None) or model.gradient_checkpointing_disable
         disable()
+    tokenizer = attach_text_tower(model, options.text_tower) if options.text_tower else None
     model.save_pretrained(model_dir)
-    build_processor(model.config).save_pretrained(model_dir)
+    build_processor(model.config, tokenizer=tokenizer).save_pretrained(model_dir)
 
 
 # --------------------------------------------------------------------------------------------------- utilities

@@ -116,6 +116,10 @@ class StudentSection:
         config: ``GraftConfig`` keyword overrides (``scratch``: the whole config, e.g. ``vision_config``,
             ``projection_dim``; ``from_clip``: metadata such as ``gsd`` or ``band_names``).
         sensor: Sensor preset of the student (``naip``, ``sentinel2``, ...).
+        text_tower: Folder of the text encoder whose embeddings the targets are (e.g. all-MiniLM-L6-v2 for
+            ``loss.target=text``): the saved model carries it as its frozen text tower, with its tokenizer in the
+            processor (``graft_hf.text_towers``). ``None`` keeps the student's own text tower (``from_clip``: the
+            teacher CLIP's).
         gradient_checkpointing: Recompute activations in the backward pass to save memory.
         lora: LoRA options.
     """
@@ -123,6 +127,7 @@ class StudentSection:
     init: Literal["from_clip", "scratch"] = "from_clip"
     config: dict[str, Any] = field(default_factory=dict)
     sensor: str = "naip"
+    text_tower: str | None = None
     gradient_checkpointing: bool = False
     lora: LoraSection = field(default_factory=LoraSection)
 

@@ -32,6 +32,7 @@ def test_push_dry_run_stages_everything_without_network(tmp_path, capsys):
         "configuration_graft.py",
         "model.safetensors",
         "modeling_graft.py",
+        "text_tower_graft.py",
     ]
 
 

@@ -194,7 +194,10 @@ class _Handler:
         url = f"{base}/{repo_id}" if repo_type == "model" else f"{base}/{repo_type}s/{repo_id}"
         with self.state.lock:
             if (repo_type, repo_id) in self.state.repos:
-                return _error(409, "RepoExists", "You already created this repo")
+                # The Hub names the existing repo's URL in its 409 body; create_repo(exist_ok=True) returns it.
+                message = "You already created this repo"
+                headers = {"X-Error-Code": "RepoExists", "X-Error-Message": message}
+                return JSONResponse({"error": message, "url": url}, status_code=409, headers=headers)
             repo = _Repo(repo_type, repo_id)
             gitattributes = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in _LFS_SUFFIXES)
             repo.commits.append((_new_commit_oid(), {".gitattributes": _Blob(gitattributes.encode(), lfs=False)}))

