@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "segmentation of an uploaded image or GeoTIFF, and a region map of a query over an uploaded GeoTIFF."
         ),
     )
-    add_model_fields(parser, "DemoConfig", ("gallery", "host", "port"), required=("gallery",))
+    add_model_fields(parser, "DemoConfig", ("gallery", "host", "port"))
     parser.add_argument("--share", type=_yes_no, default=False, metavar="{yes,no}", help="Gradio share link (no)")
     add_fields(parser, CONFIGS, "DemoConfig", only=("templates", "device"))
     limits = parser.add_argument_group("input limits")
