@@ -18,12 +18,13 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import rasterio
 import torch
 from datasets import load_dataset
@@ -171,6 +172,7 @@ def build_gallery(
     batch_size: int = 32,
     thumbnail_size: int = 128,
     model_name: str | None = None,
+    total: int | None = None,
 ) -> EmbeddingIndex:
     """Embeds gallery images with a GRAFT model and saves them as a searchable index with thumbnails.
 
@@ -184,6 +186,7 @@ def build_gallery(
         batch_size: Images per forward pass.
         thumbnail_size: Longest side of the stored PNG thumbnails, in pixels.
         model_name: Recorded in `gallery.json` (e.g. the model's directory or Hub id).
+        total: Number of records, for the progress bar (default: `len(images_with_metadata)` when it has one).
 
     Returns:
         The saved :class:`~graft_hf.index.EmbeddingIndex`.
@@ -196,7 +199,10 @@ def build_gallery(
     if image_processor is None:
         image_processor = GraftImageProcessor.from_graft_config(model.config)
     columns = _GalleryColumns(model, image_processor, batch_size, thumbnail_size)
-    for position, record in enumerate(tqdm(images_with_metadata, desc="embedding gallery", unit="tile")):
+    if total is None and isinstance(images_with_metadata, Sized):
+        total = len(images_with_metadata)
+    bar = tqdm(images_with_metadata, total=total, desc="embedding gallery", unit="tile")
+    for position, record in enumerate(bar):
         columns.add(record, position)
     index = columns.index()
     out_dir = Path(out_dir)
@@ -211,13 +217,36 @@ def build_gallery_from_config(config: GalleryConfig) -> EmbeddingIndex:
     assert config.model is not None and config.output_dir is not None  # checked by the config's rules
     model, image_processor, _ = load_map_model(config.model, config.device)
     if config.pairs is not None:
-        records = records_from_pairs(config.pairs, config.limit)
+        records, total = records_from_pairs(config.pairs, config.limit), _pairs_rows(config.pairs, config.limit)
     else:
-        records = records_from_geotiffs(config.geotiffs or [])
+        records, total = records_from_geotiffs(config.geotiffs or []), len(_geotiff_files(config.geotiffs or []))
     return build_gallery(
         model, records, config.output_dir, image_processor=image_processor, batch_size=config.batch_size,
-        thumbnail_size=config.thumbnail_size, model_name=config.model,
+        thumbnail_size=config.thumbnail_size, model_name=config.model, total=total,
     )  # fmt: skip
+
+
+def _pairs_files(pairs: str | Path) -> list[str]:
+    pairs = Path(pairs)
+    files = sorted(str(p) for p in pairs.rglob("*.parquet")) if pairs.is_dir() else [str(pairs)]
+    if not files:
+        raise FileNotFoundError(f"no parquet shards under {pairs}; pass pairs shards written by `graft pairs`")
+    return files
+
+
+def _pairs_rows(pairs: str | Path, limit: int | None) -> int:
+    """Tiles in the pairs shards (from the parquet footers), at most `limit`."""
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in _pairs_files(pairs))
+    return rows if limit is None else min(rows, limit)
+
+
+def _geotiff_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, paths):
+        files.extend(sorted([*item.rglob("*.tif"), *item.rglob("*.tiff")]) if item.is_dir() else [item])
+    if not files:
+        raise FileNotFoundError(f"no GeoTIFFs found in {list(map(str, paths))}")
+    return files
 
 
 def load_gallery(path: str | Path) -> tuple[EmbeddingIndex, GalleryInfo]:
@@ -279,11 +308,7 @@ def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterator[
     Yields:
         `{"image", "lat", "lon", "tile_id", "date", "sensor"}` per tile (the photos are not needed).
     """
-    pairs = Path(pairs)
-    files = sorted(str(p) for p in pairs.rglob("*.parquet")) if pairs.is_dir() else [str(pairs)]
-    if not files:
-        raise FileNotFoundError(f"no parquet shards under {pairs}; pass pairs shards written by `graft pairs`")
-    dataset = load_dataset("parquet", data_files=files, split="train", streaming=True)
+    dataset = load_dataset("parquet", data_files=_pairs_files(pairs), split="train", streaming=True)
     dataset = dataset.select_columns(["tile_id", "image", "center_lat", "center_lon", "acquisition_date", "sensor"])
     for count, row in enumerate(dataset):
         if limit is not None and count >= limit:
@@ -311,12 +336,7 @@ def records_from_geotiffs(paths: Iterable[str | Path], max_pixels: int = 4096 * 
     Raises:
         ValueError: A file without a CRS or larger than `max_pixels`.
     """
-    files: list[Path] = []
-    for item in map(Path, paths):
-        files.extend(sorted([*item.rglob("*.tif"), *item.rglob("*.tiff")]) if item.is_dir() else [item])
-    if not files:
-        raise FileNotFoundError(f"no GeoTIFFs found in {list(map(str, paths))}")
-    for path in files:
+    for path in _geotiff_files(paths):
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise ValueError(f"{path} has no CRS, so its tile cannot be placed on the map; assign one first")
