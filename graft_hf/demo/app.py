@@ -79,7 +79,8 @@ def _retrieval_tab(backend: DemoBackend, notice: str | None) -> None:
     @_guard
     def retrieve(query: str, k: float) -> tuple[list[tuple[Any, str]], Any, str]:
         out = backend.retrieve(query, k)
-        return [(hit.image_path, hit.caption) for hit in out.hits], backend.save_picture(out.map_image), out.summary
+        where = None if out.map_image is None else backend.save_picture(out.map_image)
+        return [(hit.image_path, hit.caption) for hit in out.hits], where, out.summary
 
     with gr.Tab("Text to image retrieval", id="retrieval"):
         with gr.Row():

@@ -145,10 +145,10 @@ class Hit:
 
 @dataclass
 class RetrievalOutput:
-    """Top-k tiles of a query, a map of where they are and a one-line summary."""
+    """Top-k tiles of a query, a map of where they are (None for a gallery without coordinates) and a summary."""
 
     hits: list[Hit]
-    map_image: Image.Image
+    map_image: Image.Image | None
     summary: str
 
 
@@ -232,7 +232,8 @@ class DemoBackend:
         (self.workdir / "thumbnails").mkdir(exist_ok=True)
         (self.workdir / "pictures").mkdir(exist_ok=True)
         self._context: tuple[list[float], list[float]] = ([], [])
-        if index is not None:
+        self.located = index is not None and index.columns.get("lat") is not None
+        if self.located:
             lats = np.asarray(index.dataset[index.columns["lat"]], dtype=np.float64)
             lons = np.asarray(index.dataset[index.columns["lon"]], dtype=np.float64)
             if len(lats) > _MAX_CONTEXT_POINTS:  # a fixed sample keeps the map quick for a large gallery
@@ -340,15 +341,18 @@ class DemoBackend:
             lat = float("nan") if result.lat is None else float(result.lat)
             lon = float("nan") if result.lon is None else float(result.lon)
             label = result.extra.get("label")
-            caption = f"#{rank}  {lat:.4f}, {lon:.4f}  score {result.score:.3f}"
+            where = f"  {lat:.4f}, {lon:.4f}" if self.located else ""
+            caption = f"#{rank}{where}  score {result.score:.3f}"
             if label is not None:
                 caption += f"  ({label})"
             image, path = self._thumbnail(result)
             hits.append(Hit(rank, result.score, lat, lon, result.tile_id, caption, image, path))
-        map_image = render_results_map(
-            [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
-            title=f"top {k} for {query!r} (grey: gallery)",
-        )  # fmt: skip
+        map_image = None
+        if self.located:
+            map_image = render_results_map(
+                [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
+                title=f"top {k} for {query!r} (grey: gallery)",
+            )  # fmt: skip
         summary = f"{k} of {len(self.index)} tiles for **{query}**; best score {hits[0].score:.3f}"
         return RetrievalOutput(hits, map_image, summary)
 

@@ -115,12 +115,17 @@ class _GalleryColumns:
         self.pending: list[torch.Tensor] = []
         self.columns: dict[str, list[Any]] = {"tile_id": [], "lat": [], "lon": [], "date": [], THUMBNAIL_COLUMN: []}
         self.extra_names: list[str] | None = None
+        self.located: bool | None = None  # whether the records carry coordinates (all of them, or none)
 
     def _extra_names(self, record: Mapping[str, Any], position: int) -> list[str]:
         if "image" not in record or record["image"] is None:
-            raise ValueError(f"record {position} has no 'image'; every record needs an image, 'lat' and 'lon'")
-        if "lat" not in record or "lon" not in record:
-            raise ValueError(f"record {position} lacks 'lat'/'lon' (degrees); the demo maps every result")
+            raise ValueError(f"record {position} has no 'image'; every record needs an image")
+        located = "lat" in record and "lon" in record
+        if self.located is None:
+            self.located = located
+        elif located != self.located:
+            have = "have" if self.located else "lack"
+            raise ValueError(f"record {position}: the first records {have} 'lat'/'lon'; give them for all or none")
         names = sorted(k for k in record if k not in _STANDARD)
         if self.extra_names is None:
             self.extra_names = names
@@ -134,8 +139,9 @@ class _GalleryColumns:
         pixel_values, rgb = prepare_image(record["image"], self.image_processor)  # (1, 3, size, size), (H, W, 3)
         self.pending.append(pixel_values)
         self.columns[THUMBNAIL_COLUMN].append(_thumbnail_png(rgb, self.thumbnail_size))
-        self.columns["lat"].append(_float(record["lat"], "lat", position))
-        self.columns["lon"].append(_float(record["lon"], "lon", position))
+        if self.located:
+            self.columns["lat"].append(_float(record["lat"], "lat", position))
+            self.columns["lon"].append(_float(record["lon"], "lon", position))
         self.columns["tile_id"].append(str(record.get("tile_id", position)))
         date = record.get("date")
         self.columns["date"].append(None if date is None else str(date))
@@ -156,6 +162,7 @@ class _GalleryColumns:
             raise ValueError("no gallery records given; pass at least one {'image', 'lat', 'lon'} mapping")
         columns = dict(self.columns)
         tile_ids, lats, lons, dates = (columns.pop(name) for name in ("tile_id", "lat", "lon", "date"))
+        lats, lons = (lats, lons) if self.located else (None, None)
         return EmbeddingIndex.from_embeddings(
             torch.cat(self.embeds), tile_id=tile_ids, lat=lats, lon=lons, metadata=columns,
             date=None if all(d is None for d in dates) else dates,
@@ -179,8 +186,9 @@ def build_gallery(
     Args:
         model: A `GraftModel` (its image tower embeds the tiles).
         images_with_metadata: One mapping per tile with `image` (a PIL image, an HWC/CHW array or a GeoTIFF/image
-            path, anything `GraftImageProcessor` reads), `lat` and `lon` in degrees, and optionally `tile_id`,
-            `date` (ISO 8601) and further scalar columns (e.g. `label`) kept as metadata.
+            path, anything `GraftImageProcessor` reads), `lat` and `lon` in degrees (all records or none: without
+            them the demo lists results without a map), and optionally `tile_id`, `date` (ISO 8601) and further
+            scalar columns (e.g. `label`) kept as metadata.
         out_dir: Folder to save the index in (`EmbeddingIndex.save_to_disk` layout plus `gallery.json`).
         image_processor: A `GraftImageProcessor`; defaults to the one matching `model.config`.
         batch_size: Images per forward pass.
@@ -250,21 +258,18 @@ def _geotiff_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_gallery(path: str | Path) -> tuple[EmbeddingIndex, GalleryInfo]:
-    """Loads a gallery saved by :func:`build_gallery` (or any saved `EmbeddingIndex` with coordinates).
+    """Loads a gallery saved by :func:`build_gallery` (or any saved `EmbeddingIndex`; without coordinates the
+    demo lists results without a map).
 
     Raises:
         FileNotFoundError: `path` is not a saved index.
-        ValueError: The index has no latitude/longitude columns.
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"gallery folder not found: {path}; build one with graft_hf.demo.build_gallery")
     index = EmbeddingIndex.load_from_disk(path, load_approximate=False)
     if index.columns.get("lat") is None or index.columns.get("lon") is None:
-        raise ValueError(
-            f"the index in {path} has no latitude/longitude columns (columns: {index.dataset.column_names}); "
-            "the demo maps every result: rebuild it with graft_hf.demo.build_gallery"
-        )
+        logger.info("the gallery in %s has no coordinates: results are listed without a map", path)
     has_thumbnails = THUMBNAIL_COLUMN in index.dataset.column_names
     meta_path = path / GALLERY_FILE
     if meta_path.is_file():
