@@ -33,6 +33,7 @@ import graft_hf
 from graft_hf.hub.files import folder_files
 from graft_hf.hub.naming import validate_repo_id
 from graft_hf.hub.push import PushResult, commit_folder
+from graft_hf.hub.registry import MODELS
 from graft_hf.io import write_json
 
 logger = logging.getLogger(__name__)
@@ -85,10 +86,18 @@ def space_requirements(gradio_version: str) -> str:
     return header + "\n".join(dict.fromkeys(lines)) + "\n"
 
 
+def _model_repo(model: str | None) -> str | None:
+    """The Hub repository `model` names: a registered name's repository, an `owner/name` as it is, else None."""
+    if model in MODELS:
+        return MODELS[model].repo_id
+    return model if model and model.count("/") == 1 else None
+
+
 def _space_card(model: str | None, gallery: str | None, title: str, gradio_version: str) -> str:
+    repo = _model_repo(model)
     data = SpaceCardData(
         title=title, sdk="gradio", sdk_version=gradio_version, python_version=f"{sys.version_info[0]}.{sys.version_info[1]}",
-        app_file="app.py", license="apache-2.0", models=[model] if model and "/" in model else None,
+        app_file="app.py", license="apache-2.0", models=[repo] if repo else None,
         datasets=[gallery] if gallery and "/" in gallery and not Path(gallery).exists() else None,
         tags=["remote-sensing", "satellite-imagery", "zero-shot", "image-retrieval", "semantic-segmentation", "graft"],
         short_description="Text queries over satellite images, no text labels needed", emoji="🛰️",

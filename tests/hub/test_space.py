@@ -215,3 +215,15 @@ def test_graft_push_space_dry_run_and_gallery(hub_server, online, gallery_dir, c
     assert main(["push", str(gallery_dir), f"{USER}/cli-gallery", "--gallery", "--license", "mit", *hub]) == 0
     files = hub_server.files(f"{USER}/cli-gallery", "dataset")
     assert "gallery.json" in files and b"license: mit" in files["README.md"]
+
+
+def test_a_registered_name_links_its_hub_repository(tmp_path):
+    from huggingface_hub import SpaceCard
+
+    from graft_hf.hub import stage_space
+
+    space = stage_space(tmp_path / "space", "graft-naip-vitb16", "you/gallery")
+    card = SpaceCard.load(space / "README.md")
+    assert card.data.models == ["graft-hf/graft-naip-vitb16"] and card.data.datasets == ["you/gallery"]
+    assert (space / "graft_hf" / "modeling" / "modeling_graft.py").is_file()  # the package, modeling included
+    assert not list(space.rglob("__pycache__"))
