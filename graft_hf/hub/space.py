@@ -28,6 +28,8 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData, SpaceCard, SpaceCardData
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import graft_hf
 from graft_hf.hub.files import folder_files
@@ -73,12 +75,14 @@ def space_requirements(gradio_version: str) -> str:
         raise RuntimeError("graft-hf is not installed, so its requirements are unknown; pip install it") from error
     lines = []
     for text in requires:
-        requirement, _, marker = (part.strip() for part in text.partition(";"))
-        extra = marker.replace('"', "'").removeprefix("extra == '").removesuffix("'") if marker else ""
-        if marker and extra not in _EXTRAS:
-            continue
-        name = requirement.split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
-        lines.append(f"gradio=={gradio_version}" if name == "gradio" else requirement)
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if marker is not None and not any(marker.evaluate({"extra": extra}) for extra in ("", *_EXTRAS)):
+            continue  # another extra's requirement
+        if marker is not None and "extra" in str(marker):
+            requirement.marker = None  # wanted here: the Space installs it unconditionally
+        pinned = canonicalize_name(requirement.name) == "gradio"
+        lines.append(f"gradio=={gradio_version}" if pinned else str(requirement))
     header = (
         "# graft-hf's requirements (core + demo extra), from its installed metadata; graft-hf itself is the source in\n"
         "# ./graft_hf, imported from the Space's folder. gradio is pinned to the README's sdk_version.\n"
