@@ -32,6 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import graft_hf
+from graft_hf.extras import require
 from graft_hf.hub.files import folder_files
 from graft_hf.hub.naming import validate_repo_id
 from graft_hf.hub.push import PushResult, commit_folder
@@ -153,8 +154,7 @@ def stage_space(
     Returns:
         The folder.
     """
-    import gradio
-
+    gradio = require("gradio", "demo", "publishing the demo Space (its sdk_version)")
     out = Path(out_dir)
     if (out / "app.py").exists():
         raise FileExistsError(f"{out} already holds a Space (app.py); choose an empty folder")
