@@ -53,10 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start the GRAFT demo web app (the same code as the Hugging Face Space in spaces/): text-to-image "
             "retrieval over a precomputed gallery (build one with `graft demo-gallery`), open-vocabulary "
-            "segmentation of an uploaded image or GeoTIFF, and a region map of a query over an uploaded GeoTIFF."
+            "segmentation of an uploaded image or GeoTIFF, and a region map of a query over an uploaded GeoTIFF. "
+            "Without --model (and GRAFT_MODEL) it serves the model of `graft quickstart` (runs/quickstart) with a "
+            "gallery of 1,000 EuroSAT test tiles, built on first use."
         ),
     )
-    add_model_fields(parser, "DemoConfig", ("gallery", "host", "port"), required=("gallery",))
+    add_model_fields(parser, "DemoConfig", ("gallery", "host", "port"))
     parser.add_argument("--share", type=_yes_no, default=False, metavar="{yes,no}", help="Gradio share link (no)")
     add_fields(parser, CONFIGS, "DemoConfig", only=("templates", "device"))
     limits = parser.add_argument_group("input limits")
@@ -79,13 +81,35 @@ def limits_from_args(args: argparse.Namespace) -> DemoLimits:
     )
 
 
+def _quickstart_defaults(values: dict) -> dict:
+    """No --model: the model of a `graft quickstart` run here, with its EuroSAT demo gallery (built on first use)."""
+    from graft_hf.config import ConfigError
+    from graft_hf.demo.quickstart import QUICKSTART_RUN, quickstart_gallery, quickstart_model
+    from graft_hf_cli.quickstart import default_eurosat_path
+
+    model = quickstart_model(QUICKSTART_RUN)
+    if model is None:
+        raise ConfigError(
+            "model",
+            "no model given: pass a GRAFT model folder, Hub id or registered name, or set $GRAFT_MODEL; after "
+            f"`graft quickstart`, `graft demo` alone serves its model ({QUICKSTART_RUN}/train/model)",
+        )
+    values["model"] = str(model)
+    if values.get("gallery") is None:
+        values["gallery"] = str(
+            quickstart_gallery(str(default_eurosat_path()), QUICKSTART_RUN, device=values["device"])
+        )
+    return values
+
+
 def _run(args: argparse.Namespace) -> int:
     from graft_hf.demo.app import build_demo_from_config, launch_demo
     from graft_hf.demo.config import DemoConfig
 
-    config = DemoConfig(
-        **fields_from_args(args, CONFIGS, "DemoConfig"), share=args.share, limits=limits_from_args(args)
-    )
+    values = fields_from_args(args, CONFIGS, "DemoConfig")
+    if not values.get("model"):
+        values = _quickstart_defaults(values)
+    config = DemoConfig(**values, share=args.share, limits=limits_from_args(args))
     demo = build_demo_from_config(config)
     launch_demo(demo, host=config.host, port=config.port, share=config.share, limits=config.limits)
     return 0

@@ -7,6 +7,11 @@ card: ``--card``, else one rendered from ``hub_cards/model_card.md`` when a card
 Without REPO_ID the name is derived from the config: ``graft-<sensor>-vitb16`` and so on (``--namespace``,
 ``--suffix``). ``--dataset`` pushes a ``graft pairs build`` folder (card, build report, parquet shards).
 
+``--gallery`` pushes a ``graft demo-gallery`` folder to a dataset repository. ``--space`` publishes the demo as a
+gradio Space: FOLDER is then the model it serves (a Hub repository id or registered name), REPO_ID the Space, and
+``--space-gallery`` the gallery dataset it searches. The Space carries the app, the graft-hf source, a
+requirements file and metadata linking the model and gallery; Space variables (MODEL_ID, GALLERY) override them.
+
 Authentication: ``HF_TOKEN`` or ``hf auth login`` (or ``--token``). ``--endpoint`` selects another Hub server.
 """
 
@@ -41,9 +46,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("folder", help="model folder (save_pretrained output) or, with --dataset, a pairs build folder")
+    parser.add_argument(
+        "folder",
+        help="model folder (save_pretrained output); with --dataset a pairs build folder, with --gallery a gallery "
+        "folder, with --space the model repository id the Space serves",
+    )
     parser.add_argument("repo_id", nargs="?", help="namespace/name or name; default for models: derived from config")
-    parser.add_argument("--dataset", action="store_true", help="push a pairs dataset folder to a dataset repository")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--dataset", action="store_true", help="push a pairs dataset folder to a dataset repository")
+    kind.add_argument("--gallery", action="store_true", help="push a demo gallery folder to a dataset repository")
+    kind.add_argument("--space", action="store_true", help="publish the demo Space serving the model FOLDER names")
+    space = parser.add_argument_group("Space (with --space)")
+    space.add_argument("--space-gallery", metavar="REPO_ID", help="gallery dataset repository the Space searches")
+    space.add_argument("--templates", default="satellite", help="query prompt templates: satellite or none")
     parser.add_argument("--namespace", help="user or organisation for a derived model repo name")
     parser.add_argument("--suffix", help="variant suffix for a derived model repo name, e.g. pixel")
     parser.add_argument("--allow-any-name", action="store_true", help="skip the check that the name fits the config")
@@ -84,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from graft_hf.hub import HubPushError
 
     try:
-        result = _push_dataset(args) if args.dataset else _push_model(args)
+        if args.space:
+            result = _push_space(args)
+        elif args.gallery:
+            result = _push_gallery(args)
+        else:
+            result = _push_dataset(args) if args.dataset else _push_model(args)
     except (HubPushError, ValueError) as err:
         message = _flag_terms(str(err))
         if message == str(err):
@@ -125,6 +145,35 @@ def _push_dataset(args: argparse.Namespace) -> Any:
     if args.dry_run:
         raise ValueError("--dry-run is available for models only")
     return push_dataset(args.folder, args.repo_id, **_hub_options(args))
+
+
+def _push_gallery(args: argparse.Namespace) -> Any:
+    from graft_hf.hub import push_gallery
+
+    if not args.repo_id:
+        raise ValueError("graft push --gallery needs a REPO_ID (e.g. my-name/graft-demo-gallery)")
+    options = _hub_options(args)
+    options.pop("revision"), options.pop("create_pr")
+    return push_gallery(args.folder, args.repo_id, license=args.license or "unknown", **options)
+
+
+def _push_space(args: argparse.Namespace) -> Any:
+    import tempfile
+
+    from graft_hf.hub import push_space, stage_space
+
+    if not args.repo_id:
+        raise ValueError("graft push MODEL SPACE --space needs the Space's REPO_ID (e.g. my-name/graft-demo)")
+    if args.dry_run:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = stage_space(Path(tmp) / "space", args.folder, args.space_gallery, templates=args.templates)
+            names = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+            print("\n".join(names))
+            print(f"dry run: {len(names)} files would be pushed to Space {args.repo_id}")
+        return None
+    options = _hub_options(args)
+    options.pop("revision"), options.pop("create_pr")
+    return push_space(args.repo_id, args.folder, args.space_gallery, templates=args.templates, **options)
 
 
 def _card_info(args: argparse.Namespace, folder: Path, repo_id: str) -> ModelCardInfo | None:

@@ -1,24 +1,16 @@
-"""Hugging Face Space entry point of the GRAFT demo: the same app as `graft demo`.
+"""Hugging Face Space of the GRAFT demo (published with `graft push --space`).
 
-Settings (Space variables): MODEL_ID (model directory or Hub id), GALLERY (gallery folder, or a Hub dataset repo
-holding one, written by `graft demo-gallery`), TEMPLATES ('satellite' or 'none'), PORT.
+Settings: Space variables MODEL_ID (GRAFT model repo or registered name), GALLERY (gallery dataset repo or folder)
+and TEMPLATES ('satellite' or 'none') override space_config.json. graft-hf is imported from ./graft_hf.
 """
 
 import logging
-import os
+from pathlib import Path
 
-from graft_hf.demo import DemoConfig, build_demo_from_config, launch_demo
-
-config = DemoConfig(
-    model=os.environ.get("MODEL_ID", "graft-hf/graft-naip-vitb16"),
-    gallery=os.environ.get("GALLERY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "gallery")),
-    templates=os.environ.get("TEMPLATES", "satellite"),
-    host="0.0.0.0",
-    port=int(os.environ.get("PORT", "7860")),
-)
+from graft_hf.demo.space import build_space_demo, serve_space
 
 logging.basicConfig(level=logging.INFO)
-demo = build_demo_from_config(config)
+demo = build_space_demo(Path(__file__).resolve().parent)
 
 if __name__ == "__main__":
-    launch_demo(demo, host=config.host, port=config.port, limits=config.limits)
+    serve_space(demo)

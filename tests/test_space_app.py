@@ -1,4 +1,5 @@
-"""The Hugging Face Space (spaces/): its metadata matches the installed gradio, its app.py builds the demo."""
+"""The Hugging Face Space (spaces/app.py, published by `graft push --space`): its metadata matches the installed gradio,
+its app.py builds the demo from the Space variables."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ from tests.helpers.data import REPO_ROOT
 pytest.importorskip("gradio")
 
 
-def test_space_metadata_matches_the_installed_gradio():
+def test_the_published_space_metadata_matches_the_installed_gradio(tmp_path):
     import gradio
     import yaml
 
-    spaces = REPO_ROOT / "spaces"
-    text = (spaces / "README.md").read_text(encoding="utf-8")
+    from graft_hf.hub import stage_space
+
+    space = stage_space(tmp_path / "space", "you/graft-naip-vitb16", "you/gallery")
+    text = (space / "README.md").read_text(encoding="utf-8")
     assert text.startswith("---\n")
     meta = yaml.safe_load(text.split("---\n")[1])
     for key in ("title", "emoji", "colorFrom", "colorTo", "sdk", "sdk_version", "app_file", "license", "tags"):
         assert key in meta, key
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
-    assert (spaces / meta["app_file"]).is_file()
+    assert (space / meta["app_file"]).read_text() == (REPO_ROOT / "spaces" / "app.py").read_text()
     assert meta["colorFrom"] in {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
-    assert f"gradio=={gradio.__version__}" in (spaces / "requirements.txt").read_text()
-    assert "build_demo" in (spaces / meta["app_file"]).read_text()
+    assert f"gradio=={gradio.__version__}" in (space / "requirements.txt").read_text()
+    assert "build_space_demo" in (space / meta["app_file"]).read_text()
 
 
 def test_the_space_app_builds_the_same_demo_from_its_variables(monkeypatch, tiny_model_dir, gallery_dir):

@@ -30,12 +30,15 @@ else:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_demo", "build_demo_from_backend", "build_demo_from_config", "launch_demo"]
+__all__ = ["build_demo", "build_demo_from_backend", "build_demo_from_config", "build_setup_page", "launch_demo"]
 
-_INTRO = """# GRAFT: text queries over satellite images
+_ABOUT = """# GRAFT: text queries over satellite images
 A satellite encoder aligned to CLIP through geotagged ground photos (Mall, Phoo et al., ICLR 2024), so a text query
 finds satellite tiles (retrieval), pixels (segmentation) and places on a large raster (region map) with no
-text annotations in training. Model: `{model}`; gallery: {count:,} tiles."""
+text annotations in training."""
+_INTRO = _ABOUT + " Model: `{model}`; {gallery}."
+#: How `graft demo` users set the model and the gallery (the Space names its variables instead, see `space.py`).
+CLI_SETTINGS = {"model": "`graft demo --model MODEL`", "gallery": "`graft demo --gallery GALLERY`"}
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -64,7 +67,11 @@ def _limits_text(limits: DemoLimits) -> str:
     )
 
 
-def _retrieval_tab(backend: DemoBackend) -> None:
+def _retrieval_tab(backend: DemoBackend, notice: str | None) -> None:
+    if backend.index is None:
+        with gr.Tab("Text to image retrieval", id="retrieval"):
+            gr.Markdown(notice or "No retrieval gallery is loaded.", elem_id="retrieval-notice")
+        return
     limits = backend.limits
     k_max = min(limits.k_max, len(backend.index))
     slider_max = max(k_max, limits.k_min + 1)  # Gradio needs min < max; check_k still caps k at the gallery size
@@ -72,7 +79,8 @@ def _retrieval_tab(backend: DemoBackend) -> None:
     @_guard
     def retrieve(query: str, k: float) -> tuple[list[tuple[Any, str]], Any, str]:
         out = backend.retrieve(query, k)
-        return [(hit.image_path, hit.caption) for hit in out.hits], backend.save_picture(out.map_image), out.summary
+        where = None if out.map_image is None else backend.save_picture(out.map_image)
+        return [(hit.image_path, hit.caption) for hit in out.hits], where, out.summary
 
     with gr.Tab("Text to image retrieval", id="retrieval"):
         with gr.Row():
@@ -139,15 +147,21 @@ def _region_map_tab(backend: DemoBackend) -> None:
                          api_name="region_map", concurrency_limit=1)  # fmt: skip
 
 
-def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo") -> gr.Blocks:
+def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo", notice: str | None = None) -> gr.Blocks:
     """The Gradio Blocks app over an existing backend (tests and embedding in other apps).
+
+    Args:
+        backend: The model and (optionally) the gallery.
+        title: Browser tab title.
+        notice: Shown in the retrieval tab when the backend has no gallery: how to set one.
 
     Returns:
         A `gradio.Blocks`; call :func:`launch_demo` (or `.launch()`) to serve it.
     """
+    gallery = f"gallery: {backend.gallery_size:,} tiles" if backend.index is not None else "no retrieval gallery"
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown(_INTRO.format(model=backend.model_ref, count=len(backend.index)))
-        _retrieval_tab(backend)
+        gr.Markdown(_INTRO.format(model=backend.model_ref, gallery=gallery))
+        _retrieval_tab(backend, notice)
         _segmentation_tab(backend)
         _region_map_tab(backend)
         gr.Markdown(_limits_text(backend.limits))
@@ -157,40 +171,59 @@ def build_demo_from_backend(backend: DemoBackend, title: str = "GRAFT demo") -> 
 
 def build_demo(
     model_dir_or_id: str | Path,
-    gallery_index_dir: str | Path,
+    gallery_index_dir: str | Path | None,
     *,
     limits: DemoLimits | None = None,
     templates: str | Sequence[str] | None = "satellite",
     device: str = "cpu",
     title: str = "GRAFT demo",
+    notice: str | None = None,
 ) -> gr.Blocks:
     """Loads a GRAFT model and a gallery and builds the demo app.
 
     Args:
-        model_dir_or_id: Model directory saved with `save_pretrained`, or a Hub id.
-        gallery_index_dir: Folder written by :func:`graft_hf.demo.build_gallery`.
+        model_dir_or_id: Model directory saved with `save_pretrained`, a Hub id or a registered name.
+        gallery_index_dir: Folder written by :func:`graft_hf.demo.build_gallery` or a Hub dataset holding one; None
+            serves segmentation and region maps only.
         limits: Input limits (defaults: :class:`DemoLimits`).
         templates: Prompt templates for queries (`"satellite"`, templates with `{}`, or None for the text as typed).
         device: Where the model runs.
         title: Browser tab title.
+        notice: What the retrieval tab says without a gallery (how to set one).
 
     Returns:
         A `gradio.Blocks`; its backend is `demo.graft_backend`.
     """
     backend = DemoBackend.from_paths(str(model_dir_or_id), gallery_index_dir, limits, templates, device)
-    demo = build_demo_from_backend(backend, title)
+    demo = build_demo_from_backend(backend, title, notice)
     demo.graft_backend = backend
     return demo
 
 
 def build_demo_from_config(config: DemoConfig) -> gr.Blocks:
     """The demo app `config` describes (model, gallery, prompt templates, device, title, limits); serve it with
-    ``launch_demo(demo, config.host, config.port, config.share, config.limits)``."""
-    assert config.model is not None and config.gallery is not None  # checked by the config's rules
+    ``launch_demo(demo, config.host, config.port, config.share, config.limits)``. Without a gallery, the retrieval
+    tab says how to pass one."""
+    assert config.model is not None  # checked by the config's rules
+    notice = f"No retrieval gallery: build one with `graft demo-gallery` and serve it with {CLI_SETTINGS['gallery']}."
     return build_demo(
         config.model, config.gallery, limits=config.limits, templates=config.prompt_templates,
-        device=config.device, title=config.title,
+        device=config.device, title=config.title, notice=notice,
     )  # fmt: skip
+
+
+def build_setup_page(problems: Sequence[str], title: str = "GRAFT demo") -> gr.Blocks:
+    """A page in place of the demo when it cannot run: what GRAFT is and, per problem, what to set.
+
+    Args:
+        problems: Markdown lines, each naming what is wrong and the setting that fixes it.
+        title: Browser tab title.
+    """
+    with gr.Blocks(title=title, analytics_enabled=False) as page:
+        gr.Markdown(_ABOUT)
+        text = "\n".join(f"- {problem}" for problem in problems)
+        gr.Markdown(f"## This demo is not set up yet\n{text}", elem_id="setup-problems")
+    return page
 
 
 def launch_demo(

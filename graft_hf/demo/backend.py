@@ -145,10 +145,10 @@ class Hit:
 
 @dataclass
 class RetrievalOutput:
-    """Top-k tiles of a query, a map of where they are and a one-line summary."""
+    """Top-k tiles of a query, a map of where they are (None for a gallery without coordinates) and a summary."""
 
     hits: list[Hit]
-    map_image: Image.Image
+    map_image: Image.Image | None
     summary: str
 
 
@@ -186,8 +186,9 @@ class DemoBackend:
         model: A `GraftModel` in eval mode.
         image_processor: Its `GraftImageProcessor`.
         tokenizer: Its CLIP tokenizer.
-        index: The gallery (see :func:`graft_hf.demo.gallery.build_gallery`).
-        gallery_info: What `gallery.json` says about it.
+        index: The gallery (see :func:`graft_hf.demo.gallery.build_gallery`), or None to serve segmentation and
+            region maps only (retrieval then says that no gallery is loaded).
+        gallery_info: What `gallery.json` says about it (None without a gallery).
         model_ref: Directory or Hub id of the model (region maps load it from there).
         limits: Input limits.
         templates: Prompt templates for queries (a set name, templates, or None for the text as typed).
@@ -201,8 +202,8 @@ class DemoBackend:
         model: GraftModel,
         image_processor: GraftImageProcessor,
         tokenizer: PreTrainedTokenizerBase,
-        index: EmbeddingIndex,
-        gallery_info: GalleryInfo,
+        index: EmbeddingIndex | None,
+        gallery_info: GalleryInfo | None,
         model_ref: str,
         limits: DemoLimits | None = None,
         templates: str | Sequence[str] | None = "satellite",
@@ -210,7 +211,7 @@ class DemoBackend:
         gallery_dir: str | Path | None = None,
     ) -> None:
         projection_dim = int(model.config.projection_dim)
-        if index.dim != projection_dim:
+        if index is not None and index.dim != projection_dim:
             raise ValueError(
                 f"the gallery holds {index.dim}-d embeddings but the model projects to {projection_dim}-d; rebuild "
                 "the gallery with this model (graft_hf.demo.build_gallery)"
@@ -230,27 +231,37 @@ class DemoBackend:
         self._pictures: deque[Path] = deque()
         (self.workdir / "thumbnails").mkdir(exist_ok=True)
         (self.workdir / "pictures").mkdir(exist_ok=True)
-        dataset = index.dataset
-        lats = np.asarray(dataset[index.columns["lat"]], dtype=np.float64)
-        lons = np.asarray(dataset[index.columns["lon"]], dtype=np.float64)
-        if len(lats) > _MAX_CONTEXT_POINTS:  # a fixed sample keeps the map quick for a large gallery
-            keep = np.random.default_rng(0).choice(len(lats), _MAX_CONTEXT_POINTS, replace=False)
-            lats, lons = lats[keep], lons[keep]
-        self._context = (lats.tolist(), lons.tolist())
+        self._context: tuple[list[float], list[float]] = ([], [])
+        self.located = index is not None and index.columns.get("lat") is not None
+        if self.located:
+            lats = np.asarray(index.dataset[index.columns["lat"]], dtype=np.float64)
+            lons = np.asarray(index.dataset[index.columns["lon"]], dtype=np.float64)
+            if len(lats) > _MAX_CONTEXT_POINTS:  # a fixed sample keeps the map quick for a large gallery
+                keep = np.random.default_rng(0).choice(len(lats), _MAX_CONTEXT_POINTS, replace=False)
+                lats, lons = lats[keep], lons[keep]
+            self._context = (lats.tolist(), lons.tolist())
+
+    @property
+    def gallery_size(self) -> int:
+        """Tiles in the retrieval gallery (0 without one)."""
+        return 0 if self.index is None else len(self.index)
 
     @classmethod
     def from_paths(
         cls,
         model_dir_or_id: str,
-        gallery_index_dir: str | Path,
+        gallery_index_dir: str | Path | None,
         limits: DemoLimits | None = None,
         templates: str | Sequence[str] | None = "satellite",
         device: str = "cpu",
         workdir: str | Path | None = None,
     ) -> DemoBackend:
-        """Loads the model (directory or Hub id) and the gallery folder."""
-        gallery_dir = resolve_gallery(gallery_index_dir)
-        index, info = load_gallery(gallery_dir)
+        """Loads the model (directory, Hub id or registered name) and the gallery (folder or Hub dataset; None: no
+        retrieval)."""
+        gallery_dir = index = info = None
+        if gallery_index_dir is not None:
+            gallery_dir = resolve_gallery(gallery_index_dir)
+            index, info = load_gallery(gallery_dir)
         model, image_processor, tokenizer = load_map_model(str(model_dir_or_id), device)
         return cls(
             model,
@@ -315,7 +326,12 @@ class DemoBackend:
 
         Returns:
             The hits (thumbnail, coordinates, score, caption), a map of them and a summary line.
+
+        Raises:
+            DemoInputError: A bad query or k, or no gallery loaded.
         """
+        if self.index is None:
+            raise DemoInputError("no retrieval gallery is loaded; segmentation and region maps work without one")
         query = check_query(query, self.limits)
         k = check_k(k, self.limits, len(self.index))
         text_embeds = self.cache.get([query], self.templates)  # (1, dim)
@@ -325,15 +341,18 @@ class DemoBackend:
             lat = float("nan") if result.lat is None else float(result.lat)
             lon = float("nan") if result.lon is None else float(result.lon)
             label = result.extra.get("label")
-            caption = f"#{rank}  {lat:.4f}, {lon:.4f}  score {result.score:.3f}"
+            where = f"  {lat:.4f}, {lon:.4f}" if self.located else ""
+            caption = f"#{rank}{where}  score {result.score:.3f}"
             if label is not None:
                 caption += f"  ({label})"
             image, path = self._thumbnail(result)
             hits.append(Hit(rank, result.score, lat, lon, result.tile_id, caption, image, path))
-        map_image = render_results_map(
-            [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
-            title=f"top {k} for {query!r} (grey: gallery)",
-        )  # fmt: skip
+        map_image = None
+        if self.located:
+            map_image = render_results_map(
+                [h.lat for h in hits], [h.lon for h in hits], [h.score for h in hits], *self._context,
+                title=f"top {k} for {query!r} (grey: gallery)",
+            )  # fmt: skip
         summary = f"{k} of {len(self.index)} tiles for **{query}**; best score {hits[0].score:.3f}"
         return RetrievalOutput(hits, map_image, summary)
 

@@ -34,7 +34,8 @@ class DemoConfig(DemoModelConfig):
     """Serving the demo: the model, the retrieval gallery, the server and the input limits.
 
     Attributes:
-        gallery: Gallery folder written by `graft demo-gallery`, or a Hub dataset repo holding one.
+        gallery: Gallery folder written by `graft demo-gallery`, or a Hub dataset repo holding one (`graft push
+            --gallery`); without one the demo serves segmentation and region maps and says how to add it.
         host: Address to listen on (0.0.0.0 for every interface).
         port: Port to listen on.
         share: Ask Gradio for a public share link.
@@ -50,9 +51,6 @@ class DemoConfig(DemoModelConfig):
     templates: str = "satellite"
     title: str = "GRAFT demo"
     limits: DemoLimits = field(default_factory=DemoLimits)
-
-    def validate_gallery(self) -> None:
-        require(bool(self.gallery), "gallery", "no gallery given: pass a folder written by `graft demo-gallery`")
 
     @property
     def prompt_templates(self) -> str | None:

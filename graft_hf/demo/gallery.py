@@ -18,12 +18,13 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import rasterio
 import torch
 from datasets import load_dataset
@@ -114,12 +115,17 @@ class _GalleryColumns:
         self.pending: list[torch.Tensor] = []
         self.columns: dict[str, list[Any]] = {"tile_id": [], "lat": [], "lon": [], "date": [], THUMBNAIL_COLUMN: []}
         self.extra_names: list[str] | None = None
+        self.located: bool | None = None  # whether the records carry coordinates (all of them, or none)
 
     def _extra_names(self, record: Mapping[str, Any], position: int) -> list[str]:
         if "image" not in record or record["image"] is None:
-            raise ValueError(f"record {position} has no 'image'; every record needs an image, 'lat' and 'lon'")
-        if "lat" not in record or "lon" not in record:
-            raise ValueError(f"record {position} lacks 'lat'/'lon' (degrees); the demo maps every result")
+            raise ValueError(f"record {position} has no 'image'; every record needs an image")
+        located = "lat" in record and "lon" in record
+        if self.located is None:
+            self.located = located
+        elif located != self.located:
+            have = "have" if self.located else "lack"
+            raise ValueError(f"record {position}: the first records {have} 'lat'/'lon'; give them for all or none")
         names = sorted(k for k in record if k not in _STANDARD)
         if self.extra_names is None:
             self.extra_names = names
@@ -133,8 +139,9 @@ class _GalleryColumns:
         pixel_values, rgb = prepare_image(record["image"], self.image_processor)  # (1, 3, size, size), (H, W, 3)
         self.pending.append(pixel_values)
         self.columns[THUMBNAIL_COLUMN].append(_thumbnail_png(rgb, self.thumbnail_size))
-        self.columns["lat"].append(_float(record["lat"], "lat", position))
-        self.columns["lon"].append(_float(record["lon"], "lon", position))
+        if self.located:
+            self.columns["lat"].append(_float(record["lat"], "lat", position))
+            self.columns["lon"].append(_float(record["lon"], "lon", position))
         self.columns["tile_id"].append(str(record.get("tile_id", position)))
         date = record.get("date")
         self.columns["date"].append(None if date is None else str(date))
@@ -155,6 +162,7 @@ class _GalleryColumns:
             raise ValueError("no gallery records given; pass at least one {'image', 'lat', 'lon'} mapping")
         columns = dict(self.columns)
         tile_ids, lats, lons, dates = (columns.pop(name) for name in ("tile_id", "lat", "lon", "date"))
+        lats, lons = (lats, lons) if self.located else (None, None)
         return EmbeddingIndex.from_embeddings(
             torch.cat(self.embeds), tile_id=tile_ids, lat=lats, lon=lons, metadata=columns,
             date=None if all(d is None for d in dates) else dates,
@@ -171,19 +179,22 @@ def build_gallery(
     batch_size: int = 32,
     thumbnail_size: int = 128,
     model_name: str | None = None,
+    total: int | None = None,
 ) -> EmbeddingIndex:
     """Embeds gallery images with a GRAFT model and saves them as a searchable index with thumbnails.
 
     Args:
         model: A `GraftModel` (its image tower embeds the tiles).
         images_with_metadata: One mapping per tile with `image` (a PIL image, an HWC/CHW array or a GeoTIFF/image
-            path, anything `GraftImageProcessor` reads), `lat` and `lon` in degrees, and optionally `tile_id`,
-            `date` (ISO 8601) and further scalar columns (e.g. `label`) kept as metadata.
+            path, anything `GraftImageProcessor` reads), `lat` and `lon` in degrees (all records or none: without
+            them the demo lists results without a map), and optionally `tile_id`, `date` (ISO 8601) and further
+            scalar columns (e.g. `label`) kept as metadata.
         out_dir: Folder to save the index in (`EmbeddingIndex.save_to_disk` layout plus `gallery.json`).
         image_processor: A `GraftImageProcessor`; defaults to the one matching `model.config`.
         batch_size: Images per forward pass.
         thumbnail_size: Longest side of the stored PNG thumbnails, in pixels.
         model_name: Recorded in `gallery.json` (e.g. the model's directory or Hub id).
+        total: Number of records, for the progress bar (default: `len(images_with_metadata)` when it has one).
 
     Returns:
         The saved :class:`~graft_hf.index.EmbeddingIndex`.
@@ -196,7 +207,10 @@ def build_gallery(
     if image_processor is None:
         image_processor = GraftImageProcessor.from_graft_config(model.config)
     columns = _GalleryColumns(model, image_processor, batch_size, thumbnail_size)
-    for position, record in enumerate(tqdm(images_with_metadata, desc="embedding gallery", unit="tile")):
+    if total is None and isinstance(images_with_metadata, Sized):
+        total = len(images_with_metadata)
+    bar = tqdm(images_with_metadata, total=total, desc="embedding gallery", unit="tile")
+    for position, record in enumerate(bar):
         columns.add(record, position)
     index = columns.index()
     out_dir = Path(out_dir)
@@ -211,31 +225,51 @@ def build_gallery_from_config(config: GalleryConfig) -> EmbeddingIndex:
     assert config.model is not None and config.output_dir is not None  # checked by the config's rules
     model, image_processor, _ = load_map_model(config.model, config.device)
     if config.pairs is not None:
-        records = records_from_pairs(config.pairs, config.limit)
+        records, total = records_from_pairs(config.pairs, config.limit), _pairs_rows(config.pairs, config.limit)
     else:
-        records = records_from_geotiffs(config.geotiffs or [])
+        records, total = records_from_geotiffs(config.geotiffs or []), len(_geotiff_files(config.geotiffs or []))
     return build_gallery(
         model, records, config.output_dir, image_processor=image_processor, batch_size=config.batch_size,
-        thumbnail_size=config.thumbnail_size, model_name=config.model,
+        thumbnail_size=config.thumbnail_size, model_name=config.model, total=total,
     )  # fmt: skip
 
 
+def _pairs_files(pairs: str | Path) -> list[str]:
+    pairs = Path(pairs)
+    files = sorted(str(p) for p in pairs.rglob("*.parquet")) if pairs.is_dir() else [str(pairs)]
+    if not files:
+        raise FileNotFoundError(f"no parquet shards under {pairs}; pass pairs shards written by `graft pairs`")
+    return files
+
+
+def _pairs_rows(pairs: str | Path, limit: int | None) -> int:
+    """Tiles in the pairs shards (from the parquet footers), at most `limit`."""
+    rows = sum(pq.ParquetFile(path).metadata.num_rows for path in _pairs_files(pairs))
+    return rows if limit is None else min(rows, limit)
+
+
+def _geotiff_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for item in map(Path, paths):
+        files.extend(sorted([*item.rglob("*.tif"), *item.rglob("*.tiff")]) if item.is_dir() else [item])
+    if not files:
+        raise FileNotFoundError(f"no GeoTIFFs found in {list(map(str, paths))}")
+    return files
+
+
 def load_gallery(path: str | Path) -> tuple[EmbeddingIndex, GalleryInfo]:
-    """Loads a gallery saved by :func:`build_gallery` (or any saved `EmbeddingIndex` with coordinates).
+    """Loads a gallery saved by :func:`build_gallery` (or any saved `EmbeddingIndex`; without coordinates the
+    demo lists results without a map).
 
     Raises:
         FileNotFoundError: `path` is not a saved index.
-        ValueError: The index has no latitude/longitude columns.
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"gallery folder not found: {path}; build one with graft_hf.demo.build_gallery")
     index = EmbeddingIndex.load_from_disk(path, load_approximate=False)
     if index.columns.get("lat") is None or index.columns.get("lon") is None:
-        raise ValueError(
-            f"the index in {path} has no latitude/longitude columns (columns: {index.dataset.column_names}); "
-            "the demo maps every result: rebuild it with graft_hf.demo.build_gallery"
-        )
+        logger.info("the gallery in %s has no coordinates: results are listed without a map", path)
     has_thumbnails = THUMBNAIL_COLUMN in index.dataset.column_names
     meta_path = path / GALLERY_FILE
     if meta_path.is_file():
@@ -279,11 +313,7 @@ def records_from_pairs(pairs: str | Path, limit: int | None = None) -> Iterator[
     Yields:
         `{"image", "lat", "lon", "tile_id", "date", "sensor"}` per tile (the photos are not needed).
     """
-    pairs = Path(pairs)
-    files = sorted(str(p) for p in pairs.rglob("*.parquet")) if pairs.is_dir() else [str(pairs)]
-    if not files:
-        raise FileNotFoundError(f"no parquet shards under {pairs}; pass pairs shards written by `graft pairs`")
-    dataset = load_dataset("parquet", data_files=files, split="train", streaming=True)
+    dataset = load_dataset("parquet", data_files=_pairs_files(pairs), split="train", streaming=True)
     dataset = dataset.select_columns(["tile_id", "image", "center_lat", "center_lon", "acquisition_date", "sensor"])
     for count, row in enumerate(dataset):
         if limit is not None and count >= limit:
@@ -311,12 +341,7 @@ def records_from_geotiffs(paths: Iterable[str | Path], max_pixels: int = 4096 * 
     Raises:
         ValueError: A file without a CRS or larger than `max_pixels`.
     """
-    files: list[Path] = []
-    for item in map(Path, paths):
-        files.extend(sorted([*item.rglob("*.tif"), *item.rglob("*.tiff")]) if item.is_dir() else [item])
-    if not files:
-        raise FileNotFoundError(f"no GeoTIFFs found in {list(map(str, paths))}")
-    for path in files:
+    for path in _geotiff_files(paths):
         with rasterio.open(path) as src:
             if src.crs is None:
                 raise ValueError(f"{path} has no CRS, so its tile cannot be placed on the map; assign one first")

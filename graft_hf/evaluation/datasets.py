@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import rasterio
-from datasets import ClassLabel, LargeList, List, load_dataset
+from datasets import ClassLabel, LargeList, List, load_dataset, load_dataset_builder
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
 from datasets import Sequence as HFSequence
@@ -273,8 +273,31 @@ def _is_imagefolder(root: Path) -> bool:
     return bool(class_dirs) and any(f.suffix.lower() in _IMAGE_SUFFIXES for d in class_dirs for f in d.iterdir())
 
 
+# Builders whose features do not depend on which files they read (an image folder's labels come from its folders).
+_FILE_BUILDERS = ("parquet", "arrow", "csv", "json")
+
+
+def _load_only_split(path: str, split: str) -> HFDataset | None:
+    """Builds only `split` of a parquet/arrow/csv/json dataset (its files and card features are resolved without
+    preparing the others); None for other builders, which then build every split.
+
+    Raises:
+        ConfigError: The dataset has no such split.
+    """
+    builder = load_dataset_builder(path)
+    data_files = builder.config.data_files
+    if builder.name not in _FILE_BUILDERS or not data_files:
+        return None
+    if split not in data_files:
+        raise ConfigError("split", f"dataset {path!r} has no split {split!r}; use one of {sorted(data_files)}")
+    return load_dataset(
+        builder.name, data_files={split: data_files[split]}, features=builder.info.features, split=split
+    )
+
+
 def load_split(path: str, split: str, imagefolder: bool = False) -> HFDataset:
-    """One split of a `datasets` folder, image folder or Hub dataset.
+    """One split of a `datasets` folder, image folder or Hub dataset; only that split is built (read and cached)
+    for parquet, arrow, csv and json datasets.
 
     Args:
         path: Local folder or Hub dataset id.
@@ -287,7 +310,13 @@ def load_split(path: str, split: str, imagefolder: bool = False) -> HFDataset:
         ValueError: No such split.
     """
     try:
+        if not imagefolder:
+            only = _load_only_split(path, split)
+            if only is not None:
+                return only
         splits = load_dataset("imagefolder", data_dir=path) if imagefolder else load_dataset(path)
+    except ConfigError:
+        raise
     except FileNotFoundError as error:
         raise MissingPathError(
             "path", f"no dataset at {path!r}: pass an existing folder or a Hub dataset id ({error})"

@@ -1,5 +1,5 @@
 """Hub I/O of GRAFT: repo names, the registry of the paper's models, model cards from training records, one-commit
-pushes of models and pairs datasets, checkpoint conversion.
+pushes of models, pairs datasets, demo galleries and the demo Space, checkpoint conversion.
 
 `graft_hf.hub.convert` (the authors' checkpoints) is imported on use: it is not re-exported here.
 """
@@ -32,6 +32,7 @@ from graft_hf.hub.registry import (
     load_processor,
     resolve_model,
 )
+from graft_hf.hub.space import push_gallery, push_space, stage_space
 
 __all__ = [
     "MODELS",
@@ -52,10 +53,13 @@ __all__ = [
     "model_card_template_path",
     "model_repo_name",
     "push_dataset",
+    "push_gallery",
     "push_model",
+    "push_space",
     "render_model_card",
     "resolve_model",
     "stage_model_files",
+    "stage_space",
     "validate_model_repo_id",
     "validate_repo_id",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "HubPushError",
     "PushResult",
     "check_dataset_card",
+    "commit_folder",
     "push_dataset",
     "push_model",
     "stage_model_files",
@@ -143,7 +144,7 @@ def _api(endpoint: str | None, token: str | None) -> tuple[HfApi, str]:
     return HfApi(endpoint=endpoint, token=token), endpoint
 
 
-def _commit_folder(
+def commit_folder(
     files: dict[str, Path],
     repo_id: str,
     repo_type: str,
@@ -155,10 +156,18 @@ def _commit_folder(
     revision: str | None,
     create_pr: bool,
 ) -> PushResult:
-    """Create the repository if needed and commit every file in one commit."""
+    """Create the repository if needed (a Space as a gradio Space) and commit every file in one commit.
+
+    Args:
+        files: `{path_in_repo: local file}` (a `StagedFiles` also reports what it skipped).
+        repo_id: `namespace/name` or `name`.
+        repo_type: `model`, `dataset` or `space`.
+        endpoint, token, private, commit_message, revision, create_pr: As in :func:`push_model`.
+    """
     api, endpoint = _api(endpoint, token)
+    space = {"space_sdk": "gradio"} if repo_type == "space" else {}
     try:
-        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **space)
     except Exception as err:  # translated for the user, original chained
         raise _explain(err, f"creating {repo_type} repository {repo_id!r}", endpoint) from err
     full_id = url.repo_id
@@ -375,7 +384,7 @@ def push_model(
     with stage_model_files(
         model, processor=processor, card_info=card_info, eval_results=eval_results, card=card, repo_id=repo_id
     ) as files:
-        return _commit_folder(
+        return commit_folder(
             files,
             repo_id,
             "model",
@@ -462,7 +471,7 @@ def push_dataset(
             readme.write_text(render_card(json.loads(report_path.read_text())))
             files["README.md"] = readme
         check_dataset_card(files["README.md"].read_text())
-        return _commit_folder(
+        return commit_folder(
             files,
             repo_id,
             "dataset",

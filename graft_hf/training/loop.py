@@ -47,6 +47,7 @@ from graft_hf.training.checkpoint import (
     save_checkpoint,
 )
 from graft_hf.training.data import PairsInfo, inspect_pairs
+from graft_hf.training.launch import check_launch
 from graft_hf.training.lora import apply_lora, export_student
 from graft_hf.training.sections import StudentSection, TrainConfig
 from graft_hf.training.task import (
@@ -291,7 +292,7 @@ def build_optimization(
 
 
 def _accelerator(config: TrainConfig) -> Accelerator:
-    """The run's Accelerator.
+    """The run's Accelerator, after checking that the launch trains as one run (:mod:`graft_hf.training.launch`).
 
     Accelerate keeps the mixed precision and the device in a process-wide state that it refuses to change (and
     has no public reset), so a later run in the same process must agree with the first one; this is checked
@@ -307,12 +308,14 @@ def _accelerator(config: TrainConfig) -> Accelerator:
         if cpu and state.device.type != "cpu":
             raise ConfigError("train.cpu", f"true, but this process already trained on {state.device}: {reason}")
     out = Path(config.output_dir)
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=precision,
         log_with=_tracker(config),
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         cpu=cpu,
     )
+    check_launch(accelerator, cpu)  # before anything is written: a launch that would not train as one run stops
+    return accelerator
 
 
 def _tracker(config: TrainConfig) -> str | None:

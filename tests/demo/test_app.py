@@ -2,17 +2,12 @@
 (`gradio_client`: 20 concurrent queries, an upload, limits as errors); input errors as Gradio errors; built from
 paths.
 
-The browser test needs Debian's `chromium` and `chromium-driver` and selenium from PyPI (`.ci/run` installs them).
-Without them it skips, except under CI (the CI environment variable is set), where it fails.
+The browser test needs Debian's `chromium` and `chromium-driver` and selenium (tests/helpers/browser.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import struct
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,46 +16,7 @@ import pytest
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# Flags measured to work here (../shared/ENVIRONMENT.md); nothing but 127.0.0.1 resolves.
-CHROME_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--window-size=1400,1800",
-)  # fmt: skip
-TIMEOUT_S = 40
-
-
-# ---------------------------------------------------------------------------------------------------- browser
-def _require_browser() -> None:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not (os.path.exists(path) or shutil.which(path))]
-    if importlib.util.find_spec("selenium") is None:
-        missing.append("the selenium package")
-    if missing:
-        message = (
-            f"browser test needs {', '.join(missing)}: apt-get install -y chromium chromium-driver && "
-            "pip install selenium"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {message}")
-        pytest.skip(message)
-
-
-@pytest.fixture
-def browser(tmp_path):
-    _require_browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(TIMEOUT_S)
-    yield driver
-    driver.quit()
+from tests.helpers.browser import TIMEOUT_S  # noqa: E402
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -35,8 +35,9 @@ def test_an_index_without_thumbnails_or_of_another_size_is_handled(tmp_path, bac
         DemoBackend(backend.model, backend.image_processor, backend.tokenizer, wrong, info, "m", backend.limits)
     no_coords = EmbeddingIndex.from_embeddings(np.ones((4, 16)))
     no_coords.save_to_disk(tmp_path / "nocoords")
-    with pytest.raises(ValueError, match="no latitude/longitude"):
-        load_gallery(tmp_path / "nocoords")
+    index, info = load_gallery(tmp_path / "nocoords")  # listed without a map
+    unplaced = DemoBackend(backend.model, backend.image_processor, backend.tokenizer, index, info, "m", backend.limits)
+    assert unplaced.retrieve("a farm", 2).map_image is None
     with pytest.raises(FileNotFoundError, match="graft demo-gallery"):
         DemoBackend.from_paths("unused", tmp_path / "missing")
 

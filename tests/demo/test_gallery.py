@@ -31,13 +31,16 @@ def test_gallery_round_trip_keeps_coordinates_thumbnails_and_embeddings(gallery_
     torch.testing.assert_close(index.embeddings[7], expected, atol=1e-5, rtol=1e-4)
 
 
-def test_gallery_records_need_coordinates(tmp_path, tiny_model_dir, eurosat_records):
+def test_gallery_records_have_coordinates_all_or_none(tmp_path, tiny_model_dir, eurosat_records):
     from graft_hf.demo import build_gallery
     from graft_hf.modeling import GraftModel
 
     model = GraftModel.from_pretrained(tiny_model_dir).eval()
-    with pytest.raises(ValueError, match="lacks 'lat'/'lon'"):
-        build_gallery(model, [{"image": eurosat_records[0]["image"]}], tmp_path / "g")
+    image = eurosat_records[0]["image"]
+    with pytest.raises(ValueError, match="record 1: the first records have 'lat'/'lon'"):
+        build_gallery(model, [{"image": image, "lat": 1, "lon": 2}, {"image": image}], tmp_path / "g")
+    unplaced = build_gallery(model, [{"image": image}, {"image": image}], tmp_path / "unplaced")
+    assert len(unplaced) == 2 and unplaced.columns.get("lat") is None
     with pytest.raises(ValueError, match=r"lat=95.0 is outside"):
         build_gallery(model, [{"image": eurosat_records[0]["image"], "lat": 95, "lon": 0}], tmp_path / "g")
     with pytest.raises(ValueError, match="no gallery records"):

@@ -153,3 +153,16 @@ def test_class_names_become_prompt_names_for_named_labels():
     assert data.kind == "eurosat" and data.class_names[0] == "AnnualCrop" and data.prompt_names == names
     with pytest.raises(ValueError, match="got 3 class names for a label with 10 classes"):
         load_eval_dataset(EUROSAT, limit=5, class_names=names[:3])
+
+
+@needs_eurosat
+def test_only_the_evaluated_split_is_built():
+    from graft_hf.config import ConfigError
+    from graft_hf.evaluation.datasets import load_split
+
+    test = load_split(str(EUROSAT), "test")
+    assert len(test) == 5462 and test.features["label"].names[0] == "AnnualCrop"  # the card's features
+    built = {p.name for f in test.cache_files for p in Path(f["filename"]).parent.glob("*.arrow")}
+    assert "parquet-test.arrow" in built and not [name for name in built if "train" in name], built  # test only
+    with pytest.raises(ConfigError, match=r"no split 'validation'; use one of \['test', 'train'\]"):
+        load_split(str(EUROSAT), "validation")

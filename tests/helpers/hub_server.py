@@ -151,7 +151,7 @@ class _Handler:
             return await self._validate_yaml(request)
         if parts[:3] == ["api", "repos", "create"] and method == "POST":
             return await self._create_repo(request)
-        if parts[0] == "api" and len(parts) >= 4 and parts[1] in ("models", "datasets"):
+        if parts[0] == "api" and len(parts) >= 4 and parts[1] in ("models", "datasets", "spaces"):
             repo_type = parts[1][:-1]
             repo = self.state.repos.get((repo_type, f"{parts[2]}/{parts[3]}"))
             if repo is None:
@@ -174,8 +174,8 @@ class _Handler:
         if parts[0] == "lfs-upload" and method == "PUT" and len(parts) == 2:
             return await self._lfs_put(request, parts[1])
         repo_type = "model"
-        if parts[0] == "datasets":
-            repo_type, parts = "dataset", parts[1:]
+        if parts[0] in ("datasets", "spaces"):
+            repo_type, parts = parts[0][:-1], parts[1:]
         if len(parts) >= 3 and parts[1].endswith(".git") and parts[2:] == ["info", "lfs", "objects", "batch"]:
             return await self._lfs_batch(request)
         if len(parts) >= 5 and parts[2] == "resolve" and method in ("GET", "HEAD"):
