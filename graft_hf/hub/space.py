@@ -18,6 +18,7 @@ with a card saying which model embedded it; the Space downloads it with `snapsho
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -62,6 +63,20 @@ if __name__ == "__main__":
 '''
 _EXTRAS = ("demo",)
 _SOURCE_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
+
+
+def _copy_package_source(target: Path) -> None:
+    """Copy graft-hf's importable source to ``target``, with the subpackages an editable install maps elsewhere.
+
+    ``graft_hf.modeling`` and ``graft_hf.hub_cards`` live in the repository's ``modeling/`` and ``hub_cards/``
+    (setup.cfg ``package_dir``), so a source checkout's ``graft_hf/`` folder lacks them; a wheel install has them
+    inside. Either way the Space gets one self-contained ``graft_hf/`` package.
+    """
+    shutil.copytree(Path(graft_hf.__file__).parent, target, ignore=_SOURCE_IGNORE, symlinks=False)
+    for name in ("modeling", "hub_cards"):
+        source = Path(next(iter(importlib.import_module(f"graft_hf.{name}").__path__)))
+        if source.resolve() != (target / name).resolve():
+            shutil.copytree(source, target / name, ignore=_SOURCE_IGNORE, symlinks=False, dirs_exist_ok=True)
 
 
 def space_requirements(gradio_version: str) -> str:
@@ -167,7 +182,7 @@ def stage_space(
     if gallery and Path(gallery).is_dir():
         shutil.copytree(gallery, out / "gallery", ignore=_SOURCE_IGNORE)
         gallery = "gallery"
-    shutil.copytree(Path(graft_hf.__file__).parent, out / "graft_hf", ignore=_SOURCE_IGNORE, symlinks=False)
+    _copy_package_source(out / "graft_hf")
     (out / "app.py").write_text(SPACE_APP)
     (out / "requirements.txt").write_text(space_requirements(gradio.__version__))
     (out / "README.md").write_text(_space_card(model, gallery, title, gradio.__version__))
