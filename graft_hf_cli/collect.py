@@ -43,7 +43,7 @@ def _add_photos(commands: argparse._SubParsersAction) -> None:
         ),
     )
     where = parser.add_argument_group("region, dates and source")
-    where.add_argument("--bbox", type=_bbox, metavar="WEST,SOUTH,EAST,NORTH", help="region as a box in degrees (WGS84)")
+    where.add_argument("--bbox", type=_bbox, metavar="WEST,SOUTH,EAST,NORTH", help="region as a box in degrees (WGS84); write --bbox=... when WEST is negative")
     add_fields(
         parser, _MODULE, "CollectPhotosConfig", only=("region", "start", "end", "yfcc", "output"), flags=_OUTPUT,
         required=("output", "start", "end"), metavars={"region": "FILE.geojson", "yfcc": "PATH"}, group=where,
@@ -60,7 +60,7 @@ def _add_photos(commands: argparse._SubParsersAction) -> None:
     add_fields(
         parser, _MODULE, "CollectPhotosConfig",
         only=("endpoint", "per_page", "result_cap", "min_cell_degrees", "requests_per_second", "max_retries",
-              "timeout", "flush_rows", "state_dir", "progress"),
+              "backoff_seconds", "timeout", "flush_rows", "state_dir", "progress"),
         group=parser.add_argument_group("Flickr API and execution"),
     )  # fmt: skip
     parser.set_defaults(handler=_run_photos)
@@ -71,7 +71,7 @@ def _run_photos(args: argparse.Namespace) -> int:
     from graft_hf.collect.photos import collect_photos
 
     values = fields_from_args(args, _MODULE, "CollectPhotosConfig")
-    report = collect_photos(CollectPhotosConfig(**values, bbox=args.bbox))
+    report = collect_photos(CollectPhotosConfig(**values))  # --bbox is parsed into the bbox field
     print(json.dumps({k: report[k] for k in ("photos_found", "photos_kept", "output", "cells_csv")}, indent=2))
     return 0
 

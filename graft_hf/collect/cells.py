@@ -92,7 +92,8 @@ class HarvestStats:
         cells_capped: Cells over the cap that could not be split further.
         photos_reported: Sum of ``total`` over finished cells.
         photos_returned: Records returned by the finished cells.
-        photos_missed: Photos cells reported but paging did not return (capped cells, results that vanished).
+        photos_missed: Photos cells reported but paging did not return (capped cells, results that vanished); an
+            upper bound, as a photo on the edge between two capped cells is counted by both.
         skipped: Records not kept, by reason.
     """
 

@@ -48,6 +48,7 @@ class CollectPhotosConfig:
         requests_per_second: API calls per second at most (Flickr allows 3,600 per hour per key).
         max_retries: Retries of a failed API call (HTTP 429/5xx, timeouts, Flickr's "service unavailable"), with
             exponential backoff (honouring ``Retry-After``).
+        backoff_seconds: First retry delay; it doubles with every retry (at most 300 s).
         timeout: Seconds before an API call times out.
         flush_rows: Finished cells are written to the state folder every this many photos (work lost on a kill).
         state_dir: Folder of the resumable state (default: ``<output>.collect``); rerunning the same command after
@@ -56,7 +57,7 @@ class CollectPhotosConfig:
     """
 
     output: str
-    bbox: tuple[float, ...] | None = None
+    bbox: tuple[float | int, ...] | None = None
     region: str | None = None
     start: str | None = None
     end: str | None = None
@@ -73,6 +74,7 @@ class CollectPhotosConfig:
     min_cell_degrees: float = 0.01
     requests_per_second: float = 1.0
     max_retries: int = 8
+    backoff_seconds: float = 1.0
     timeout: float = 60.0
     flush_rows: int = 20000
     state_dir: str | None = None
@@ -96,6 +98,7 @@ class CollectPhotosConfig:
         require(self.min_cell_degrees > 0, "min_cell_degrees", f"must be > 0, got {self.min_cell_degrees}")
         require(self.requests_per_second > 0, "requests_per_second", "must be > 0")
         require(self.max_retries >= 0, "max_retries", f"must be >= 0, got {self.max_retries}")
+        require(self.backoff_seconds >= 0, "backoff_seconds", f"must be >= 0, got {self.backoff_seconds}")
         require(self.timeout > 0, "timeout", f"must be > 0, got {self.timeout}")
         require(self.flush_rows >= 1, "flush_rows", f"must be >= 1, got {self.flush_rows}")
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
@@ -129,6 +132,7 @@ class DownloadConfig:
         timeout: Seconds to wait for a server to connect or send data.
         retries: Retries of a download after a timeout, connection error, HTTP 429 or 5xx (exponential backoff,
             honouring ``Retry-After``); 404 and other client errors are not retried.
+        backoff_seconds: First retry delay; it doubles with every retry (at most 300 s).
         threads: Concurrent downloads per worker process.
         workers: Worker processes on this machine.
         shard_size: Photos per shard (a shard is the unit of resuming and of splitting across machines).
@@ -146,6 +150,7 @@ class DownloadConfig:
     jpeg_quality: int = 95
     timeout: float = 20.0
     retries: int = 3
+    backoff_seconds: float = 1.0
     threads: int = 16
     workers: int = 1
     shard_size: int = 1000
@@ -162,6 +167,7 @@ class DownloadConfig:
         require(1 <= self.jpeg_quality <= 100, "jpeg_quality", f"must be in 1..100, got {self.jpeg_quality}")
         require(self.timeout > 0, "timeout", f"must be > 0, got {self.timeout}")
         require(self.retries >= 0, "retries", f"must be >= 0, got {self.retries}")
+        require(self.backoff_seconds >= 0, "backoff_seconds", f"must be >= 0, got {self.backoff_seconds}")
         for name in ("threads", "workers", "shard_size", "num_shards", "max_bytes"):
             require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
         require(

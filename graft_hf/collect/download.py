@@ -92,9 +92,10 @@ class FetchResult:
 
 def _encode(image: Image.Image, raw: bytes, image_size: int, quality: int) -> tuple[bytes, tuple[int, int]]:
     """The bytes to store: the original JPEG when it is upright RGB and small enough, else a resized re-encode."""
-    upright = ImageOps.exif_transpose(image)
+    rotated = image.getexif().get(0x0112, 1) not in (None, 1)  # EXIF orientation
+    upright = ImageOps.exif_transpose(image) if rotated else image
     small = image_size <= 0 or min(upright.size) <= image_size
-    if small and upright is image and image.format == "JPEG" and image.mode == "RGB":
+    if small and not rotated and image.format == "JPEG" and image.mode == "RGB":
         return raw, image.size
     rgb = upright.convert("RGB")
     if not small:
@@ -154,6 +155,7 @@ def fetch_photo(
     quality: int,
     retries: int,
     max_bytes: int,
+    backoff_seconds: float = 1.0,
     sleep=time.sleep,
 ) -> FetchResult:
     """Download, check, orient and resize one photo, retrying transient failures.
@@ -165,7 +167,8 @@ def fetch_photo(
         quality: JPEG quality of re-encoded photos.
         retries: Retries of transient failures.
         max_bytes: Largest body accepted.
-        sleep: Sleep function (tests pass a fake).
+        backoff_seconds: First retry delay (doubling, at most 300 s), unless the server sends ``Retry-After``.
+        sleep: Sleep function.
 
     Returns:
         The result; failures are values, never exceptions.
@@ -186,7 +189,7 @@ def fetch_photo(
                 return FetchResult(data, None, size, original, attempt + 1)
         if reason not in _RETRYABLE or attempt == retries:
             return FetchResult(None, reason, attempts=attempt + 1)
-        delay = min(retry_after if retry_after is not None else 2.0**attempt, 300.0)
+        delay = min(retry_after if retry_after is not None else backoff_seconds * 2.0**attempt, 300.0)
         sleep(delay * (1.0 + 0.1 * random.random()))
     return FetchResult(None, reason, attempts=retries + 1)
 
@@ -219,6 +222,7 @@ def _download_shard(args: tuple[DownloadConfig, int, list[int], list[str], list[
             "quality": config.jpeg_quality,
             "retries": config.retries,
             "max_bytes": config.max_bytes,
+            "backoff_seconds": config.backoff_seconds,
         }
         results = list(pool.map(lambda url: fetch_photo(client, url, **options), urls))
     records = []
@@ -267,7 +271,10 @@ def _run_shards(config: DownloadConfig, jobs: list[tuple], total: int) -> None:
                 _download_shard(job)
                 bar.update(len(job[2]))
             return
-        context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold threads or torch
+        # fork where there is one: a spawned worker would re-import graft_hf (torch, transformers: seconds each);
+        # the parent holds no HTTP client or lock at this point, so a forked child starts clean.
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         with ProcessPoolExecutor(config.workers, mp_context=context) as pool:
             for job, _ in zip(jobs, pool.map(_download_shard, jobs)):
                 bar.update(len(job[2]))

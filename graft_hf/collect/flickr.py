@@ -136,7 +136,8 @@ class FlickrClient:
         timeout: Seconds per call.
         requests_per_second: Calls per second at most.
         max_retries: Retries of a failed call.
-        sleep: Sleep function (tests pass a fake clock).
+        backoff_seconds: First retry delay (doubling, at most 300 s), unless the server sends ``Retry-After``.
+        sleep: Sleep function.
     """
 
     key: str = field(repr=False)
@@ -145,6 +146,7 @@ class FlickrClient:
     timeout: float = 60.0
     requests_per_second: float = 1.0
     max_retries: int = 8
+    backoff_seconds: float = 1.0
     sleep: Callable[[float], None] = time.sleep
     calls: int = 0
     retries: Counter = field(default_factory=Counter)
@@ -224,7 +226,8 @@ class FlickrClient:
                     raise FlickrUnavailableError(f"flickr.photos.search failed: {error}") from error
                 last = error
                 self.retries[reason] += 1
-                delay = self._retry_after if self._retry_after is not None else min(2.0**attempt, 300.0)
+                delay = self._retry_after if self._retry_after is not None else self.backoff_seconds * 2.0**attempt
+                delay = min(delay, 300.0)
                 logger.warning("Flickr call failed (%s: %s); retry %d in %.1f s", reason, error, attempt + 1, delay)
                 self.sleep(delay * (1.0 + 0.1 * random.random()))
         raise FlickrUnavailableError(f"Flickr did not answer after {self.max_retries} retries (last error: {last})")

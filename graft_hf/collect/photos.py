@@ -121,6 +121,7 @@ def _from_flickr(
             timeout=config.timeout,
             requests_per_second=config.requests_per_second,
             max_retries=config.max_retries,
+            backoff_seconds=config.backoff_seconds,
         ) as client,
         tqdm(desc="Flickr photos", unit=" photos", disable=not config.progress) as bar,
     ):

@@ -136,6 +136,8 @@ class FlickrState:
     release: threading.Event = field(default_factory=threading.Event)
     blocked: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    columns: dict | None = None
+    endpoint: str = ""
 
 
 def _fail(code: int, message: str) -> JSONResponse:
@@ -178,27 +180,41 @@ def _record(photo: dict) -> dict:
     return record
 
 
+def _columns(state: FlickrState) -> dict[str, np.ndarray]:
+    if state.columns is None or len(state.columns["lon"]) != len(state.photos):
+        photos = state.photos
+        state.columns = {
+            "lon": np.array([p["longitude"] for p in photos]),
+            "lat": np.array([p["latitude"] for p in photos]),
+            "taken": np.array([_seconds(p["datetaken"]) for p in photos]),
+            "license": np.array([p["license"] for p in photos]),
+            "accuracy": np.array([p["accuracy"] for p in photos]),
+            "video": np.array([p["media"] == "video" for p in photos]),
+            "upload": np.array([p["dateupload"] for p in photos]),
+        }
+    return state.columns
+
+
 def search(state: FlickrState, params: dict[str, str]) -> dict:
     """``flickr.photos.search`` over the population (the JSON body of the answer)."""
-    matches = state.photos
+    c = _columns(state)
+    keep = np.ones(len(state.photos), dtype=bool)
     if "bbox" in params:
         west, south, east, north = (float(v) for v in params["bbox"].split(","))
-        matches = [p for p in matches if west <= p["longitude"] <= east and south <= p["latitude"] <= north]
+        keep &= (c["lon"] >= west) & (c["lon"] <= east) & (c["lat"] >= south) & (c["lat"] <= north)
     if "min_taken_date" in params:
-        low = _seconds(params["min_taken_date"])
-        matches = [p for p in matches if _seconds(p["datetaken"]) >= low]
+        keep &= c["taken"] >= _seconds(params["min_taken_date"])
     if "max_taken_date" in params:
-        high = _seconds(params["max_taken_date"])
-        matches = [p for p in matches if _seconds(p["datetaken"]) <= high]
+        keep &= c["taken"] <= _seconds(params["max_taken_date"])
     if "license" in params:
-        allowed = {int(v) for v in params["license"].split(",")}
-        matches = [p for p in matches if p["license"] in allowed]
+        keep &= np.isin(c["license"], [int(v) for v in params["license"].split(",")])
     if "accuracy" in params:
-        matches = [p for p in matches if p["accuracy"] >= int(params["accuracy"])]
-    if params.get("media") in ("photos", "videos"):
-        matches = [p for p in matches if p["media"] == params["media"][:-1]]
+        keep &= c["accuracy"] >= int(params["accuracy"])
+    if params.get("media") == "photos":
+        keep &= ~c["video"]
+    matches = np.flatnonzero(keep)
     if params.get("sort") == "date-posted-asc":
-        matches = sorted(matches, key=lambda p: p["dateupload"])
+        matches = matches[np.argsort(c["upload"][matches], kind="stable")]
     per_page = min(int(params.get("per_page", 100)), GEO_PER_PAGE_MAX if "bbox" in params else 500)
     total = len(matches)
     pages = max(math.ceil(total / per_page), 1)
@@ -207,11 +223,8 @@ def search(state: FlickrState, params: dict[str, str]) -> dict:
     start = (page - 1) * per_page
     if start >= reachable and reachable > 0:  # past the cap Flickr repeats the last reachable page
         start = (math.ceil(reachable / per_page) - 1) * per_page
-    records = [_record(p) for p in matches[start : min(start + per_page, reachable)]]
-    return {
-        "photos": {"page": page, "pages": pages, "perpage": per_page, "total": total, "photo": records},
-        "stat": "ok",
-    }
+    records = [_record(state.photos[i]) for i in matches[start : min(start + per_page, reachable)]]
+    return {"photos": {"page": page, "pages": pages, "perpage": per_page, "total": total, "photo": records}, "stat": "ok"}
 
 
 def build_app(state: FlickrState) -> Starlette:
