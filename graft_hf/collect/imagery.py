@@ -128,12 +128,12 @@ def _choose(
         if footprint is not None:
             shapely.prepare(footprint)
             cover[k] = shapely.intersects_xy(footprint, lon, lat)
-    item_times = np.asarray([_item_time(item) for item in items])
+    item_times = np.asarray([_item_time(item) for item in items], dtype=np.float64)
     cloud = [item.get("properties", {}).get("eo:cloud_cover") for item in items]
     usable = np.ones(len(items), dtype=bool)
     if config.sensor == "sentinel2":
-        known = np.asarray([c is not None for c in cloud])
-        clear = np.asarray([c is not None and float(c) < config.max_cloud_cover for c in cloud])
+        known = np.asarray([c is not None for c in cloud], dtype=bool)
+        clear = np.asarray([c is not None and float(c) < config.max_cloud_cover for c in cloud], dtype=bool)
         usable = clear | (~known & config.include_unknown_cloud)
     chosen: list[list[str]] = []
     for p in range(len(lon)):

@@ -224,7 +224,10 @@ def search(state: FlickrState, params: dict[str, str]) -> dict:
     if start >= reachable and reachable > 0:  # past the cap Flickr repeats the last reachable page
         start = (math.ceil(reachable / per_page) - 1) * per_page
     records = [_record(state.photos[i]) for i in matches[start : min(start + per_page, reachable)]]
-    return {"photos": {"page": page, "pages": pages, "perpage": per_page, "total": total, "photo": records}, "stat": "ok"}
+    return {
+        "photos": {"page": page, "pages": pages, "perpage": per_page, "total": total, "photo": records},
+        "stat": "ok",
+    }
 
 
 def build_app(state: FlickrState) -> Starlette:
