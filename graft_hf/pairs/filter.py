@@ -240,7 +240,8 @@ def _write(
 ) -> dict:  # fmt: skip
     output = Path(config.output)
     images = _relocated(table.column(image_column).to_pylist(), Path(config.photos).parent, output.parent)
-    columns = {name: table.column(name) for name in table.column_names if name not in ("image_hash", "outdoor_score")}
+    ours = ("image_hash", "outdoor_score", "filter_reason")  # replaced when filtering a scored table again
+    columns = {name: table.column(name) for name in table.column_names if name not in ours}
     columns[image_column] = pa.array(images, type=table.schema.field(image_column).type)
     columns["image_hash"] = pa.array(hashes, pa.string())
     columns["outdoor_score"] = pa.array(np.where(np.isnan(scores), None, scores).tolist(), pa.float64())
