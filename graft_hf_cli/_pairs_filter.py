@@ -37,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``graft pairs filter``; prints the JSON report."""
     from graft_hf.pairs.filter import FilterConfig, filter_photos
 
-    print(json.dumps(filter_photos(FilterConfig(**fields_from_args(args, _MODULE, _CLASS))), indent=2))
+    values = {k: v for k, v in fields_from_args(args, _MODULE, _CLASS).items() if v is not None}
+    print(json.dumps(filter_photos(FilterConfig(**values)), indent=2))
     return 0

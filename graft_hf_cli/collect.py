@@ -22,6 +22,11 @@ _MODULE = "graft_hf.collect.config"
 _OUTPUT = {"output": ("-o", "--output")}
 
 
+def _given(args: argparse.Namespace, cls: str) -> dict:
+    """The config fields set on the command line (flags left at ``None`` keep the dataclass default)."""
+    return {k: v for k, v in fields_from_args(args, _MODULE, cls).items() if v is not None}
+
+
 def _bbox(text: str) -> tuple[float, ...]:
     from graft_hf.collect.region import parse_bbox  # stdlib-only module apart from shapely/numpy, only on use
 
@@ -70,7 +75,7 @@ def _run_photos(args: argparse.Namespace) -> int:
     from graft_hf.collect.config import CollectPhotosConfig
     from graft_hf.collect.photos import collect_photos
 
-    values = fields_from_args(args, _MODULE, "CollectPhotosConfig")
+    values = _given(args, "CollectPhotosConfig")
     report = collect_photos(CollectPhotosConfig(**values))  # --bbox is parsed into the bbox field
     print(json.dumps({k: report[k] for k in ("photos_found", "photos_kept", "output", "cells_csv")}, indent=2))
     return 0
@@ -98,7 +103,7 @@ def _run_download(args: argparse.Namespace) -> int:
     from graft_hf.collect.config import DownloadConfig
     from graft_hf.collect.download import download_photos
 
-    result = download_photos(DownloadConfig(**fields_from_args(args, _MODULE, "DownloadConfig")))
+    result = download_photos(DownloadConfig(**_given(args, "DownloadConfig")))
     keys = ("complete", "shards_done", "shards_total", "photos_requested", "photos_downloaded", "failures")
     print(json.dumps({k: result[k] for k in keys if k in result}, indent=2))
     return 0
@@ -126,7 +131,7 @@ def _run_imagery(args: argparse.Namespace) -> int:
     from graft_hf.collect.config import ImageryConfig
     from graft_hf.collect.imagery import collect_imagery
 
-    report = collect_imagery(ImageryConfig(**fields_from_args(args, _MODULE, "ImageryConfig")))
+    report = collect_imagery(ImageryConfig(**_given(args, "ImageryConfig")))
     print(json.dumps(report, indent=2))
     return 0
 

@@ -17,10 +17,6 @@ from graft_hf.config import config_dataclass, require
 
 __all__ = ["CollectPhotosConfig", "DownloadConfig", "ImageryConfig"]
 
-FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
-PLANETARY_COMPUTER_STAC = "https://planetarycomputer.microsoft.com/api/stac/v1"
-
-
 @config_dataclass
 class CollectPhotosConfig:
     """What ``graft collect photos`` collects and how (Flickr API or a YFCC100M dump).
@@ -68,7 +64,7 @@ class CollectPhotosConfig:
     cell_size_km: float = 1.0
     max_photos_per_cell: int = 100
     seed: int = 0
-    endpoint: str = FLICKR_REST_URL
+    endpoint: str = "https://api.flickr.com/services/rest/"
     per_page: int = 250
     result_cap: int = 4000
     min_cell_degrees: float = 0.01
@@ -206,7 +202,7 @@ class ImageryConfig:
     photos: str
     output: str
     sensor: Literal["naip", "sentinel2"] = "naip"
-    endpoint: str = PLANETARY_COMPUTER_STAC
+    endpoint: str = "https://planetarycomputer.microsoft.com/api/stac/v1"
     collection: str | None = None
     sign: Literal["auto", "always", "never"] = "auto"
     sas_url: str | None = None
