@@ -121,15 +121,24 @@ def check_image_path(path: str) -> None:
         raise ValueError(f"--image {path} is a folder; pass one PNG/JPEG or GeoTIFF file (use `graft map` for scenes)")
 
 
-def open_image_input(path: str, gsd: float | None, model_config: GraftConfig) -> ImageInput:
-    """Reads the size and georeferencing of an input image and settles the GSD used for areas.
+def open_image_input(
+    path: str, gsd: float | None, model_config: GraftConfig, max_pixels: int | None = -1
+) -> ImageInput:
+    """Reads the size and georeferencing of an input image (its header only) and settles the GSD used for areas.
 
     The GSD is, in order: `gsd` (the `--gsd` argument); the raster's own pixel size when it has a projected CRS;
     the model's training GSD (`model_config.gsd`, logged as an assumption); else unknown (areas are left out).
 
+    Args:
+        path: The image.
+        gsd: The `--gsd` argument.
+        model_config: The model's config (input size, training GSD).
+        max_pixels: Largest image accepted (width x height); -1: the image processor's default
+            (`MAX_IMAGE_PIXELS`), `None`: no limit.
+
     Raises:
         FileNotFoundError: No such file.
-        ValueError: The file cannot be read as an image.
+        ValueError: The file cannot be read as an image, or it is larger than `max_pixels` (use `graft map`).
     """
     check_image_path(path)
     crs = transform = raster_gsd = None
@@ -150,10 +159,11 @@ def open_image_input(path: str, gsd: float | None, model_config: GraftConfig) ->
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # the header only
                 width, height = img.size
-        except (UnidentifiedImageError, OSError) as error:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as error:
             raise ValueError(f"cannot read image {path}: {error}; pass a PNG/JPEG or GeoTIFF file") from error
+    _check_size(path, width, height, max_pixels)
     gsd, source = _settle_gsd(path, gsd, raster_gsd, model_config)
     image_size = model_config.vision_config.image_size
     if max(height, width) > 8 * image_size:
@@ -166,6 +176,20 @@ def open_image_input(path: str, gsd: float | None, model_config: GraftConfig) ->
             image_size,
         )
     return ImageInput(path, height, width, crs, transform, gsd, source)
+
+
+def _check_size(path: str, width: int, height: int, max_pixels: int | None) -> None:
+    """Refuse an image larger than `max_pixels` before any pixel is read (`graft map` tiles large scenes)."""
+    if max_pixels == -1:
+        from graft_hf.modeling.image_processing_graft import MAX_IMAGE_PIXELS
+
+        max_pixels = MAX_IMAGE_PIXELS
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(
+            f"--image {path} is {width} x {height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "pixels for one image (the model's image processor, max_image_pixels): the whole image is resized into "
+            "one model input. Use `graft map`, which tiles large scenes, or crop the image"
+        )
 
 
 def _settle_gsd(

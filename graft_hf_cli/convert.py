@@ -6,12 +6,18 @@ folder given with ``--clip`` (the CLIP the checkpoint was trained from, e.g. a l
 ``openai/clip-vit-base-patch16``), and writes safetensors weights, config, processor and a model card to OUT.
 The checkpoint's ``logit_scale`` (1/0.07, GRAFT's training temperature) is recorded in the card, not used for
 zero-shot logits.
+
+The authors' module carries its pixel-level ``projector`` at both levels, so ``--level`` says which was trained:
+``image`` drops the projector (an image-level model); ``pixel`` keeps it as the patch head and marks the image
+embedding as untrained (config and card). Without ``--level`` the level is read from the weights when a head is
+still at its initial value, and the command stops asking for ``--level`` when they do not tell.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from graft_hf_cli._errors import speaks_flags
 from graft_hf_cli._fields import add_fields, fields_from_args
 
 __all__ = ["add_parser", "run"]
@@ -29,6 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("checkpoint", help="the authors' .ckpt file (Lightning) or a bare state dict")
     parser.add_argument("--clip", required=True, help="local CLIPModel folder the checkpoint was trained from")
     parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument(
+        "--level",
+        choices=("image", "pixel"),
+        help="which level the checkpoint was trained at (required when the weights do not tell)",
+    )
     parser.add_argument("--sensor", default="naip", help="sensor preset: naip, sentinel2, sentinel2-l1c, rgb")
     parser.add_argument("--gsd", type=float, help="ground sample distance in m/px (default: the sensor preset's)")
     parser.add_argument(
@@ -45,25 +56,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                "license": "licence id of the weights for the card"},
     )  # fmt: skip
     # convert_authors_checkpoint's errors name its parameters; on this command line these flags set them.
-    flags = {**parser.get_default("_field_flags"), "clip": "--clip", "ignore_prefixes": "--ignore-key-prefix"}
+    flags = {
+        **parser.get_default("_field_flags"),
+        "clip": "--clip",
+        "ignore_prefixes": "--ignore-key-prefix",
+        "level": "--level",
+    }
     parser.set_defaults(handler=run, _field_flags=flags)
     return parser
 
 
+@speaks_flags
 def run(args: argparse.Namespace) -> int:
     from graft_hf.hub.cards import ModelCardInfo
     from graft_hf.hub.convert import convert_authors_checkpoint
 
     config_kwargs = {"gsd": args.gsd} if args.gsd is not None else {}
-    convert_authors_checkpoint(
+    model = convert_authors_checkpoint(
         args.checkpoint,
         args.clip,
         args.output,
+        level=args.level,
         sensor=args.sensor,
         card_info=ModelCardInfo(**fields_from_args(args, _CARDS, "ModelCardInfo")),
         eval_results=args.eval_json,
         ignore_prefixes=tuple(args.ignore_key_prefix),
         **config_kwargs,
     )
-    print(f"GRAFT model written to {args.output}")
+    print(f"GRAFT {'pixel' if model.config.use_patch_head else 'image'}-level model written to {args.output}")
     return 0

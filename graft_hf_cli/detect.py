@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _config_from_args(args)
     out = output_dir(args.output)
     model, image_processor, tokenizer = load_model(args.model, args.device)
-    source = open_image_input(args.image, args.gsd, model.config)
+    source = open_image_input(args.image, args.gsd, model.config, image_processor.max_image_pixels)
     if args.min_area_m2 is not None and source.gsd is None:
         raise ValueError("--min-area-m2 needs the ground sample distance: pass --gsd METRES_PER_PIXEL")
     detector = ObjectDetector(model, tokenizer, image_processor, sam=load_sam_refiner(args.sam, model.device))

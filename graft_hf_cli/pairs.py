@@ -27,13 +27,15 @@ _PHOTO_ROLES = tuple(read_fields(_MODULE, "PhotoColumns"))
 _GROUPS = {
     "sampling (GRAFT section 3.2)": (
         "sensor", "seed", "crop_size", "footprint_size", "max_photos_per_tile", "exclusive_assignment",
-        "max_cloud_cover", "scene_choice", "max_nodata_fraction",
+        "max_cloud_cover", "unknown_cloud_cover", "scene_choice", "max_nodata_fraction",
     ),
+    "resolution (crops warped to the sensor's training GSD)": ("gsd", "native_gsd", "resampling"),
+    "random-tile ablation (GRAFT section 4.4)": ("tile_placement", "random_tiles"),
     "output": (
         "tiles_per_shard", "row_group_size", "include_bands", "include_photo_bytes", "download_photo_urls",
         "s2_rgb_max", "s2_offset",
     ),
-    "execution": ("workers", "num_shards", "shard_index", "read_mode", "progress"),
+    "execution": ("workers", "num_shards", "shard_index", "read_mode", "strict_rasters", "progress"),
 }  # fmt: skip
 
 

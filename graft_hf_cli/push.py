@@ -92,7 +92,18 @@ def run(args: argparse.Namespace) -> int:
         raise (HubPushError if isinstance(err, HubPushError) else ValueError)(message) from err
     if result is not None:
         print(f"pushed {len(result.files)} files to {result.repo_type} {result.repo_id}: {result.commit_url}")
+        _print_skipped(result.skipped)
     return 0
+
+
+def _print_skipped(skipped: dict[str, str], shown: int = 10) -> None:
+    """What stayed local, grouped by reason (at most ``shown`` names per reason)."""
+    by_reason: dict[str, list[str]] = {}
+    for rel, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(rel)
+    for reason, names in by_reason.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        print(f"not uploaded ({reason}): {', '.join(names[:shown])}{more}")
 
 
 def _hub_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,5 +170,6 @@ def _push_model(args: argparse.Namespace) -> Any:
     with stage_model_files(folder, repo_id=repo_id, **card) as files:
         for name, path in sorted(files.items()):
             print(f"{name}\t{path.stat().st_size}")
+    _print_skipped(files.skipped)
     print(f"dry run: {len(files)} files would be pushed to {repo_id}")
     return None

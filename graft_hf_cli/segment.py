@@ -166,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     config = SegmentationConfig(**templates_arg(fields_from_args(args, *_CONFIG)))
     out = output_dir(args.output)
     model, image_processor, tokenizer = load_model(args.model, args.device)
-    source = open_image_input(args.image, args.gsd, model.config)
+    source = open_image_input(args.image, args.gsd, model.config, image_processor.max_image_pixels)
     sam = load_sam_refiner(args.sam, model.device)
     result = ZeroShotSegmenter(model, tokenizer, image_processor).segment(args.image, args.query, config)
     if sam is not None:

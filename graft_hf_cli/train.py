@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from graft_hf_cli._errors import name_flag
+
 __all__ = ["add_parser", "run"]
 
 
@@ -38,6 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="resume from the latest checkpoint of the run (or from CHECKPOINT): model, optimizer, LR schedule, "
         "RNG and data position",
     )
+    name_flag(parser, "resume", "--resume")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     parser.set_defaults(handler=run)
     return parser

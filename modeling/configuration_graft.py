@@ -184,8 +184,14 @@ class GraftConfig(PreTrainedConfig):
         text_config: Options of CLIP's [`CLIPTextConfig`] (frozen; carried so a GRAFT model answers text queries).
         projection_dim: Dimension of the joint image-text space.
         logit_scale_init_value: Initial value of the log of the zero-shot logit scale (CLIP's `logit_scale`).
-        use_patch_head: Whether the pixel-level patch head (LayerNorm then a bias-free linear map of every patch
-            token into the joint space) is present.
+        use_patch_head: Whether the pixel-level patch head (LayerNorm then a linear map of every patch token into
+            the joint space) is present.
+        patch_head_bias: Whether the patch head's linear map has a bias (the authors' `projector` has one by
+            default; graft-hf's own models do not, and configs without this key load as bias-free).
+        image_embeds_trained: Whether the pooled image embedding (`get_image_features`) was trained. `False` for
+            pixel-level checkpoints whose training reached only the patch head (the authors' pixel-level models):
+            their image embeddings are CLIP's pooling head on an untrained CLS token, and
+            `GraftModel.get_image_features` warns when asked for them.
         freeze_text_tower: Whether the text tower, the text projection and the logit scale are frozen, as in GRAFT
             training (only the satellite tower learns).
         sensor: Sensor name; a registered one (`SENSORS`) fills the metadata below, any other name needs it explicitly.
@@ -208,6 +214,8 @@ class GraftConfig(PreTrainedConfig):
         projection_dim: int = 512,
         logit_scale_init_value: float = 2.6592,
         use_patch_head: bool = True,
+        patch_head_bias: bool = False,
+        image_embeds_trained: bool = True,
         freeze_text_tower: bool = True,
         sensor: str = "naip",
         gsd: float | None = None,
@@ -237,6 +245,8 @@ class GraftConfig(PreTrainedConfig):
         self.projection_dim = int(projection_dim)
         self.logit_scale_init_value = float(logit_scale_init_value)
         self.use_patch_head = bool(use_patch_head)
+        self.patch_head_bias = bool(patch_head_bias)
+        self.image_embeds_trained = bool(image_embeds_trained)
         self.freeze_text_tower = bool(freeze_text_tower)
         self.initializer_factor = float(initializer_factor)
 

@@ -9,6 +9,11 @@ Accepted inputs: PIL images, numpy arrays and torch tensors in HWC or CHW layout
 allowed), and paths to GeoTIFFs (read with rasterio) or ordinary image files. This file is uploaded to the Hub as
 remote code: it imports torch and transformers only (rasterio and PIL are imported when a path or PIL image needs
 them).
+
+Files are checked from their header before a pixel is decoded: at most `max_image_pixels` pixels (width x height,
+default `MAX_IMAGE_PIXELS` = 4096 x 4096; the whole image becomes one model input, so larger scenes belong to a
+tiling tool such as graft-hf's region map), a band count the sensor reads (all of its bands, or 3 RGB bands) and a
+supported data type. Of a raster only the red, green and blue bands are read.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from .configuration_graft import SENSORS
 
 _RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 _SUPPORTED_DTYPES = (np.uint8, np.uint16, np.int16, np.uint32, np.int32, np.float16, np.float32, np.float64)
+#: Pixel types (numpy / rasterio names) the processor reads.
+SUPPORTED_DTYPE_NAMES = tuple(np.dtype(t).name for t in _SUPPORTED_DTYPES)
+
+#: Largest image file (width x height) read from a path by default: 4096 x 4096 pixels. A file is one model input,
+#: resized as a whole; a larger scene needs tiling, not one huge read.
+MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 class GraftImageProcessor(BaseImageProcessor):
@@ -44,6 +55,7 @@ class GraftImageProcessor(BaseImageProcessor):
         value_scale: Raw value (after the offset) mapped to 1.0; larger values are clipped.
         value_offset: Subtracted from raw values before scaling.
         nodata_value: Raw value marking missing pixels (all bands equal to it); such pixels become 0.
+        max_image_pixels: Largest image file read from a path, in pixels (width x height); `None` for no limit.
     """
 
     model_input_names = ["pixel_values"]
@@ -61,6 +73,7 @@ class GraftImageProcessor(BaseImageProcessor):
         value_scale: float | None = None,
         value_offset: float | None = None,
         nodata_value: float | None = None,
+        max_image_pixels: int | None = MAX_IMAGE_PIXELS,
         **kwargs: Any,
     ) -> None:
         kwargs.pop("image_processor_type", None)
@@ -79,6 +92,7 @@ class GraftImageProcessor(BaseImageProcessor):
         self.value_scale = float(value_scale) if value_scale is not None else preset.get("value_scale")
         self.value_offset = float(value_offset) if value_offset is not None else float(preset.get("value_offset", 0.0))
         self.nodata_value = nodata_value if nodata_value is not None else preset.get("nodata_value")
+        self.max_image_pixels = int(max_image_pixels) if max_image_pixels is not None else None
         if not self.band_names or len(self.rgb_bands) != 3 or not self.value_scale:
             raise ValueError(
                 f"sensor {sensor!r} has no preset (registered sensors: {sorted(SENSORS)}); pass band_names, rgb_bands "
@@ -131,26 +145,64 @@ class GraftImageProcessor(BaseImageProcessor):
         if not os.path.exists(path):
             raise FileNotFoundError(f"image file not found: {path}")
         if path.lower().endswith(_RASTER_SUFFIXES):
-            try:
-                import rasterio
-            except ImportError as err:
-                raise ImportError("reading GeoTIFFs needs rasterio: pip install rasterio") from err
-            with rasterio.open(path) as src:
-                array = src.read()
-                if self.nodata_value is None and src.nodata is not None and not np.isnan(src.nodata):
-                    nodata = src.nodata
-                    array = np.where(np.all(array == nodata, axis=0, keepdims=True), 0, array)
-            return array
+            return self._read_raster(path)
         try:
             from PIL import Image
         except ImportError as err:
             raise ImportError("reading image files needs Pillow: pip install pillow") from err
         try:
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # the header only: pixels are decoded by load()
+                self._check_header(path, img.width, img.height)
                 img.load()
                 return self._read(img, None)[0]
-        except OSError as err:
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:
             raise ValueError(f"cannot decode image file {path}: {err}; is it a corrupt or unsupported file?") from err
+
+    def _read_raster(self, path: str) -> np.ndarray:
+        """The sensor's red, green and blue bands of a raster `(3, height, width)`, after checking its header."""
+        try:
+            import rasterio
+            from rasterio.errors import RasterioError
+        except ImportError as err:
+            raise ImportError("reading GeoTIFFs needs rasterio: pip install rasterio") from err
+        try:
+            with rasterio.open(path) as src:
+                self._check_header(path, src.width, src.height)
+                indexes = self._raster_bands(path, src.count)
+                if any(src.dtypes[i - 1] not in SUPPORTED_DTYPE_NAMES for i in indexes) or len(set(src.dtypes)) > 1:
+                    raise ValueError(
+                        f"{path} holds {', '.join(sorted(set(src.dtypes)))} pixels; the image processor reads uint8, "
+                        "uint16, int16, uint32, int32 and float rasters"
+                    )
+                array = src.read(indexes)
+                if self.nodata_value is None and src.nodata is not None and not np.isnan(src.nodata):
+                    array = np.where(np.all(array == src.nodata, axis=0, keepdims=True), 0, array)
+        except RasterioError as err:
+            raise ValueError(f"cannot read raster {path}: {err}; is it a corrupt or unsupported file?") from err
+        return array
+
+    def _check_header(self, path: str, width: int, height: int) -> None:
+        """Refuse an empty image, or one larger than `max_image_pixels`, before any pixel is read."""
+        if width <= 0 or height <= 0:
+            raise ValueError(f"{path} is empty ({width} x {height} pixels)")
+        limit = self.max_image_pixels
+        if limit is not None and width * height > limit:
+            raise ValueError(
+                f"{path} is {width} x {height} = {width * height:,} pixels, over the image processor's limit "
+                f"max_image_pixels={limit:,}: a file is resized as a whole into one {self.size}-pixel model input. "
+                "Map a large scene tile by tile (graft-hf's region map: `graft map`), or crop it"
+            )
+
+    def _raster_bands(self, path: str, count: int) -> list[int]:
+        """1-based indexes of the bands to read: the sensor's RGB bands of a full stack, or a 3-band RGB file."""
+        if count == len(self.band_names):
+            return [i + 1 for i in self.rgb_bands]
+        if count == 3:
+            return [1, 2, 3]
+        raise ValueError(
+            f"{path}: expected {len(self.band_names)} bands ({', '.join(self.band_names)}) or 3 RGB bands for sensor "
+            f"{self.sensor!r}, got {count}; pass a raster of that sensor, or a processor for the raster's sensor"
+        )
 
     def _to_chw(self, array: np.ndarray, data_format: str | None, prefer_channels_first: bool) -> np.ndarray:
         if array.ndim == 2:
@@ -271,4 +323,4 @@ class GraftImageProcessor(BaseImageProcessor):
         return self.preprocess(images, **kwargs)
 
 
-__all__ = ["GraftImageProcessor"]
+__all__ = ["MAX_IMAGE_PIXELS", "SUPPORTED_DTYPE_NAMES", "GraftImageProcessor"]

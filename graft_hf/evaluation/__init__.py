@@ -53,6 +53,12 @@ _EXPORTS = {
     "SearchConfig": "graft_hf.evaluation.archive",
     "build_index": "graft_hf.evaluation.archive",
     "search_index": "graft_hf.evaluation.archive",
+    "VQAEvalConfig": "graft_hf.evaluation.vqa",
+    "VQAEvalReport": "graft_hf.evaluation.vqa",
+    "FolderImageSource": "graft_hf.evaluation.vqa",
+    "load_rsvqa": "graft_hf.evaluation.vqa",
+    "evaluate_vqa": "graft_hf.evaluation.vqa",
+    "run_vqa_eval": "graft_hf.evaluation.vqa",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -12,17 +12,19 @@ model and where the images came from, so `search_index` can embed queries with t
 retrieval grid of the hits.
 """
 
+import contextlib
 import json
 import logging
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import rasterio
 import torch
+from datasets import Image as ImageFeature
 from PIL import Image
 from rasterio.warp import transform
 from tqdm.auto import tqdm
@@ -30,7 +32,8 @@ from tqdm.auto import tqdm
 from graft_hf.config import ConfigError, config_dataclass, require
 from graft_hf.evaluation.datasets import find_image_column, load_split, to_rgb_image
 from graft_hf.evaluation.encoders import Encoder, load_encoder
-from graft_hf.evaluation.errors import MissingPathError, renamed_parameters
+from graft_hf.evaluation.errors import check_local_or_hub, renamed_parameters
+from graft_hf.evaluation.images import decode_image, read_image_rows
 from graft_hf.index import STANDARD_COLUMNS, ApproximateIndexConfig, EmbeddingIndex, SearchResult
 from graft_hf.io import write_json
 from graft_hf.modeling import SENSORS
@@ -99,6 +102,8 @@ class SearchConfig:
 
     def validate_queries(self) -> None:
         require(bool(self.queries), "queries", "no query given; pass at least one text query")
+        blank = [i for i, query in enumerate(self.queries) if not query.strip()]
+        require(not blank, "queries", f"query {blank[0] + 1 if blank else 0} is empty; type the text to search for")
 
     def validate_k(self) -> None:
         require(self.k > 0, "k", f"must be positive, got {self.k}")
@@ -112,7 +117,7 @@ def _geotiff_metadata(path: Path) -> tuple[float | None, float | None, str | Non
     """Centre (lat, lon) of a georeferenced raster and its TIFF date tag, or Nones."""
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None, None, None
-    with rasterio.open(path) as src:
+    with _reading(path), rasterio.open(path) as src:
         date = src.tags().get("TIFFTAG_DATETIME") or src.tags().get("ACQUISITION_DATE")
         if src.crs is None:
             return None, None, date
@@ -153,7 +158,7 @@ def _index_dataset(encoder: Encoder, source: str, config: IndexBuildConfig) -> t
     image_column = find_image_column(dataset)
     items = []
     for start in range(0, len(dataset), 256):
-        for image in dataset[start : start + 256][image_column]:
+        for image in read_image_rows(dataset, image_column, start, min(start + 256, len(dataset))):
             items.append(image.convert("RGB") if isinstance(image, Image.Image) and image.mode != "RGB" else image)
     embeds = _embed(encoder, items, config.batch_size, config.progress)
     columns = {f: next((c for c in names if c in dataset.column_names), None) for f, names in STANDARD_COLUMNS.items()}
@@ -188,8 +193,7 @@ def build_index(config: IndexBuildConfig) -> EmbeddingIndex:
         index = _index_files(encoder, root, files[: config.limit] if config.limit else files, config)
         manifest["source"] = {"kind": "files"}
     else:
-        if not root.exists() and config.data.startswith((".", "/", "~")):
-            raise MissingPathError("data", f"data folder {config.data!r} does not exist")
+        check_local_or_hub("data", config.data, "data folder")
         source = str(root.resolve()) if root.exists() else config.data
         index, split = _index_dataset(encoder, str(root) if root.exists() else config.data, config)
         manifest["source"] = {"kind": "datasets", "path": source, "split": split}
@@ -247,11 +251,12 @@ def search_index(config: SearchConfig) -> tuple[list[list[SearchResult]], Embedd
 
 
 def _file_image(path: str) -> Image.Image:
+    """An indexed file as an RGB picture; its size is checked before it is decoded, of a raster only RGB is read."""
     if Path(path).suffix.lower() not in (".tif", ".tiff"):
-        return Image.open(path).convert("RGB")
-    with rasterio.open(path) as src:
-        bands = src.read()  # (bands, height, width)
-    return to_rgb_image(bands[:3]) if bands.dtype == np.uint8 else to_rgb_image(bands, _sensor_for(bands))
+        return decode_image({"bytes": None, "path": path}, ImageFeature(mode="RGB"), path)
+    with _reading(path), rasterio.open(path) as src:
+        count = src.count
+    return to_rgb_image(path, "rgb" if count == 3 else _sensor_for(count))
 
 
 def hit_images(index_dir: str | os.PathLike, hits: list[SearchResult]) -> list[Image.Image]:
@@ -262,12 +267,22 @@ def hit_images(index_dir: str | os.PathLike, hits: list[SearchResult]) -> list[I
     if source.get("kind") == "datasets":
         dataset = load_split(source["path"], source.get("split") or "train")
         column = find_image_column(dataset)
-        return [dataset[int(hit.extra["source_row"])][column].convert("RGB") for hit in hits]
+        rows = [int(hit.extra["source_row"]) for hit in hits]
+        return [read_image_rows(dataset, column, row, row + 1)[0].convert("RGB") for row in rows]
     raise ValueError(f"{index_dir} does not record where its images are ({MANIFEST}); rebuild it with build_index")
 
 
-def _sensor_for(array: np.ndarray) -> str:
+def _sensor_for(count: int) -> str:
     for name, sensor in SENSORS.items():
-        if sensor.band_names and len(sensor.band_names) == array.shape[0]:
+        if sensor.band_names and len(sensor.band_names) == count:
             return name
-    raise ValueError(f"cannot render a {array.shape[0]}-band raster as RGB; no sensor preset has that many bands")
+    raise ValueError(f"cannot render a {count}-band raster as RGB; no sensor preset has that many bands")
+
+
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike) -> Iterator[None]:
+    """Errors while reading ``path`` as one ``ValueError`` that names it."""
+    try:
+        yield
+    except rasterio.errors.RasterioError as error:
+        raise ValueError(f"cannot read {path}: {error}; is it a corrupt or unsupported file?") from error

@@ -38,7 +38,13 @@ from PIL import Image
 from rasterio.enums import Resampling
 
 from graft_hf.config import ConfigError
-from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError
+from graft_hf.evaluation.errors import (
+    MissingPathError,
+    UnavailableSourceError,
+    check_local_or_hub,
+    missing_folder_note,
+)
+from graft_hf.evaluation.images import read_image_rows
 from graft_hf.evaluation.templates import EUROSAT_CLASSNAMES, EUROSAT_LABELS
 from graft_hf.modeling import GraftImageProcessor
 
@@ -150,7 +156,7 @@ class EvalDataset:
         """Image `index`: an RGB PIL image, or a `(bands, height, width)` array for multi-band sensors."""
         if isinstance(self.source, list):
             return _read_bigearthnet_patch(self.source[index])
-        image = self.source[int(index)][self.image_column]
+        image = read_image_rows(self.source, self.image_column, int(index), int(index) + 1)[0]
         if isinstance(image, Image.Image):
             return image if image.mode in ("RGB", "L") else image.convert("RGB")
         return np.asarray(image)
@@ -168,7 +174,7 @@ class EvalDataset:
             if isinstance(self.source, list):
                 yield [self.image(i) for i in range(start, stop)]
             else:
-                images = self.source[start:stop][self.image_column]
+                images = read_image_rows(self.source, self.image_column, start, stop)
                 yield [
                     im.convert("RGB") if isinstance(im, Image.Image) and im.mode not in ("RGB", "L") else im
                     for im in images
@@ -181,13 +187,18 @@ class EvalDataset:
         return [self.class_names[int(self.labels[index])]]
 
 
-def to_rgb_image(image: Image.Image | np.ndarray, sensor: str = "rgb") -> Image.Image:
-    """An RGB PIL image from a PIL image or a `(bands, H, W)` array of a `SENSOR_PRESETS` sensor."""
+def to_rgb_image(image: Image.Image | np.ndarray | str, sensor: str = "rgb") -> Image.Image:
+    """An RGB PIL image from a PIL image, a `(bands, H, W)` array or a raster file of a `SENSOR_PRESETS` sensor.
+
+    A file is read by the sensor's `GraftImageProcessor`: its header is checked first and only red, green and
+    blue are read.
+    """
     if isinstance(image, Image.Image):
         return image.convert("RGB")
 
     processor = GraftImageProcessor(sensor=sensor, do_resize=False, do_normalize=False)
-    rgb = processor(np.asarray(image), return_tensors=None, input_data_format="channels_first")["pixel_values"][0]
+    pixels = image if isinstance(image, str) else np.asarray(image)
+    rgb = processor(pixels, return_tensors=None, input_data_format="channels_first")["pixel_values"][0]
     return Image.fromarray((np.moveaxis(rgb, 0, -1) * 255.0 + 0.5).astype(np.uint8))
 
 
@@ -278,7 +289,7 @@ def load_split(path: str, split: str, imagefolder: bool = False) -> HFDataset:
         hint = "the Hub cannot be reached (HF_HUB_OFFLINE is set); " if is_offline_mode() else ""
         raise UnavailableSourceError(
             "path",
-            f"could not load dataset {path!r}: {hint}download it where the Hub is reachable "
+            f"could not load dataset {path!r}: {missing_folder_note(path)}{hint}download it where the Hub is reachable "
             f"(`hf download {path} --repo-type dataset --local-dir DIR`) and pass path=DIR "
             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
         ) from error
@@ -549,9 +560,7 @@ def load_eval_dataset(
         raise ConfigError("limit", f"must be positive, got {limit}")
     text = os.fspath(path)
     local = Path(text).expanduser()
-    looks_local = local.exists() or text.startswith((".", "/", "~")) or text.count("/") >= 2
-    if looks_local and not local.exists():
-        raise MissingPathError("path", f"dataset folder {text!r} does not exist; pass an existing folder or a Hub id")
+    check_local_or_hub("path", text, "dataset folder")
     names = list(class_names) if class_names else None
     request = _Request(text, local, split, kind, names, image_column, label_column)
     return _subset(_LOADERS[kind](request), limit, seed)

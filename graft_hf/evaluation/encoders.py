@@ -32,7 +32,7 @@ from PIL import Image
 from graft_hf import build_processor
 from graft_hf.config import ConfigError
 from graft_hf.evaluation.datasets import to_rgb_image
-from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError
+from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError, check_local_or_hub, missing_folder_note
 from graft_hf.modeling import GraftImageProcessor, GraftModel, GraftProcessor
 from graft_hf.pairs.embed import Teacher, load_teacher
 from graft_hf.tokenizer import load_clip_tokenizer
@@ -257,7 +257,7 @@ def _offline_error(model: str, error: Exception) -> UnavailableSourceError:
     hint = "HF_HUB_OFFLINE is set, so Hub ids cannot be fetched; " if is_offline_mode() else ""
     return UnavailableSourceError(
         "model",
-        f"could not load model {model!r}: {hint}download it where the Hub is reachable "
+        f"could not load model {model!r}: {missing_folder_note(model)}{hint}download it where the Hub is reachable "
         f"(`hf download {model} --local-dir DIR`) and pass model=DIR "
         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})",
     )
@@ -344,6 +344,8 @@ def load_encoder(
         RuntimeError: A Hub id that cannot be loaded (offline), naming the local-directory fix.
         ValueError: An unknown baseline kind or a missing `arch`.
     """
+    if baseline != "open_clip" and checkpoint is None:  # an open_clip model is a name for reports
+        check_local_or_hub("model", model, "model folder")
     torch_device = _resolve_device(device)
     text = load_text_encoder(text_encoder, torch_device) if isinstance(text_encoder, str) else text_encoder
     if baseline == "auto":

@@ -10,12 +10,23 @@ sets it instead, while ``except FileNotFoundError`` keeps working.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
 from graft_hf.config import ConfigError
 
-__all__ = ["MissingPathError", "UnavailableSourceError", "UnwritablePathError", "renamed_parameters"]
+__all__ = [
+    "MissingPathError",
+    "UnavailableSourceError",
+    "UnwritablePathError",
+    "check_local_or_hub",
+    "missing_folder_note",
+    "renamed_parameters",
+]
 
 
 class MissingPathError(ConfigError, FileNotFoundError):
@@ -28,6 +39,31 @@ class UnavailableSourceError(ConfigError, RuntimeError):
 
 class UnwritablePathError(ConfigError, OSError):
     """An output folder given by a parameter cannot be written."""
+
+
+def check_local_or_hub(key: str, text: str, what: str) -> None:
+    """Refuse a folder that does not exist and cannot be a Hub repo id either (``./x``, ``/x``, ``a/b/c``).
+
+    Args:
+        key: The parameter (``data``, ``model``).
+        text: Its value.
+        what: What it names, for the message (``"data folder"``).
+
+    Raises:
+        MissingPathError: ``text`` names no existing file or folder and is no valid Hub repo id, so it can only be
+            a mistyped path (instead of a complaint about reaching the Hub).
+    """
+    if os.path.exists(os.path.expanduser(text)) or "://" in text:
+        return
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        raise MissingPathError(key, f"{what} {text!r} does not exist; pass an existing folder") from None
+
+
+def missing_folder_note(text: str) -> str:
+    """``"there is no folder 'x' here, and "`` when ``text`` names nothing local (it was taken as a Hub id)."""
+    return "" if os.path.exists(os.path.expanduser(text)) else f"there is no folder {text!r} here, and "
 
 
 @contextlib.contextmanager

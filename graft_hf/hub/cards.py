@@ -339,6 +339,7 @@ def _model_values(config: GraftConfig, log_scale: float) -> dict[str, Any]:
         "sensor": config.sensor,
         "sensor_name": sensor.display_name if sensor is not None else config.sensor,
         "use_patch_head": bool(config.use_patch_head),
+        "image_embeds_trained": bool(getattr(config, "image_embeds_trained", True)),
         "architecture": _architecture(config),
         "projection_dim": config.projection_dim,
         "grid": f"{grid_h} x {grid_w}",

@@ -5,6 +5,11 @@ A model repository gets the safetensors weights, `config.json` with `auto_map`, 
 model card, all in a single `create_commit`. Files are staged in a temporary folder (existing files are uploaded
 from where they are), so a push never writes to the source folder and a failed push leaves it untouched.
 
+Only regular files inside the folder are uploaded: symbolic links (to files or folders, anywhere) and special files
+are skipped and listed (`PushResult.skipped`, logged), never followed; a model folder holding pickles (`.bin`,
+`.pt`, `.pkl`, ... or pickled content) is refused, since loading a pickle runs code
+(:mod:`graft_hf.hub.files`).
+
 Failures are reported as `HubPushError` saying which step failed (create the repository, upload, commit) and
 what to do (`HF_TOKEN` / `hf auth login` or `token=` for authentication, `endpoint=` / `HF_ENDPOINT` for the
 server, `HF_HUB_OFFLINE` for offline mode).
@@ -12,7 +17,6 @@ server, `HF_HUB_OFFLINE` for offline mode).
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import json
 import logging
@@ -20,7 +24,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from graft_hf.hub.cards import (
     render_model_card,
     to_eval_results,
 )
+from graft_hf.hub.files import StagedFiles, folder_files, pickle_files
 from graft_hf.hub.naming import validate_model_repo_id, validate_repo_id
 from graft_hf.modeling import GraftConfig, GraftModel, GraftProcessor
 from graft_hf.pairs.card import render_card
@@ -75,6 +80,7 @@ class PushResult:
         commit_oid: Id of the commit holding every file.
         commit_url: URL of that commit.
         files: Paths uploaded, relative to the repository root.
+        skipped: Paths in the folder that were not uploaded, with the reason (links, special files, bookkeeping).
     """
 
     repo_id: str
@@ -82,6 +88,7 @@ class PushResult:
     commit_oid: str
     commit_url: str
     files: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _auth_hint(endpoint: str) -> str:
@@ -164,16 +171,18 @@ def _commit_folder(
     except Exception as err:  # translated for the user, original chained
         raise _explain(err, f"uploading {len(files)} files to {repo_type} {full_id!r}", endpoint) from err
     logger.info("pushed %s", info.commit_url)
-    return PushResult(full_id, repo_type, info.oid, info.commit_url, sorted(files))
+    skipped = files.skipped if isinstance(files, StagedFiles) else {}
+    return PushResult(full_id, repo_type, info.oid, info.commit_url, sorted(files), skipped)
 
 
-def _walk(folder: Path, ignore: tuple[str, ...] = ()) -> dict[str, Path]:
-    out = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder).as_posix()
-        if path.is_file() and not any(fnmatch.fnmatch(rel, pattern) for pattern in ignore):
-            out[rel] = path
-    return out
+def _report_skipped(folder: Path, skipped: dict[str, str]) -> None:
+    """Log what of ``folder`` stays local: links and special files one by one, ignored files as a count."""
+    ignored = [rel for rel, reason in skipped.items() if reason.startswith("ignored")]
+    for rel, reason in skipped.items():
+        if not reason.startswith("ignored"):
+            logger.warning("not uploaded: %s (%s)", folder / rel, reason)
+    if ignored:
+        logger.info("not uploaded: %d bookkeeping or hidden files of %s (e.g. %s)", len(ignored), folder, ignored[0])
 
 
 def _check_model_files(files: dict[str, Path]) -> None:
@@ -182,9 +191,23 @@ def _check_model_files(files: dict[str, Path]) -> None:
         missing.append("model.safetensors")
     missing += [f for f in _PROCESSOR_FILES if f not in files]
     if missing:
-        raise HubPushError(f"model folder is incomplete, missing {missing}; save it with graft_hf (save_pretrained)")
-    if any(name.endswith((".bin", ".pt", ".ckpt", ".pth")) for name in files):
-        raise HubPushError("refusing to push pickle weights (.bin/.pt/.ckpt/.pth): GRAFT repos carry safetensors only")
+        skipped = files.skipped if isinstance(files, StagedFiles) else {}
+        links = [f for f in missing if "link" in skipped.get(f, "")]
+        why = (
+            f" ({links} are symbolic links, which are never uploaded: copy the real files into the folder, e.g. "
+            "`hf download REPO --local-dir DIR` rather than a cache snapshot)"
+            if links
+            else ""
+        )
+        raise HubPushError(
+            f"model folder is incomplete, missing {missing}{why}; save it with graft_hf (save_pretrained)"
+        )
+    pickles = pickle_files(files)
+    if pickles:
+        raise HubPushError(
+            f"refusing to push pickle files {pickles}: loading a pickle runs code, and GRAFT model repos carry "
+            "safetensors only; remove them from the model folder"
+        )
     config = json.loads(files["config.json"].read_text())
     if config.get("model_type") != "graft" or "AutoModel" not in (config.get("auto_map") or {}):
         raise HubPushError(
@@ -218,15 +241,16 @@ def _card_text(
 
 def _stage_weights(
     model: GraftModel | str | os.PathLike, staging: Path
-) -> tuple[dict[str, Path], GraftConfig, float | None]:
+) -> tuple[StagedFiles, GraftConfig, float | None]:
     """`(files, config, logit_scale)` of a model object (saved into `staging`) or of a saved folder."""
     if isinstance(model, GraftModel):
         model.save_pretrained(staging)
-        return _walk(staging), model.config, float(model.logit_scale.detach())
+        return folder_files(staging), model.config, float(model.logit_scale.detach())
     folder = Path(model)
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder {folder} does not exist; pass a folder saved by graft_hf")
-    files = _walk(folder, ignore=(".*", "*/.*", "__pycache__/*", "*.pyc"))
+    files = folder_files(folder, ignore=(".*", "*/.*", "__pycache__/*", "*.pyc"))
+    _report_skipped(folder, files.skipped)
     return files, GraftConfig.from_pretrained(folder), _saved_logit_scale(folder)
 
 
@@ -239,8 +263,11 @@ def stage_model_files(
     eval_results: EvalResults = None,
     card: str | None = None,
     repo_id: str | None = None,
-) -> Iterator[dict[str, Path]]:
+) -> Iterator[StagedFiles]:
     """Stage every file of a model repository; yields `{path_in_repo: local path}` (temporary files removed after).
+
+    Only regular files of the folder are staged (links and special files are skipped: the yielded mapping's
+    `skipped`); a folder holding pickles is refused.
 
     The card is, in order of precedence: `card`; a card rendered from `card_info` / `eval_results` when either is
     given; the folder's own README.md (e.g. the one `graft convert` writes); a card rendered with defaults.
@@ -260,7 +287,7 @@ def stage_model_files(
         if processor is not None or not all(f in files for f in _PROCESSOR_FILES):
             processor = processor if processor is not None else graft_hf.build_processor(config)
             processor.save_pretrained(staging / "processor")
-            files.update(_walk(staging / "processor"))
+            files.update(folder_files(staging / "processor"))
         if card is None:
             card = _card_text(files, config, logit_scale, card_info, eval_results, repo_id)
         check_model_card(card)
@@ -317,7 +344,8 @@ def push_model(
         The `PushResult`.
 
     Raises:
-        HubPushError: naming the failed step and the fix; nothing local is modified.
+        HubPushError: naming the failed step and the fix (also: pickle files in the folder); nothing local is
+            modified.
     """
     validate_repo_id(repo_id)
     config = model.config if isinstance(model, GraftModel) else GraftConfig.from_pretrained(model)
@@ -375,7 +403,7 @@ def push_dataset(
     """Push a pairs dataset folder (`graft pairs build` output) to a Hub dataset repository in one commit.
 
     Uploads `README.md` (the dataset card with its `configs:` block), `build_report.json` and the parquet shards;
-    `_build/` bookkeeping and hidden files stay local. A folder without README.md but with `build_report.json`
+    `_build/` bookkeeping, hidden files, symbolic links and special files stay local (`PushResult.skipped`). A folder without README.md but with `build_report.json`
     gets its card rendered by `graft_hf.pairs.card.render_card`.
 
     Args:
@@ -394,10 +422,14 @@ def push_dataset(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"dataset folder {folder} does not exist")
-    files = _walk(folder, ignore=DATASET_IGNORE_PATTERNS)
+    files = folder_files(folder, ignore=DATASET_IGNORE_PATTERNS)
+    _report_skipped(folder, files.skipped)
     if not any(name.endswith(".parquet") for name in files):
+        links = [rel for rel, reason in files.skipped.items() if rel.endswith(".parquet") and "link" in reason]
+        also = f" (symbolic links are not uploaded: {links[:3]})" if links else ""
         raise FileNotFoundError(
-            f"no parquet shards under {folder}; build the pairs first (graft pairs build) or point at the build folder"
+            f"no parquet shards under {folder}{also}; build the pairs first (graft pairs build) or point at the build "
+            "folder"
         )
     with tempfile.TemporaryDirectory(prefix="graft-push-") as tmp:
         if "README.md" not in files:

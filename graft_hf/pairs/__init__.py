@@ -21,6 +21,10 @@ _EXPORTS = {
     "open_pairs_stream": "graft_hf.pairs.loader",
     "pairs_features": "graft_hf.pairs.schema",
     "pairs_arrow_schema": "graft_hf.pairs.schema",
+    "pairs_table": "graft_hf.pairs.schema",
+    "photo_image_bytes": "graft_hf.pairs.schema",
+    "read_catalog": "graft_hf.pairs.catalog",
+    "load_photos": "graft_hf.pairs.photos",
 }
 __all__ = sorted(_EXPORTS)
 

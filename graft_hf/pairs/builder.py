@@ -1,14 +1,23 @@
 """``graft pairs build``: sample tiles, cut crops, write resumable, deterministic parquet shards and the card.
 
+Inputs are read in :func:`prepare_build` (photo table, catalogue, sampling: no pixels); each tile is then built by
+:func:`graft_hf.pairs.tiles.build_tile` (crop warped to the output GSD, photos, row) in worker processes.
+
 Layout of the output folder::
 
     data/train-00000-of-00012.parquet   shards (one row per tile; see schema.py)
     README.md                           dataset card with the `configs:` block (written when every shard exists)
+    LICENSE.md                          the imagery's and the kept photos' licences (idem)
     build_report.json                   read / kept / dropped-by-reason counts (idem)
     _build/plan.json                    fingerprint of the settings the shards were built with
-    _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped)
+    _build/manifest/<shard>.json        one entry per finished shard (sha256, rows, tiles dropped, failed reads)
 
-Tile ``i`` (global seeded visiting order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
+Bad records are skipped and counted by reason, never fatal: photos (``load_photos``), scenes that cannot be opened
+(``read_catalog``), scenes whose pixels cannot be read (the tile tries its next scene; the report counts failed
+reads per file), photos whose image does not decode (stored without bytes). ``strict_rasters`` makes unusable
+rasters fatal instead.
+
+Tile ``i`` (the plan's tile order) goes to output shard ``i // tiles_per_shard``; shard ``k`` is written by
 job ``k % num_shards``. Each shard depends only on its own tiles, so the bytes are identical for any ``workers``
 and any split over machines. Shards are written under a temporary name and renamed atomically, then entered in the
 manifest; a rerun skips shards in the manifest, so a killed build resumes where it stopped.
@@ -24,7 +33,6 @@ import logging
 import math
 import multiprocessing
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,48 +41,72 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from affine import Affine
-from rasterio.crs import CRS
-from rasterio.warp import transform as warp_transform
-from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from graft_hf.config import ConfigError
 from graft_hf.io import atomic_write
+from graft_hf.resume import check_resume
+from graft_hf.workers import exit_with_parent
 
 from .card import write_card
-from .catalog import Scene, load_catalog
+from .catalog import Catalogue, Scene, read_catalog
 from .config import PairsBuildConfig
 from .photos import PhotoTable, load_photos
-from .raster import RasterReader, crop_transform, crop_window, encode_png, rgb_bands, to_rgb
-from .sampling import Plan, plan_tiles, project_lonlat
-from .schema import encode_bands, pairs_arrow_schema
+from .raster import RasterReader
+from .sampling import Plan, plan_tiles
+from .schema import pairs_table
+from .tiles import TileJob, build_tile, tile_jobs
 
 __all__ = ["ShardResult", "benchmark_tile_reads", "build_pairs", "plan_digest", "prepare_build", "shard_name"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class _TileJob:
-    tile_id: str
-    centre_lon: float
-    centre_lat: float
-    candidates: tuple[Scene, ...]
-    photos: tuple[dict, ...]  # photo_id, lat, lon, time, license, owner, text, image_path, image, url, embedding
-
-
 @dataclass
 class ShardResult:
-    """What one finished shard contributes to the build report."""
+    """What one finished shard contributes to the build report.
+
+    Attributes:
+        name: Shard file name.
+        rows: Tiles written.
+        photo_rows: Photo entries written.
+        dropped_tiles: Tile ids without a row, by reason (``mostly_nodata``, ``read_failed``).
+        photo_images: Photos stored without image bytes, by reason.
+        read_failures: Failed raster reads per href.
+        sha256: Digest of the shard as written.
+        size: Bytes of the shard as written.
+        data_bytes: Uncompressed bytes of its column data (the card's ``num_bytes``).
+    """
 
     name: str
     rows: int
     photo_rows: int
     dropped_tiles: dict[str, list[str]]
-    photo_download_failed: int
+    photo_images: dict[str, int]
+    read_failures: dict[str, int]
     sha256: str
     size: int
+    data_bytes: int
+
+
+@dataclass
+class BuildInputs:
+    """The read inputs of a build and their sampled plan (cheap: no pixels are read).
+
+    Attributes:
+        photos: The validated photos.
+        catalogue: The usable scenes and the skipped ones.
+        plan: The sampled tiles.
+    """
+
+    photos: PhotoTable
+    catalogue: Catalogue
+    plan: Plan
+
+    @property
+    def scenes(self) -> list[Scene]:
+        """The usable scenes."""
+        return self.catalogue.scenes
 
 
 def shard_name(index: int, total: int) -> str:
@@ -82,166 +114,43 @@ def shard_name(index: int, total: int) -> str:
     return f"train-{index:05d}-of-{total:05d}.parquet"
 
 
-def prepare_build(config: PairsBuildConfig) -> tuple[PhotoTable, list[Scene], Plan]:
+def prepare_build(config: PairsBuildConfig) -> BuildInputs:
     """Read the inputs and sample every tile (cheap: no pixels are read).
 
     Args:
         config: Build configuration.
 
     Returns:
-        ``(photos, scenes, plan)``.
+        The photos, the catalogue and the plan.
     """
     photos = load_photos(config.photos, config.columns)
-    scenes = load_catalog(config.catalog, config.rasters, config.sensor)
-    plan = plan_tiles(photos, scenes, config)
+    catalogue = read_catalog(config.catalog, config.rasters, config.sensor, strict=config.strict_rasters)
+    plan = plan_tiles(photos, catalogue.scenes, config)
     logger.info("sampled %d tiles over %d frame(s) from %d photos", len(plan.tiles), plan.num_frames, len(photos))
-    return photos, scenes, plan
+    if not plan.tiles:
+        _explain_empty_plan(photos, plan)
+    return BuildInputs(photos, catalogue, plan)
 
 
-def _jobs(photos: PhotoTable, scenes: list[Scene], plan: Plan, start: int, stop: int) -> list[_TileJob]:
-    jobs = []
-    for tile in plan.tiles[start:stop]:
-        records = tuple(
-            {
-                "photo_id": photos.photo_id[m],
-                "lat": float(photos.lat[m]),
-                "lon": float(photos.lon[m]),
-                "time": photos.time[m],
-                "license": photos.license[m],
-                "owner": photos.owner[m],
-                "text": photos.text[m],
-                "image_path": photos.image_path[m],
-                "image": photos.image_bytes[m],
-                "url": photos.url[m],
-                "embedding": photos.embedding[m],
-            }
-            for m in tile.members
+def _explain_empty_plan(photos: PhotoTable, plan: Plan) -> None:
+    """Say why no tile was sampled, with the fix for the usual causes."""
+    dropped = {k: v for k, v in (Counter(photos.dropped) + Counter(plan.photo_dropped)).items() if v}
+    hints = []
+    if dropped.get("only_scenes_without_cloud_cover"):
+        hints.append(
+            "scenes without a cloud cover value are not taken as clear for this sensor: give cloud cover in the "
+            "catalogue (`cloud_cover` column or STAC eo:cloud_cover) or set unknown_cloud_cover='clear'"
         )
-        jobs.append(
-            _TileJob(
-                tile_id=tile.tile_id,
-                centre_lon=float(photos.lon[tile.centre]),
-                centre_lat=float(photos.lat[tile.centre]),
-                candidates=tuple(scenes[s] for s in tile.candidates),
-                photos=records,
-            )
-        )
-    return jobs
-
-
-def _photo_bytes(record: dict, config: PairsBuildConfig) -> tuple[bytes | None, bool]:
-    if not config.include_photo_bytes:
-        return None, False
-    if record["image"] is not None:
-        return record["image"], False
-    if record["image_path"] is not None:
-        return Path(record["image_path"]).read_bytes(), False
-    if record["url"] is not None and config.download_photo_urls:
-        try:
-            with urllib.request.urlopen(record["url"], timeout=30) as response:  # noqa: S310 - user-given URLs
-                return response.read(), False
-        except OSError as err:
-            logger.warning("could not download photo %s from %s: %s", record["photo_id"], record["url"], err)
-            return None, True
-    return None, False
-
-
-@dataclass(frozen=True)
-class _Crop:
-    """A tile's crop cut from its chosen scene.
-
-    Attributes:
-        scene: The first candidate scene with few enough nodata pixels.
-        window: The crop's window in the scene's pixel grid.
-        bands: 1-based band indexes read (every band with ``include_bands``, else red, green, blue).
-        rgb_index: 1-based indexes of red, green and blue.
-        data: The bands read, shape ``(len(bands), crop_size, crop_size)``.
-    """
-
-    scene: Scene
-    window: Window
-    bands: list[int]
-    rgb_index: list[int]
-    data: np.ndarray
-
-
-def _cut_crop(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> _Crop | None:
-    """The crop from the best candidate scene with enough valid pixels, or ``None`` if every one is mostly nodata."""
-    for scene in job.candidates:
-        x, y = project_lonlat(np.array([job.centre_lon]), np.array([job.centre_lat]), scene.crs)
-        window = crop_window(scene, float(x[0]), float(y[0]), config.crop_size)
-        rgb_index = rgb_bands(scene, config.sensor)
-        bands = list(range(1, len(scene.band_names) + 1)) if config.include_bands else rgb_index
-        data, valid = reader.read(scene, bands, window)
-        if 1.0 - valid.mean() <= config.max_nodata_fraction:
-            return _Crop(scene, window, bands, rgb_index, data)
-    return None
-
-
-def _photo_rows(job: _TileJob, crop: _Crop, transform: Affine, config: PairsBuildConfig) -> tuple[list[dict], int]:
-    """The tile's ``photos`` entries with their crop pixel positions; also the number of failed downloads."""
-    lon = np.array([p["lon"] for p in job.photos])
-    lat = np.array([p["lat"] for p in job.photos])
-    cols, rows = ~transform @ project_lonlat(lon, lat, crop.scene.crs)  # continuous crop pixel coordinates
-    failed, photos = 0, []
-    for p, row, col in zip(job.photos, rows, cols, strict=True):
-        image, fail = _photo_bytes(p, config)
-        failed += fail
-        embedding = p["embedding"]
-        photos.append(
-            {
-                "photo_id": p["photo_id"],
-                "lat": p["lat"],
-                "lon": p["lon"],
-                "row": float(row),
-                "col": float(col),
-                "time": p["time"],
-                "license": p["license"],
-                "owner": p["owner"],
-                "text": p["text"],
-                "image": image,
-                "url": p["url"],
-                "embedding": None if embedding is None else np.asarray(embedding, dtype=np.float16),
-                "text_embedding": None,
-            }
-        )
-    return photos, failed
-
-
-def _centre_lonlat(crop: _Crop, size: int) -> tuple[float, float]:
-    """WGS84 ``(lon, lat)`` of the crop's centre."""
-    x, y = crop.scene.transform @ (crop.window.col_off + size / 2, crop.window.row_off + size / 2)
-    lon, lat = warp_transform(CRS.from_user_input(crop.scene.crs), CRS.from_epsg(4326), [x], [y])
-    return float(lon[0]), float(lat[0])
-
-
-def _tile_row(job: _TileJob, config: PairsBuildConfig, reader: RasterReader) -> tuple[dict | None, int]:
-    """Cut the crop of one tile from its best usable scene; ``None`` if every candidate is mostly nodata."""
-    crop = _cut_crop(job, config, reader)
-    if crop is None:
-        return None, 0
-    scene, transform = crop.scene, crop_transform(crop.scene, crop.window)
-    rgb = to_rgb(
-        crop.data[[crop.bands.index(b) for b in crop.rgb_index]], config.sensor, config.s2_rgb_max, config.s2_offset
+    if dropped.get("only_cloudy_scenes"):
+        hints.append("every covering scene is at or above max_cloud_cover")
+    if dropped.get("outside_rasters"):
+        hints.append("photos outside every raster: check that the catalogue covers the photos' area")
+    logger.warning(
+        "no tile sampled from %d photos read (dropped by reason: %s)%s",
+        photos.num_read,
+        dropped,
+        "; " + "; ".join(hints) if hints else "",
     )
-    photos, failed = _photo_rows(job, crop, transform, config)
-    lon, lat = _centre_lonlat(crop, config.crop_size)
-    row = {
-        "tile_id": job.tile_id,
-        "image": {"bytes": encode_png(rgb), "path": None},
-        "bands": encode_bands(crop.data) if config.include_bands else None,
-        "band_names": [scene.band_names[i - 1] for i in crop.bands],
-        "crs": scene.crs,
-        "transform": list(transform)[:6],
-        "gsd": scene.gsd,
-        "sensor": config.sensor,
-        "acquisition_date": scene.date,
-        "center_lat": lat,
-        "center_lon": lon,
-        "raster": scene.href,
-        "photos": photos,
-    }
-    return row, failed
 
 
 _READERS: dict[str, RasterReader] = {}
@@ -260,20 +169,29 @@ def _close_readers() -> None:
     _READERS.clear()
 
 
-def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> ShardResult:
+def _data_bytes(shard: bytes) -> int:
+    metadata = pq.ParquetFile(pa.BufferReader(shard)).metadata
+    return sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+
+
+def _write_shard(name: str, jobs: list[TileJob], config: PairsBuildConfig) -> ShardResult:
     """Worker entry point: build the rows of one shard and write it atomically."""
     reader = _process_reader(config.read_mode)
-    rows, dropped, failed = [], [], 0
+    rows: list[dict] = []
+    dropped: dict[str, list[str]] = {}
+    photo_images: Counter = Counter()
+    read_failures: Counter = Counter()
     for job in jobs:
-        row, fail = _tile_row(job, config, reader)
-        failed += fail
-        if row is None:
-            dropped.append(job.tile_id)
+        outcome = build_tile(job, config, reader)
+        photo_images.update(outcome.photo_images)
+        read_failures.update(outcome.read_failures)
+        if outcome.row is None:
+            assert outcome.dropped is not None, "a tile without a row says why"
+            dropped.setdefault(outcome.dropped, []).append(job.tile_id)
         else:
-            rows.append(row)
-    table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
+            rows.append(outcome.row)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, row_group_size=config.row_group_size, compression="zstd")
+    pq.write_table(pairs_table(rows), sink, row_group_size=config.row_group_size, compression="zstd")
     data = sink.getvalue().to_pybytes()
     out = Path(config.output_dir)
     atomic_write(out / "data" / name, data)
@@ -281,10 +199,12 @@ def _write_shard(name: str, jobs: list[_TileJob], config: PairsBuildConfig) -> S
         name=name,
         rows=len(rows),
         photo_rows=sum(len(r["photos"]) for r in rows),
-        dropped_tiles={"mostly_nodata": dropped},
-        photo_download_failed=failed,
+        dropped_tiles=dropped,
+        photo_images=dict(sorted(photo_images.items())),
+        read_failures=dict(sorted(read_failures.items())),
         sha256=hashlib.sha256(data).hexdigest(),
         size=len(data),
+        data_bytes=_data_bytes(data),
     )
     atomic_write(out / "_build" / "manifest" / f"{name}.json", json.dumps(dataclasses.asdict(result)))
     return result
@@ -313,37 +233,66 @@ def plan_digest(photos: PhotoTable, scenes: list[Scene], plan: Plan) -> str:
     """
     digest = hashlib.sha256()
     for tile in plan.tiles:
-        digest.update(tile.tile_id.encode())
+        digest.update(repr((tile.tile_id, tile.crs, tile.x, tile.y)).encode())
         for m in tile.members:
             fields = (photos.photo_id[m], photos.lat[m], photos.lon[m], photos.time[m], photos.license[m])
             digest.update(
                 repr((*fields, photos.owner[m], photos.text[m], photos.image_path[m], photos.url[m])).encode()
             )
         for s in tile.candidates:
-            # The transform as its 6 numbers: the same digest as builds made when scenes held plain tuples.
             digest.update(repr((scenes[s].href, scenes[s].datetime, tuple(scenes[s].transform)[:6])).encode())
     return digest.hexdigest()
 
 
 def _check_plan(out: Path, config: PairsBuildConfig, digest: str) -> None:
+    """Record the build's settings and inputs, or refuse to resume a build made with other ones."""
     fingerprint = {"config": config.plan_fingerprint_fields(), "plan_sha256": digest}
-    text = json.dumps(fingerprint, sort_keys=True, default=str)
     path = out / "_build" / "plan.json"
-    if path.exists():
-        if path.read_text() != text:
-            raise ConfigError(
-                "output_dir",
-                f"{out} holds a build made with different settings or inputs; use a new output folder (or delete "
-                "this one) to start over, or rerun with the original settings to resume",
-            )
+    if not path.exists():
+        atomic_write(path, json.dumps(fingerprint, sort_keys=True, default=str))
         return
-    atomic_write(path, text)
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError("output_dir", f"{path} is unreadable ({error}); use a new output folder") from error
+    check_resume(
+        saved if isinstance(saved, dict) else {"plan.json": saved},
+        fingerprint,
+        what=f"the build in {out}",
+        fix="use a new output folder (or delete this one) to start over, or rerun with the original settings "
+        "and inputs to resume",
+        key="output_dir",
+        labels={"plan_sha256": "the inputs (photos, scenes or the sampled tiles)"},
+        log=out / "_build" / "resume_log.jsonl",
+    )
 
 
-def _report(
-    config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], plan: Plan, results: list[ShardResult]
-) -> dict:
-    dropped_ids = {t for r in results for ids in r.dropped_tiles.values() for t in ids}
+def _summed(counts: list[dict[str, int]]) -> dict[str, int]:
+    total: Counter = Counter()
+    for c in counts:
+        total.update(c)
+    return dict(sorted(total.items()))
+
+
+def _scene_report(inputs: BuildInputs, results: list[ShardResult]) -> dict:
+    catalogue = inputs.catalogue
+    return {
+        "listed": catalogue.listed,
+        "usable": len(catalogue.scenes),
+        "skipped": dict(sorted(catalogue.skipped.items())),
+        "skip_errors": catalogue.errors,
+        **inputs.plan.scenes,
+        "read_failed": _summed([r.read_failures for r in results]),
+    }
+
+
+def _report(config: PairsBuildConfig, inputs: BuildInputs, results: list[ShardResult]) -> dict:
+    photos, scenes, plan = inputs.photos, inputs.scenes, inputs.plan
+    dropped: dict[str, set[str]] = {}
+    for r in results:
+        for reason, ids in r.dropped_tiles.items():
+            dropped.setdefault(reason, set()).update(ids)
+    dropped_ids = set().union(*dropped.values())
     kept_tiles = [t for t in plan.tiles if t.tile_id not in dropped_ids]
     kept = np.zeros(len(photos), dtype=bool)
     for tile in kept_tiles:
@@ -354,12 +303,17 @@ def _report(
     photo_dropped = Counter(photos.dropped) + Counter(plan.photo_dropped)
     photo_dropped["tile_dropped"] = int((in_any_tile & ~kept).sum())
     licences = Counter(photos.license[i] or "unknown" for i in np.flatnonzero(kept))
-    used = {s.href: s for s in scenes}
+    source_gsd = sorted({s.gsd for s in scenes})
+    photo_images = _summed([r.photo_images for r in results])
     return {
         "sensor": config.sensor,
         "seed": config.seed,
         "crop_size": config.crop_size,
         "footprint_size": config.footprint_size,
+        "gsd": [config.output_gsd] if config.output_gsd is not None else source_gsd,
+        "source_gsd": source_gsd,
+        "resampling": config.resampling,
+        "tile_placement": plan.placement,
         "photos": {
             "read": photos.num_read,
             "kept": int(kept.sum()),
@@ -368,13 +322,15 @@ def _report(
         "tiles": {
             "sampled": len(plan.tiles),
             "kept": len(kept_tiles),
-            "dropped": {"mostly_nodata": len(dropped_ids)} if dropped_ids else {},
+            "dropped": {reason: len(ids) for reason, ids in sorted(dropped.items())},
         },
         "photo_rows": sum(r.photo_rows for r in results),
-        "photo_download_failed": sum(r.photo_download_failed for r in results),
+        "photo_images_not_stored": photo_images,
+        "photo_download_failed": photo_images.get("download_failed", 0),
         "shards": len(results),
-        "scenes": len(scenes),
-        "gsd": sorted({s.gsd for s in used.values()}),
+        "shard_bytes": sum(r.size for r in results),
+        "data_bytes": sum(r.data_bytes for r in results),
+        "scenes": _scene_report(inputs, results),
         "acquisition_years": sorted({s.date[:4] for s in scenes}),
         "licenses": dict(sorted(licences.items())),
         "config": config.plan_fingerprint_fields(),
@@ -382,7 +338,7 @@ def _report(
 
 
 def _write_shards(
-    todo: list[int], total: int, config: PairsBuildConfig, jobs_for: Callable[[int], list[_TileJob]], bar: tqdm
+    todo: list[int], total: int, config: PairsBuildConfig, jobs_for: Callable[[int], list[TileJob]], bar: tqdm
 ) -> None:
     """Write shards ``todo`` (of ``total``) in this process, or in ``config.workers`` processes."""
     if config.workers == 1:
@@ -393,7 +349,9 @@ def _write_shards(
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with concurrent.futures.ProcessPoolExecutor(config.workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        config.workers, mp_context=context, initializer=exit_with_parent
+    ) as pool:
         # At most two shards per worker in flight: tile jobs carry photo bytes, so never queue them all.
         pending: dict[concurrent.futures.Future, int] = {}
         queue = list(todo)
@@ -420,20 +378,22 @@ def build_pairs(config: PairsBuildConfig) -> dict:
 
     Raises:
         ConfigError: (key ``output_dir``) the folder holds a build made with other settings or inputs.
+        SceneError, RasterReadError: A scene cannot be opened or read and ``config.strict_rasters`` is set.
     """
     out = Path(config.output_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
     (out / "_build" / "manifest").mkdir(parents=True, exist_ok=True)
-    photos, scenes, plan = prepare_build(config)
-    _check_plan(out, config, plan_digest(photos, scenes, plan))
+    inputs = prepare_build(config)
+    plan = inputs.plan
+    _check_plan(out, config, plan_digest(inputs.photos, inputs.scenes, plan))
     total = math.ceil(len(plan.tiles) / config.tiles_per_shard)
     mine = [k for k in range(total) if k % config.num_shards == config.shard_index]
     todo = [k for k in mine if _finished(out, shard_name(k, total)) is None]
     logger.info("job %d/%d: %d of %d shards to write", config.shard_index, config.num_shards, len(todo), len(mine))
     size = config.tiles_per_shard
 
-    def jobs_for(k: int) -> list[_TileJob]:
-        return _jobs(photos, scenes, plan, k * size, (k + 1) * size)
+    def jobs_for(k: int) -> list[TileJob]:
+        return tile_jobs(inputs.photos, inputs.scenes, plan, k * size, (k + 1) * size)
 
     tiles_todo = sum(len(plan.tiles[k * size : (k + 1) * size]) for k in todo)
     bar = tqdm(total=tiles_todo, unit="tile", desc="pairs", disable=not config.progress)
@@ -443,12 +403,10 @@ def build_pairs(config: PairsBuildConfig) -> dict:
     finally:
         bar.close()
         _close_readers()  # workers=1 wrote in this process; never fork with open GDAL datasets either
-    return _finish(out, config, photos, scenes, plan, total)
+    return _finish(out, config, inputs, total)
 
 
-def _finish(
-    out: Path, config: PairsBuildConfig, photos: PhotoTable, scenes: list[Scene], plan: Plan, total: int
-) -> dict:
+def _finish(out: Path, config: PairsBuildConfig, inputs: BuildInputs, total: int) -> dict:
     """Write the report and the card if every shard exists; the build's outcome."""
     results = [_finished(out, shard_name(k, total)) for k in range(total)]
     finished = [r for r in results if r is not None]
@@ -457,7 +415,7 @@ def _finish(
             "%d of %d shards exist; the report and card are written by the job finishing last", len(finished), total
         )
         return {"complete": False, "shards_done": len(finished), "shards_total": total}
-    report = _report(config, photos, scenes, plan, finished)
+    report = _report(config, inputs, finished)
     atomic_write(out / "build_report.json", json.dumps(report, indent=2) + "\n")
     write_card(out, report)
     logger.info(
@@ -469,36 +427,46 @@ def _finish(
     return {"complete": True, **report}
 
 
-def benchmark_tile_reads(config: PairsBuildConfig, max_tiles: int | None = None, repeats: int = 1) -> dict:
-    """Time building tiles (read crop, RGB, PNG, photo locations) in one process, nothing written.
+def benchmark_tile_reads(
+    config: PairsBuildConfig,
+    max_tiles: int | None = None,
+    repeats: int = 1,
+    plan_config: PairsBuildConfig | None = None,
+) -> dict:
+    """Time building tiles (read or warp the crop, RGB, PNG, photo locations) in one process, nothing written.
 
-    Compare ``dataclasses.replace(config, read_mode="window")`` with ``read_mode="full"``.
+    Compare ``read_mode="window"`` with ``"full"``, or the warp to the output GSD with ``native_gsd=True`` (a plain
+    windowed read of each scene's own pixels), through :func:`dataclasses.replace`; pass the same ``plan_config`` to
+    time the variants on identical tiles and photos.
 
     Args:
-        config: Build configuration (``output_dir`` is not touched).
+        config: Build configuration the tiles are built with (``output_dir`` is not touched).
         max_tiles: Build at most this many tiles (the first in plan order).
         repeats: Passes over the tiles (later passes see warm caches).
+        plan_config: Configuration the tiles are sampled with (default: ``config``); its frames must share the CRS
+            of ``config``'s (any two configs differing in GSD, read mode or resampling do).
 
     Returns:
-        ``{"read_mode", "tiles", "seconds", "tiles_per_second", "plan_seconds"}``.
+        ``{"read_mode", "gsd", "tiles", "seconds", "tiles_per_second", "plan_seconds"}``.
     """
     start = time.perf_counter()
-    photos, scenes, plan = prepare_build(config)
+    inputs = prepare_build(plan_config or config)
     plan_seconds = time.perf_counter() - start
-    stop = len(plan.tiles) if max_tiles is None else min(max_tiles, len(plan.tiles))
-    jobs = _jobs(photos, scenes, plan, 0, stop)
+    stop = len(inputs.plan.tiles) if max_tiles is None else min(max_tiles, len(inputs.plan.tiles))
+    jobs = tile_jobs(inputs.photos, inputs.scenes, inputs.plan, 0, stop)
     reader = RasterReader(config.read_mode)
     start = time.perf_counter()
     try:
         for _ in range(repeats):
             for job in jobs:
-                _tile_row(job, config, reader)
+                build_tile(job, config, reader)
     finally:
         reader.close()
     seconds = time.perf_counter() - start
     built = len(jobs) * repeats
     return {
         "read_mode": config.read_mode,
+        "gsd": config.output_gsd,
         "tiles": built,
         "seconds": seconds,
         "tiles_per_second": built / seconds if seconds > 0 else math.inf,

@@ -14,16 +14,23 @@ Three inputs are accepted, all normalised to a list of :class:`Scene`:
 Every scene's header is opened (one small read, also for remote COGs) for its CRS, affine transform (rotated
 rasters included), size and nodata. Footprints are shapely geometries; photos are tested against them with
 ``shapely.contains_xy``.
+
+A scene that cannot be used (missing or corrupt file, no CRS, no date, band names that do not match, a bad
+footprint) is a bad record: :func:`read_catalog` skips it and counts it by reason (or raises, with ``strict``);
+a catalogue left with no usable scene is an error naming the reasons.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +44,16 @@ from graft_hf.modeling import get_sensor
 
 from .photos import parse_time
 
-__all__ = ["Footprint", "Scene", "load_catalog", "parse_footprint", "points_in_polygon"]
+__all__ = [
+    "Catalogue",
+    "Footprint",
+    "Scene",
+    "SceneError",
+    "load_catalog",
+    "parse_footprint",
+    "points_in_polygon",
+    "read_catalog",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +61,20 @@ _DATE_IN_NAME = re.compile(r"(?<!\d)((?:19|20)\d{2})(\d{2})(\d{2})(?!\d)")
 
 #: A scene's valid-data area in WGS84 lon/lat: a polygon (holes allowed) or a multipolygon.
 Footprint = Polygon | MultiPolygon
+#: Messages of skipped scenes kept for the report (the counts cover every one).
+_MAX_ERRORS = 20
+
+
+class SceneError(ValueError):
+    """A catalogue scene that cannot be used.
+
+    Attributes:
+        reason: Its skip-count key: ``cannot_open``, ``no_crs``, ``no_date``, ``band_names`` or ``bad_footprint``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -162,10 +192,11 @@ def _geojson_footprint(geometry: dict | None) -> Footprint | None:
 def _crs(src: DatasetReader, href: str, crs_override: str | None) -> str:
     crs = src.crs.to_string() if src.crs is not None else crs_override
     if not crs:
-        raise ValueError(
+        raise SceneError(
+            "no_crs",
             f"raster {href} has no CRS, so photo geotags cannot be placed on it. Fix: assign the right one, "
             f"e.g. `rio edit-info --crs EPSG:26914 {href}` or `gdal_edit.py -a_srs EPSG:26914 {href}`, "
-            "or give it in the catalogue CSV's `crs` column"
+            "or give it in the catalogue CSV's `crs` column",
         )
     return crs
 
@@ -191,12 +222,15 @@ def _band_names(src: DatasetReader, href: str, band_names: tuple[str, ...] | Non
                 f"band{i}" for i in range(len(spec.band_names) + 1, src.count + 1)
             )
         else:
-            raise ValueError(
+            raise SceneError(
+                "band_names",
                 f"raster {href} has {src.count} bands without names; name them in the catalogue's `bands` column "
-                "(e.g. 'B02,B03,B04,B08') or in the file's band descriptions"
+                "(e.g. 'B02,B03,B04,B08') or in the file's band descriptions",
             )
     if len(band_names) != src.count:
-        raise ValueError(f"raster {href} has {src.count} bands but {len(band_names)} band names {band_names}")
+        raise SceneError(
+            "band_names", f"raster {href} has {src.count} bands but {len(band_names)} band names {band_names}"
+        )
     return tuple(band_names)
 
 
@@ -212,7 +246,7 @@ def _open_scene(
     try:
         src = rasterio.open(href)
     except rasterio.errors.RasterioIOError as err:
-        raise FileNotFoundError(f"cannot open raster {href}: {err}") from err
+        raise SceneError("cannot_open", f"cannot open raster {href}: {err}") from err
     with src:
         crs = _crs(src, href, crs_override)
         when = when if when is not None else _tiff_time(src)
@@ -220,9 +254,10 @@ def _open_scene(
         transform, width, height, nodata = src.transform, src.width, src.height, src.nodata
     iso, epoch = parse_time(when)
     if iso is None or math.isnan(epoch):
-        raise ValueError(
+        raise SceneError(
+            "no_date",
             f"raster {href} has no usable acquisition date ({when!r}); give it in the catalogue (`datetime` column or "
-            "STAC properties.datetime) or put YYYYMMDD in the file name"
+            "STAC properties.datetime) or put YYYYMMDD in the file name",
         )
     return Scene(
         href=href,
@@ -251,12 +286,16 @@ def _float_or_none(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
-def _load_stac(path: Path, sensor: str) -> list[Scene]:
+#: A scene still to open: its href and the call that opens it (raising :class:`SceneError` when it is unusable).
+_Entry = tuple[str, Callable[[], Scene]]
+
+
+def _stac_entries(path: Path, sensor: str) -> list[_Entry]:
     collection = json.loads(path.read_text())
     features = collection.get("features") if isinstance(collection, dict) else None
     if features is None:
         raise ValueError(f"{path} is not a STAC ItemCollection (no 'features' list)")
-    scenes = []
+    entries: list[_Entry] = []
     for item in features:
         props = item.get("properties", {})
         assets = item.get("assets", {})
@@ -273,46 +312,149 @@ def _load_stac(path: Path, sensor: str) -> list[Scene]:
         if asset is None:
             raise ValueError(f"STAC item {item.get('id')} in {path} has no 'image' asset and no GeoTIFF data asset")
         bands = asset.get("eo:bands") or props.get("eo:bands")
-        band_names = tuple(b.get("common_name") or b["name"] for b in bands) if bands else None
-        when = props.get("datetime") or props.get("start_datetime")
-        scenes.append(
-            _open_scene(
-                _resolve(asset["href"], path.parent),
-                when,
-                _float_or_none(props.get("eo:cloud_cover")),
-                band_names,
-                _geojson_footprint(item.get("geometry")),
-                sensor,
+        href = _resolve(asset["href"], path.absolute().parent)
+        entries.append(
+            (
+                href,
+                functools.partial(
+                    _open_scene,
+                    href,
+                    props.get("datetime") or props.get("start_datetime"),
+                    _float_or_none(props.get("eo:cloud_cover")),
+                    tuple(b.get("common_name") or b["name"] for b in bands) if bands else None,
+                    _geojson_footprint(item.get("geometry")),
+                    sensor,
+                ),
             )
         )
-    return scenes
+    return entries
 
 
-def _load_csv(path: Path, sensor: str) -> list[Scene]:
-    scenes = []
+def _csv_footprint(text: str | None) -> Footprint | None:
+    try:
+        return parse_footprint(text)
+    except ValueError as error:
+        raise SceneError("bad_footprint", str(error)) from error
+
+
+def _open_csv_row(row: dict[str, str], href: str, sensor: str) -> Scene:
+    bands = row.get("bands")
+    return _open_scene(
+        href,
+        row.get("datetime") or row.get("date") or None,
+        _float_or_none(row.get("cloud_cover")),
+        tuple(b.strip() for b in bands.split(",")) if bands else None,
+        _csv_footprint(row.get("footprint")),
+        sensor,
+        crs_override=row.get("crs") or None,
+    )
+
+
+def _csv_entries(path: Path, sensor: str) -> list[_Entry]:
+    entries: list[_Entry] = []
     with path.open(newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
             row = {k.strip().lower(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
             href = row.get("path") or row.get("href")
             if not href:
                 raise ValueError(f"{path} line {number}: no `path` (or `href`) value")
-            bands = row.get("bands")
-            scenes.append(
-                _open_scene(
-                    _resolve(href, path.parent),
-                    row.get("datetime") or row.get("date") or None,
-                    _float_or_none(row.get("cloud_cover")),
-                    tuple(b.strip() for b in bands.split(",")) if bands else None,
-                    parse_footprint(row.get("footprint")),
-                    sensor,
-                    crs_override=row.get("crs") or None,
-                )
-            )
-    return scenes
+            href = _resolve(href, path.absolute().parent)
+            entries.append((href, functools.partial(_open_csv_row, row, href, sensor)))
+    return entries
+
+
+def _raster_entries(rasters: tuple[str, ...] | list[str], sensor: str) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for href in rasters:
+        match = _DATE_IN_NAME.search(Path(href).name)
+        when = f"{match[1]}-{match[2]}-{match[3]}" if match else None
+        entries.append((href, functools.partial(_open_scene, href, when, None, None, None, sensor)))
+    return entries
+
+
+@dataclass
+class Catalogue:
+    """The usable scenes of a catalogue and what was skipped.
+
+    Attributes:
+        scenes: Usable scenes sorted by href (a stable order for deterministic tie-breaking).
+        listed: Scenes the catalogue (or the raster list) names.
+        skipped: Skipped scenes by reason (see :class:`SceneError`; ``duplicate_href`` for a raster listed twice).
+        errors: The first messages of the skipped scenes (each names its file).
+    """
+
+    scenes: list[Scene]
+    listed: int
+    skipped: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+
+
+def _entries(catalog: str | None, rasters: tuple[str, ...] | list[str], sensor: str) -> list[_Entry]:
+    if catalog is None:
+        return _raster_entries(rasters, sensor)
+    path = Path(catalog)
+    if not path.exists():
+        raise FileNotFoundError(f"raster catalogue {path} not found")
+    if path.suffix.lower() in (".json", ".geojson"):
+        return _stac_entries(path, sensor)
+    if path.suffix.lower() == ".csv":
+        return _csv_entries(path, sensor)
+    raise ValueError(f"raster catalogue {path} must be a STAC ItemCollection (.json/.geojson) or a .csv")
+
+
+def read_catalog(
+    catalog: str | None, rasters: tuple[str, ...] | list[str], sensor: str, strict: bool = False
+) -> Catalogue:
+    """Open every scene of a build, skipping (and counting) the unusable ones.
+
+    Args:
+        catalog: STAC ItemCollection or CSV catalogue path, or ``None``.
+        rasters: Raster paths used when ``catalog`` is ``None``.
+        sensor: ``"naip"`` or ``"sentinel2"`` (decides default band names).
+        strict: Raise the first :class:`SceneError` instead of skipping.
+
+    Returns:
+        The catalogue.
+
+    Raises:
+        SceneError: With ``strict``, the first unusable scene (naming its file and the fix).
+        ValueError: The catalogue itself is malformed, lists no scene, or none of its scenes is usable.
+    """
+    entries = _entries(catalog, rasters, sensor)
+    if not entries:
+        raise ValueError("the raster catalogue lists no scenes")
+    result = Catalogue(scenes=[], listed=len(entries))
+    seen: set[str] = set()
+    for href, open_scene in entries:
+        if href in seen:
+            if strict:
+                raise SceneError("duplicate_href", f"the raster catalogue lists {href} twice")
+            result.skipped["duplicate_href"] += 1
+            continue
+        seen.add(href)
+        try:
+            result.scenes.append(open_scene())
+        except SceneError as error:
+            if strict:
+                raise
+            result.skipped[error.reason] += 1
+            if len(result.errors) < _MAX_ERRORS:
+                result.errors.append(str(error))
+            logger.warning("skipping scene (%s): %s", error.reason, error)
+    if not result.scenes:
+        raise ValueError(
+            f"none of the {result.listed} scenes of the raster catalogue is usable ({dict(result.skipped)}); first "
+            f"problem: {result.errors[0] if result.errors else 'none'}"
+        )
+    result.scenes.sort(key=lambda s: s.href)
+    logger.info(
+        "catalogue: %d scenes usable of %d listed, skipped %s", len(result.scenes), result.listed, dict(result.skipped)
+    )
+    return result
 
 
 def load_catalog(catalog: str | None, rasters: tuple[str, ...] | list[str], sensor: str) -> list[Scene]:
-    """Load the scenes of a build.
+    """Load the scenes of a build, stopping at the first unusable one (:func:`read_catalog` with ``strict``).
 
     Args:
         catalog: STAC ItemCollection or CSV catalogue path, or ``None``.
@@ -320,28 +462,6 @@ def load_catalog(catalog: str | None, rasters: tuple[str, ...] | list[str], sens
         sensor: ``"naip"`` or ``"sentinel2"`` (decides default band names).
 
     Returns:
-        Scenes sorted by href (a stable order for deterministic tie-breaking).
+        Scenes sorted by href.
     """
-    if catalog is not None:
-        path = Path(catalog)
-        if not path.exists():
-            raise FileNotFoundError(f"raster catalogue {path} not found")
-        if path.suffix.lower() in (".json", ".geojson"):
-            scenes = _load_stac(path, sensor)
-        elif path.suffix.lower() == ".csv":
-            scenes = _load_csv(path, sensor)
-        else:
-            raise ValueError(f"raster catalogue {path} must be a STAC ItemCollection (.json/.geojson) or a .csv")
-    else:
-        scenes = []
-        for href in rasters:
-            match = _DATE_IN_NAME.search(Path(href).name)
-            when = f"{match[1]}-{match[2]}-{match[3]}" if match else None
-            scenes.append(_open_scene(href, when, None, None, None, sensor))
-    if not scenes:
-        raise ValueError("the raster catalogue lists no scenes")
-    hrefs = [s.href for s in scenes]
-    if len(set(hrefs)) != len(hrefs):
-        raise ValueError("the raster catalogue lists the same raster twice")
-    logger.info("catalogue: %d scenes", len(scenes))
-    return sorted(scenes, key=lambda s: s.href)
+    return read_catalog(catalog, rasters, sensor, strict=True).scenes

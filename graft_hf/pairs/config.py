@@ -19,9 +19,20 @@ from typing import Literal
 from graft_hf.config import config_dataclass, require
 from graft_hf.modeling import get_sensor
 
-__all__ = ["EmbedConfig", "EmbedField", "PairsBuildConfig", "PhotoColumns", "Sensor", "TeacherKind"]
+__all__ = [
+    "EmbedConfig",
+    "EmbedField",
+    "PairsBuildConfig",
+    "PhotoColumns",
+    "Resampling",
+    "Sensor",
+    "TeacherKind",
+    "TilePlacement",
+]
 
 Sensor = Literal["naip", "sentinel2"]
+Resampling = Literal["auto", "nearest", "bilinear", "cubic", "average", "lanczos"]
+TilePlacement = Literal["photos", "random"]
 TeacherKind = Literal["auto", "clip", "open_clip", "sentence"]
 EmbedField = Literal["embedding", "text_embedding"]
 
@@ -49,6 +60,8 @@ class PhotoColumns:
         license: Licence of the photo.
         owner: Owner or author of the photo.
         embedding: Precomputed image embedding.
+        image_hash: Perceptual hash of the image (hex string, written by the collection's filtering stage); rows
+            whose hash equals an earlier row's are duplicates.
     """
 
     photo_id: str | None = None
@@ -61,6 +74,7 @@ class PhotoColumns:
     license: str | None = None
     owner: str | None = None
     embedding: str | None = None
+    image_hash: str | None = None
 
 
 @config_dataclass
@@ -76,15 +90,36 @@ class PairsBuildConfig:
             file name or the TIFF ``DATETIME`` tag).
         sensor: ``"naip"`` (RGB = bands 1-3; newest covering scene) or ``"sentinel2"`` (RGB = B4, B3, B2 scaled by
             ``s2_rgb_max``; clear scene closest in time to the tile's photos).
-        seed: Seed of the photo visiting order and of the per-tile photo subsampling.
+        gsd: Metres per pixel of the stored crops; every crop is warped to it, so the footprint, the spacing and
+            the crop mean the same ground distances whatever the source. Default: the sensor's training GSD in
+            ``graft_hf.modeling.SENSORS`` (NAIP 1 m, Sentinel-2 10 m), as in the paper.
+        native_gsd: Cut crops on each scene's own pixel grid instead (no resampling; the footprint then covers
+            ``footprint_size`` source pixels, whatever their size). For comparisons and sources already at the
+            training GSD.
+        resampling: Kernel of the warp: ``"auto"`` takes ``"average"`` when the output pixel is larger than the
+            source pixel (each output pixel is the area-weighted mean of the source pixels it covers, as a coarser
+            sensor would integrate them; no aliasing) and ``"bilinear"`` otherwise (smooth, no overshoot, exact at
+            source pixel centres); or any of ``nearest``, ``bilinear``, ``cubic``, ``average``, ``lanczos``.
+        tile_placement: ``"photos"`` centres tiles on photo geotags (the paper's sampling); ``"random"`` places them
+            uniformly at random over the clear scenes (the paper's section 4.4 ablation), keeping the same
+            footprint, spacing, cap and scene rules.
+        random_tiles: Tiles to place with ``tile_placement="random"``; 0 places as many as photo-centred sampling
+            gives for the same inputs (a matched comparison).
+        seed: Seed of the photo visiting order, of the random tile centres and of the per-tile photo subsampling.
         crop_size: Side of the stored crop in pixels (the paper stores 448; the model sees 224 after augmentation).
         footprint_size: Side in pixels of the footprint centred on a tile centre; photos inside it are assigned.
-        max_photos_per_tile: Photos kept per tile (the centre photo plus a seeded random subset of the others).
+        max_photos_per_tile: Photos kept per tile: a seeded random subset of all the photos inside the footprint
+            (the centre photo has no priority).
         exclusive_assignment: If true, a photo joins only the first tile whose footprint holds it; by default (the
             paper) every photo inside a footprint joins that tile, so a photo may appear in overlapping tiles.
         max_cloud_cover: Scenes with a catalogued cloud cover (percent) at or above this are never used.
+        unknown_cloud_cover: Scenes without a cloud cover value: ``"auto"`` treats them as clear for NAIP (aerial
+            imagery flown cloud-free; NAIP catalogues carry no cloud value) and never uses them for Sentinel-2;
+            ``"clear"`` or ``"skip"`` decide for every sensor. They are counted apart in the report either way.
         scene_choice: ``"auto"`` (sensor default), ``"newest"`` or ``"closest_time"``.
         max_nodata_fraction: Crops with more nodata (outside the raster or equal to its nodata value) are skipped.
+        strict_rasters: Stop the build at the first raster that cannot be opened or read; by default such rasters
+            are skipped (in the catalogue) or the tile tries its next scene (when reading), counted by reason.
         tiles_per_shard: Tiles per output parquet shard; fixes the tile-to-shard assignment for every worker count.
         row_group_size: Rows per parquet row group (random access unit for resuming readers).
         workers: Processes writing shards in parallel on this machine.
@@ -108,14 +143,21 @@ class PairsBuildConfig:
     catalog: str | None = None
     rasters: tuple[str, ...] = ()
     sensor: Sensor = "naip"
+    gsd: float | None = None
+    native_gsd: bool = False
+    resampling: Resampling = "auto"
+    tile_placement: TilePlacement = "photos"
+    random_tiles: int = 0
     seed: int = 0
     crop_size: int = 448
     footprint_size: int = 224
     max_photos_per_tile: int = 25
     exclusive_assignment: bool = False
     max_cloud_cover: float = 1.0
+    unknown_cloud_cover: Literal["auto", "clear", "skip"] = "auto"
     scene_choice: Literal["auto", "newest", "closest_time"] = "auto"
     max_nodata_fraction: float = 0.5
+    strict_rasters: bool = False
     tiles_per_shard: int = 256
     row_group_size: int = 32
     workers: int = 1
@@ -147,9 +189,24 @@ class PairsBuildConfig:
             f"must be >= footprint_size ({self.footprint_size}), got {self.crop_size}",
         )
 
+    def validate_gsd(self) -> None:
+        """An explicit output pixel size is positive and not combined with ``native_gsd``."""
+        if self.gsd is not None:
+            require(self.gsd > 0, "gsd", f"must be > 0 metres per pixel, got {self.gsd}")
+            require(
+                not self.native_gsd,
+                "native_gsd",
+                f"native_gsd keeps each scene's own pixel size, so it cannot be combined with gsd={self.gsd}; set one",
+            )
+
     def validate_counts(self) -> None:
         """Seeds are non-negative; per-tile, per-shard and per-process counts are positive."""
         require(self.seed >= 0, "seed", f"must be >= 0, got {self.seed}")
+        require(
+            self.random_tiles >= 0,
+            "random_tiles",
+            f"must be >= 0 (0: as many as photo-centred sampling), got {self.random_tiles}",
+        )
         for name in ("max_photos_per_tile", "tiles_per_shard", "row_group_size", "workers", "num_shards"):
             require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
 
@@ -162,6 +219,24 @@ class PairsBuildConfig:
         )
 
     @property
+    def output_gsd(self) -> float | None:
+        """Metres per pixel of the stored crops, or ``None`` with ``native_gsd`` (each scene's own)."""
+        if self.native_gsd:
+            return None
+        if self.gsd is not None:
+            return float(self.gsd)
+        sensor_gsd = get_sensor(self.sensor).gsd
+        assert sensor_gsd is not None, "every build sensor has a training GSD in SENSORS"
+        return float(sensor_gsd)
+
+    @property
+    def unknown_cloud_cover_is_clear(self) -> bool:
+        """Whether a scene without a cloud cover value may be used (``"auto"``: NAIP yes, Sentinel-2 no)."""
+        if self.unknown_cloud_cover != "auto":
+            return self.unknown_cloud_cover == "clear"
+        return self.sensor == "naip"
+
+    @property
     def resolved_scene_choice(self) -> str:
         """The scene rule in force: NAIP takes the newest scene, Sentinel-2 the one closest in time."""
         if self.scene_choice != "auto":
@@ -170,7 +245,7 @@ class PairsBuildConfig:
 
     def plan_fingerprint_fields(self) -> dict[str, object]:
         """Fields that change the shards' content; a resumed build must match them exactly."""
-        ignored = {"output_dir", "workers", "num_shards", "shard_index", "read_mode", "progress"}
+        ignored = {"output_dir", "workers", "num_shards", "shard_index", "read_mode", "progress", "strict_rasters"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
 
 

@@ -31,6 +31,7 @@ from graft_hf.config import ConfigError
 from graft_hf.io import atomic_path, write_json
 
 from .config import EmbedConfig, EmbedField
+from .schema import photo_image_bytes
 from .teachers import Teacher, TeacherLoadError, load_teacher
 
 __all__ = [
@@ -138,6 +139,8 @@ class _ShardEmbedder:
     def _inputs(self, photos: pa.StructArray) -> tuple[list[int], list[Image.Image | str]]:
         """Indices of the photos with something to embed, and those texts or decoded images."""
         values = photos.field("text" if self.config.text else "image").to_pylist()
+        if not self.config.text:  # the Image feature's {bytes, path}; older shards hold plain binary
+            values = [photo_image_bytes(value) for value in values]
         valid = photos.is_valid().to_pylist()
         indices, inputs = [], []
         for index, (value, is_valid) in enumerate(zip(values, valid, strict=True)):

@@ -39,7 +39,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from datasets import Image as ImageFeature
 from datasets import IterableDataset, load_dataset
 from datasets.distributed import split_dataset_by_node
 from PIL import Image, UnidentifiedImageError
@@ -47,6 +46,8 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf.config import config_dataclass, require
 from graft_hf.pairs.augment import center_view, extract_view_pil, random_view, view_points
+from graft_hf.pairs.schema import photo_image_bytes
+from graft_hf.workers import exit_with_parent
 
 __all__ = [
     "PRECOMPUTED_TARGETS",
@@ -180,7 +181,8 @@ def _load_stream(config: LoaderConfig) -> IterableDataset:
 def open_pairs_stream(config: LoaderConfig, arrow: bool = False) -> IterableDataset:
     """Open the shards as a streaming ``datasets.IterableDataset``, shuffled (train) and split for this node.
 
-    The crop column is left undecoded (``Image(decode=False)``) so the loader decodes it once, in its worker.
+    Nothing is decoded by ``datasets`` (``decode(False)``): the loader decodes the crop once, in its worker, and the
+    ground photos only for on-the-fly targets.
 
     Args:
         config: Loader configuration.
@@ -192,9 +194,9 @@ def open_pairs_stream(config: LoaderConfig, arrow: bool = False) -> IterableData
     Returns:
         The node's ``datasets.IterableDataset`` of raw rows.
     """
-    stream = _load_stream(config)
-    if "image" in (stream.features or {}):
-        stream = stream.cast_column("image", ImageFeature(decode=False))
+    # Nothing decoded by datasets: the crop is decoded once, in the worker, and ground photos only for on-the-fly
+    # targets (both come as {"bytes", "path"} dicts; photo images of older shards as plain bytes).
+    stream = _load_stream(config).decode(False)
     if arrow:
         # Before shuffle/split: those keep the format, while with_format() on a shuffled stream drops its
         # per-epoch reshuffling.
@@ -307,8 +309,8 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
                 self.stats[self._missing_stat] += 1
                 return None
             return tuple(torch.from_numpy(np.asarray(v, dtype=np.float32)) for v in values)
-        data = photo.get("image")
-        if not data:
+        data = photo_image_bytes(photo.get("image"))
+        if data is None:
             self.stats["photos_without_image_bytes"] += 1
             return None
         try:
@@ -484,7 +486,7 @@ def _resolve_target(config: LoaderConfig, teacher_preprocess: TeacherPreprocess 
     if config.target != "auto":
         return config.target
     # Peek at the unshuffled stream: a shuffled one would fill its whole buffer first.
-    for row in _load_stream(config).select_columns(["photos"]).take(1):
+    for row in _load_stream(config).select_columns(["photos"]).decode(False).take(1):
         if any(photo.get("embedding") for photo in row.get("photos") or []):
             return "embedding"
     if teacher_preprocess is None:
@@ -523,4 +525,5 @@ def build_pairs_dataloader(
         drop_last=config.drop_last,
         pin_memory=config.pin_memory,
         persistent_workers=False,
+        worker_init_fn=exit_with_parent,  # a SIGKILLed trainer leaves no loader worker behind
     )

@@ -1,8 +1,16 @@
-"""Reading the ground-photo table (CSV or Parquet) into validated, de-duplicated columns."""
+"""Reading the ground-photo table (CSV or Parquet) into validated, de-duplicated columns.
+
+A row is one photo. Duplicates are decided by ``photo_id`` and, where the table has an ``image_hash`` column (the
+perceptual hash written by the collection's filtering stage), by an equal hash: distinct photos taken at one spot
+share a geotag and are all kept. The ``image`` column is either encoded bytes or a path to a local file (relative
+paths resolve against the table's folder); only data that opens as an image is accepted, so no other file is ever
+copied into the shards.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -16,13 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
+from PIL import Image, UnidentifiedImageError
 
 from graft_hf.config import ConfigError
 
 from .config import PhotoColumns
 from .schema import COORDINATE_COLUMNS
 
-__all__ = ["PhotoTable", "load_photos", "parse_time"]
+__all__ = ["PhotoTable", "load_photos", "opens_as_image", "parse_time"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "license": ("license", "licence"),
     "owner": ("owner", "author", "user", "owner_name"),
     "embedding": ("embedding", "image_embedding", "clip_embedding"),
+    "image_hash": ("image_hash", "phash", "perceptual_hash"),
 }
 _REQUIRED_ROLES = ("photo_id", "lat", "lon")
 _URL_PREFIXES = ("http://", "https://", "file://", "s3://", "gs://")
@@ -194,18 +204,68 @@ def _role_columns(table: pa.Table, columns: PhotoColumns) -> dict[str, list]:
 
 
 def _coordinates(row: dict[str, object]) -> tuple[float, float] | None:
-    """``(lat, lon)`` of a row with an id and valid WGS84 coordinates, else ``None``."""
+    """``(lat, lon)`` of a row with valid WGS84 coordinates, else ``None``."""
     try:
         lat, lon = float(row["lat"]), float(row["lon"])  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or row["photo_id"] is None:
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         return None
     return lat, lon
 
 
-def _image_source(row: dict[str, object], base: Path) -> tuple[str | None, bytes | None, str | None] | None:
-    """``(image_path, image_bytes, url)`` of a row; ``None`` when it names a local image file that does not exist."""
+def _photo_id(value: object) -> str | None:
+    """The row's id as a string; ``None`` when missing or empty (blank ids cannot name a photo or a tile)."""
+    text = _optional_str(value)
+    return text if text is not None and text.strip() else None
+
+
+def _image_hash(value: object) -> str | None:
+    text = _optional_str(value)
+    return text.strip().lower() if text is not None and text.strip() else None
+
+
+def opens_as_image(source: str | os.PathLike | bytes) -> bool:
+    """Whether a file (or encoded bytes) is an image PIL recognises; only its header is read.
+
+    Args:
+        source: A file path or encoded bytes.
+
+    Returns:
+        ``True`` when PIL identifies an image format and size.
+    """
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
+            return image.width > 0 and image.height > 0
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+class _Refused(Exception):
+    """A row's image source is unusable; ``reason`` is its drop-count key."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _local_image(image: str, base: Path) -> str:
+    """The path of a local image file; relative paths resolve against the table's folder."""
+    local = Path(image) if Path(image).is_absolute() else base / image
+    if not local.is_file():
+        raise _Refused("missing_image_file")
+    if not opens_as_image(local):
+        raise _Refused("not_an_image")
+    return str(local)
+
+
+def _image_source(row: dict[str, object], base: Path) -> tuple[str | None, bytes | None, str | None]:
+    """``(image_path, image_bytes, url)`` of a row.
+
+    Raises:
+        _Refused: The row names a local file that does not exist or is not an image, or holds bytes that are not
+            an image.
+    """
     image_path, image_bytes, url = None, None, _optional_str(row["url"])
     image = row["image"]
     if isinstance(image, dict):  # a datasets Image struct
@@ -216,10 +276,9 @@ def _image_source(row: dict[str, object], base: Path) -> tuple[str | None, bytes
         if image.startswith(_URL_PREFIXES):
             url = url or image
         else:
-            local = Path(image) if Path(image).is_absolute() else base / image
-            if not local.is_file():
-                return None
-            image_path = str(local)
+            image_path = _local_image(image, base)
+    if image_bytes is not None and not opens_as_image(image_bytes):
+        raise _Refused("not_an_image")
     return image_path, image_bytes, url
 
 
@@ -242,8 +301,10 @@ def _append(out: PhotoTable, row: dict[str, object], photo_id: str, source: tupl
 def load_photos(path: str | os.PathLike, columns: PhotoColumns | None = None) -> PhotoTable:
     """Read and validate the photo table.
 
-    Rows are dropped (and counted by reason) for: invalid coordinates, a duplicate ``photo_id`` (the first row
-    wins), coordinates identical to an earlier photo's, or a local image path that does not exist.
+    Rows are dropped (and counted by reason) for: an empty ``photo_id`` (``invalid_photo_id``), invalid coordinates,
+    a duplicate ``photo_id`` or ``image_hash`` (the first row wins), a local image path that does not exist
+    (``missing_image_file``), or an image (path or bytes) that does not open as one (``not_an_image``). Photos
+    sharing coordinates are distinct photos and all kept.
 
     Args:
         path: CSV/TSV/Parquet file.
@@ -264,26 +325,32 @@ def load_photos(path: str | os.PathLike, columns: PhotoColumns | None = None) ->
     out = PhotoTable([], np.empty(0), np.empty(0), [], np.empty(0), [], [], [], [], [], [], [], num_read=n)
     kept: list[tuple[float, float, float]] = []  # lat, lon, epoch
     seen_ids: set[str] = set()
-    seen_coords: set[tuple[float, float]] = set()
+    seen_hashes: set[str] = set()
     for i in range(n):
         row = {role: column[i] for role, column in values.items()}
+        photo_id = _photo_id(row["photo_id"])
+        if photo_id is None:
+            out.dropped["invalid_photo_id"] += 1
+            continue
         coords = _coordinates(row)
         if coords is None:
             out.dropped["invalid_coordinates"] += 1
             continue
-        photo_id = str(row["photo_id"])
         if photo_id in seen_ids:
             out.dropped["duplicate_photo_id"] += 1
             continue
         seen_ids.add(photo_id)
-        if coords in seen_coords:
-            out.dropped["duplicate_coordinates"] += 1
+        image_hash = _image_hash(row["image_hash"])
+        if image_hash is not None and image_hash in seen_hashes:
+            out.dropped["duplicate_image_hash"] += 1
             continue
-        seen_coords.add(coords)
-        source = _image_source(row, path.parent)
-        if source is None:
-            out.dropped["missing_image_file"] += 1
+        try:
+            source = _image_source(row, path.absolute().parent)
+        except _Refused as refused:
+            out.dropped[refused.reason] += 1
             continue
+        if image_hash is not None:
+            seen_hashes.add(image_hash)
         kept.append((*coords, _append(out, row, photo_id, source)))
     columns_out = np.asarray(kept, dtype=np.float64).reshape(-1, 3)
     out.lat, out.lon, out.time_epoch = columns_out[:, 0].copy(), columns_out[:, 1].copy(), columns_out[:, 2].copy()

@@ -16,8 +16,9 @@ image               ``datasets.Image``: the RGB crop (``crop_size x crop_size``,
 bands               binary or null: the raw multi-band crop as ``.npy`` bytes, shape ``(channels, H, W)``
 band_names          list<string>: names of the ``bands`` channels (``["red", "green", "blue", "nir"]``)
 crs                 string: ``"EPSG:xxxx"`` or WKT
-transform           list<float64>: the crop's affine ``a, b, c, d, e, f`` (rasterio order)
-gsd                 float64: ground sample distance, metres per pixel
+transform           list<float64>: the crop's affine ``a, b, c, d, e, f`` (rasterio order): the stored grid
+gsd                 float64: ground sample distance of the stored grid, metres per pixel
+source_gsd          float64 or null: pixel size of the source scene the crop was cut (and warped) from
 sensor              string: ``"naip"`` or ``"sentinel2"``
 acquisition_date    string: ISO 8601 date of the source scene
 center_lat/lon      float64: WGS84 centre of the crop
@@ -26,7 +27,10 @@ photos              list<struct>: the tile's ground photos, see :data:`PHOTO_FIE
 ==================  ===============================================================================
 
 Photo ``row``/``col`` are continuous crop pixel coordinates: ``(0, 0)`` is the top-left corner of the top-left
-pixel and pixel centres sit at ``+0.5``.
+pixel and pixel centres sit at ``+0.5``. A photo's ``image`` is a ``datasets.Image`` (``struct<bytes, path>``, the
+encoded photo in ``bytes``); shards written before it was typed hold the bytes as plain ``binary``, and every
+reader takes both through :func:`photo_image_bytes`. Write rows with :func:`pairs_table`, which accepts a photo
+``image`` as raw bytes.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ __all__ = [
     "encode_bands",
     "pairs_arrow_schema",
     "pairs_features",
+    "pairs_table",
+    "photo_image_bytes",
 ]
 
 #: Field names of one element of the ``photos`` list, in schema order.
@@ -84,6 +90,7 @@ TILE_COLUMNS: tuple[str, ...] = (
     "crs",
     "transform",
     "gsd",
+    "source_gsd",
     "sensor",
     "acquisition_date",
     "center_lat",
@@ -112,7 +119,7 @@ def pairs_features() -> datasets.Features:
         "license": Value("string"),
         "owner": Value("string"),
         "text": Value("string"),
-        "image": Value("binary"),
+        "image": Image(),
         "url": Value("string"),
         "embedding": List(Value("float16")),
         "text_embedding": List(Value("float16")),
@@ -126,6 +133,7 @@ def pairs_features() -> datasets.Features:
             "crs": Value("string"),
             "transform": List(Value("float64")),
             "gsd": Value("float64"),
+            "source_gsd": Value("float64"),
             "sensor": Value("string"),
             "acquisition_date": Value("string"),
             "center_lat": Value("float64"),
@@ -146,6 +154,43 @@ def pairs_arrow_schema() -> pa.Schema:
         The schema every shard is written with; ``image`` is ``struct<bytes: binary, path: string>``.
     """
     return pairs_features().arrow_schema
+
+
+def photo_image_bytes(value: object) -> bytes | None:
+    """The encoded bytes of a photo's ``image`` as any reader gets it.
+
+    Args:
+        value: ``{"bytes": ..., "path": ...}`` (the ``Image`` feature undecoded), raw ``bytes`` (shards written
+            before the photo image was typed), or ``None``.
+
+    Returns:
+        The bytes, or ``None`` when the photo has none.
+    """
+    if isinstance(value, dict):
+        value = value.get("bytes")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value) if len(value) else None
+    return None
+
+
+def _typed_photo(photo: dict | None) -> dict | None:
+    if photo is None or not isinstance(photo.get("image"), (bytes, bytearray)):
+        return photo
+    return {**photo, "image": {"bytes": bytes(photo["image"]), "path": None}}
+
+
+def pairs_table(rows: list[dict]) -> pa.Table:
+    """The Arrow table of shard rows in the pairs schema.
+
+    Args:
+        rows: One dict per tile with the :data:`TILE_COLUMNS` (missing ones are null); a photo's ``image`` may be
+            raw encoded bytes or an ``Image`` dict.
+
+    Returns:
+        The table, with the ``huggingface`` features metadata.
+    """
+    typed = [{**row, "photos": [_typed_photo(p) for p in row["photos"]]} if row.get("photos") else row for row in rows]
+    return pa.Table.from_pylist(typed, schema=pairs_arrow_schema())
 
 
 def encode_bands(bands: np.ndarray) -> bytes:

@@ -1,4 +1,5 @@
-"""Zero-shot tasks on GRAFT models: segmentation (+SAM), detection, question answering, region maps.
+"""Zero-shot tasks on GRAFT models: segmentation (+SAM), detection, question answering (ViperGPT-style programs),
+region maps.
 
 Names are imported on first use (PEP 562), so importing the package stays cheap."""
 
@@ -23,6 +24,14 @@ _EXPORTS = {
     "ChainPlanner": "graft_hf.tasks.vqa",
     "VQAAnswer": "graft_hf.tasks.vqa",
     "CannotAnswerError": "graft_hf.tasks.vqa",
+    "VQAConfig": "graft_hf.tasks.vqa",
+    "ImagePatch": "graft_hf.tasks.vqa_api",
+    "ImageScene": "graft_hf.tasks.vqa_api",
+    "Program": "graft_hf.tasks.vqa_program",
+    "ProgramError": "graft_hf.tasks.vqa_program",
+    "parse_program": "graft_hf.tasks.vqa_program",
+    "run_program": "graft_hf.tasks.vqa_interpreter",
+    "LLMPlanner": "graft_hf.tasks.vqa_llm",
     "SamRefiner": "graft_hf.tasks.sam",
     "load_sam": "graft_hf.tasks.sam",
     "refine_segmentation": "graft_hf.tasks.sam",

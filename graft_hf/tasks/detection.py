@@ -54,6 +54,7 @@ __all__ = [
     "PreparedImage",
     "instances_from_score_map",
     "pixel_area_m2",
+    "pixel_spacing_m",
     "render_detections",
 ]
 
@@ -162,10 +163,10 @@ class DetectionResult:
         return render_detections(image, self.instances, alpha)
 
 
-def pixel_area_m2(
+def pixel_spacing_m(
     gsd: float | tuple[float, float], image_size: tuple[int, int], original_size: tuple[int, int] | None = None
-) -> float:
-    """Ground area of one pixel of an image that may be a resized copy of a raster.
+) -> tuple[float, float]:
+    """Ground size `(row, column)` in metres of one pixel of an image that may be a resized copy of a raster.
 
     Args:
         gsd: Metres per pixel of the original raster, one value or `(row, column)` spacings.
@@ -173,7 +174,7 @@ def pixel_area_m2(
         original_size: `(height, width)` of the raster `gsd` refers to; `None` when it is the image itself.
 
     Returns:
-        Square metres per mask pixel.
+        `(metres per row, metres per column)`.
     """
     if isinstance(gsd, (tuple, list)):
         gsd_y, gsd_x = float(gsd[0]), float(gsd[1])
@@ -184,6 +185,18 @@ def pixel_area_m2(
     if original_size is not None:
         gsd_y *= original_size[0] / image_size[0]
         gsd_x *= original_size[1] / image_size[1]
+    return gsd_y, gsd_x
+
+
+def pixel_area_m2(
+    gsd: float | tuple[float, float], image_size: tuple[int, int], original_size: tuple[int, int] | None = None
+) -> float:
+    """Ground area of one pixel of an image that may be a resized copy of a raster (see :func:`pixel_spacing_m`).
+
+    Returns:
+        Square metres per mask pixel.
+    """
+    gsd_y, gsd_x = pixel_spacing_m(gsd, image_size, original_size)
     return gsd_y * gsd_x
 
 

@@ -20,7 +20,12 @@ from rasterio.windows import from_bounds
 from transformers import AutoModel, AutoProcessor, PreTrainedTokenizerBase
 
 from graft_hf.config import ConfigError, config_dataclass, require
-from graft_hf.evaluation.errors import MissingPathError, UnavailableSourceError, UnwritablePathError
+from graft_hf.evaluation.errors import (
+    MissingPathError,
+    UnavailableSourceError,
+    UnwritablePathError,
+    check_local_or_hub,
+)
 from graft_hf.modeling import GraftConfig, GraftImageProcessor, GraftModel
 from graft_hf.tasks.tiling import PixelWindow, TileGrid, raster_gsd_metres
 from graft_hf.tokenizer import load_clip_tokenizer
@@ -211,6 +216,7 @@ def load_map_model(model: str, device: str = "auto") -> LoadedModel:
     Raises:
         RuntimeError: If the model cannot be loaded, naming how to pass a local directory.
     """
+    check_local_or_hub("model", model, "model folder")
     try:
         loaded = AutoModel.from_pretrained(model)
     except (OSError, ValueError) as error:

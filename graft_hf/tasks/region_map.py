@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 from graft_hf.config import ConfigError
 from graft_hf.io import write_json
 from graft_hf.modeling import GraftImageProcessor, GraftModel
+from graft_hf.resume import check_resume
 from graft_hf.tasks.map_render import create_preview, paste_preview, render_overlay, write_topk_geojson
 from graft_hf.tasks.map_setup import (
     LoadedModel,
@@ -320,12 +321,20 @@ def _prepare(config: RegionMapConfig, src: DatasetReader, loaded: LoadedModel | 
 def _resume(state: _Run, saved: dict[str, Any]) -> None:
     """Pick up a saved run's progress, refusing one made with other settings or with damaged outputs."""
     config, output_dir = state.config, Path(state.config.output_dir)
-    if saved.get("version") != _PROGRESS_VERSION or saved.get("settings") != state.settings:
+    if saved.get("version") != _PROGRESS_VERSION:
         raise ConfigError(
             "resume",
-            f"the run in {output_dir} used other settings (raster, model, queries or tiling) than this one; "
-            "repeat its exact settings with resume=True, or pass overwrite=True to start again",
+            f"the run in {output_dir} was written by another version of graft-hf (progress version "
+            f"{saved.get('version')!r}, expected {_PROGRESS_VERSION}); pass overwrite=True to start again",
         )
+    settings = saved.get("settings")
+    check_resume(
+        settings if isinstance(settings, dict) else {"settings": settings},
+        state.settings,
+        what=f"the region map in {output_dir}",
+        fix="repeat its exact settings (raster, model, queries, tiling) with resume=True, or pass overwrite=True to "
+        "start again",
+    )
     missing = [str(p) for p in [*state.score_paths.values(), state.preview_path] if not p.exists()]
     if missing:
         raise ConfigError("resume", f"cannot resume: score rasters {missing} are missing; pass overwrite=True instead")

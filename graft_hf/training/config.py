@@ -83,12 +83,15 @@ def load_train_config(source: str | os.PathLike, overrides: list[str] | None = N
 
     Raises:
         FileNotFoundError: ``source`` is neither a file nor a preset.
-        ConfigError: A bad key or value, naming the dotted key.
+        ConfigError: A bad key or value, naming the dotted key; a file that is not YAML, naming it.
     """
     path = Path(source)
     if path.is_file():
-        with path.open(encoding="utf-8") as handle:
-            values = yaml.safe_load(handle) or {}
+        try:
+            with path.open(encoding="utf-8") as handle:
+                values = yaml.safe_load(handle) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(None, f"cannot read {path} as YAML: {error}") from error
         if not isinstance(values, dict):
             raise ConfigError(None, f"{path} must hold a YAML mapping of config sections, got {type(values).__name__}")
     elif str(source) in PRESETS:

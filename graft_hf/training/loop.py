@@ -36,7 +36,16 @@ from graft_hf import build_processor
 from graft_hf.config import ConfigError
 from graft_hf.io import atomic_write, write_json
 from graft_hf.pairs.loader import build_pairs_dataloader
-from graft_hf.training.checkpoint import TrainProgress, load_checkpoint, resume_checkpoint, save_checkpoint
+from graft_hf.training.checkpoint import (
+    RESUME_LOG,
+    TrainingState,
+    TrainProgress,
+    check_resume_settings,
+    load_checkpoint,
+    resume_checkpoint,
+    run_settings,
+    save_checkpoint,
+)
 from graft_hf.training.data import PairsInfo, inspect_pairs
 from graft_hf.training.lora import apply_lora, export_student
 from graft_hf.training.sections import StudentSection, TrainConfig
@@ -134,13 +143,27 @@ def _steps_per_epoch(config: TrainConfig, info: PairsInfo, micro: int, world: in
     return max(1, rows // world // micro // config.train.grad_accum)
 
 
-def plan_run(config: TrainConfig, num_processes: int, resume: bool | str | os.PathLike = False) -> RunPlan:
+def plan_run(
+    config: TrainConfig,
+    num_processes: int,
+    resume: bool | str | os.PathLike = False,
+    *,
+    resume_log: str | os.PathLike | None = None,
+) -> RunPlan:
     """Every check that can fail before compute: config, shards and their targets, run length, checkpoint.
 
+    Args:
+        config: The run configuration.
+        num_processes: Processes of the launch.
+        resume: As in :func:`train`.
+        resume_log: File the resume decision is appended to (one process passes it).
+
     Raises:
-        ConfigError: A config key to change (named).
+        ConfigError: A config key to change (named); key ``resume`` when the checkpoint was made with other
+            run-defining settings (:class:`graft_hf.resume.ResumeRefusedError`, naming each changed setting).
         FileNotFoundError: No shards, or ``resume`` finds no checkpoint.
-        ValueError: The shards cannot supply the targets, or a split is empty.
+        ValueError: The shards cannot supply the targets, a split is empty, or a checkpoint file is damaged
+            (:class:`graft_hf.training.checkpoint.CheckpointError`).
     """
     config.check_run(num_processes)
     micro = config.micro_batch_size(num_processes)
@@ -159,6 +182,8 @@ def plan_run(config: TrainConfig, num_processes: int, resume: bool | str | os.Pa
     total_steps = run.max_steps or run.epochs * steps_per_epoch  # type: ignore[operator]
     max_epochs = run.epochs if run.max_steps is None else 1 << 30
     resume_from = resume_checkpoint(resume, Path(config.output_dir) / "checkpoints")
+    if resume_from is not None:
+        check_resume_settings(resume_from, run_settings(config, num_processes), log=resume_log)
     return RunPlan(micro, targets, total_steps, max_epochs, resume_from)
 
 
@@ -294,7 +319,6 @@ def _build_training(
         logger.warning("teacher.dtype=float16 on the CPU is very slow; pass teacher.dtype=float32 for CPU runs")
     optimizer, scheduler = build_optimization(task, config, plan.total_steps)
     task, optimizer = accelerator.prepare(task, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
     return task, optimizer, scheduler
 
 
@@ -310,12 +334,18 @@ def train(config: TrainConfig, resume: bool | str | os.PathLike = False) -> Path
         config: The run configuration.
         resume: ``True`` resumes from the latest checkpoint in ``<output_dir>/checkpoints`` (fails if none),
             a path resumes from that checkpoint, ``False`` starts fresh.
+
+    Raises:
+        graft_hf.resume.ResumeRefusedError: The checkpoint was made with other run-defining settings (each one
+            named; only :data:`graft_hf.training.checkpoint.SAFE_TO_CHANGE` may differ).
+        graft_hf.training.checkpoint.CheckpointError: A checkpoint file is missing, damaged or does not fit the run.
     """
     accelerator = _accelerator(config)
-    plan = plan_run(config, accelerator.num_processes, resume)
+    log = Path(config.output_dir) / RESUME_LOG if accelerator.is_main_process else None
+    plan = plan_run(config, accelerator.num_processes, resume, resume_log=log)
     run = _Run(config, plan, accelerator)
     if plan.resume_from is not None:
-        run.progress = load_checkpoint(accelerator, plan.resume_from)
+        run.progress = load_checkpoint(run.state, plan.resume_from)
     run.start()
     while run.progress.step < plan.total_steps and run.progress.epoch < plan.max_epochs:
         run.train_epoch()
@@ -331,6 +361,7 @@ class _Run:
         self.settings = config.train
         self.out = Path(config.output_dir)
         self.task, self.optimizer, self.scheduler = _build_training(config, plan, accelerator)
+        self.state = TrainingState(accelerator, self.task, self.optimizer, self.scheduler)
         self.trainable = [p for p in self.task.parameters() if p.requires_grad]
         self.progress = TrainProgress()
         self.samples_per_step = plan.micro_batch * accelerator.num_processes * self.settings.grad_accum
@@ -478,7 +509,8 @@ class _Run:
         self.accelerator.wait_for_everyone()
 
     def _save_checkpoint(self) -> None:
-        save_checkpoint(self.accelerator, self.out / "checkpoints", self.progress, self.settings.keep_checkpoints)
+        settings = run_settings(self.config, self.accelerator.num_processes)
+        save_checkpoint(self.state, self.out / "checkpoints", self.progress, settings, self.settings.keep_checkpoints)
 
     def finish(self) -> None:
         """The last log line, validation and checkpoint when the run did not end on their intervals."""

@@ -76,3 +76,21 @@ def test_graft_eval_names_flags_where_the_library_names_parameters(model_dir, tm
     assert "--model: pass a GRAFT or CLIP model directory" in capsys.readouterr().err
     assert graft_main(["eval", "--baseline", "open_clip", *argv[3:], "--class-names", "a,b,c"]) == 1
     assert "--arch: open_clip baselines need an architecture" in capsys.readouterr().err
+
+
+def test_graft_eval_on_a_decompression_bomb_is_a_clean_error(model_dir, tmp_path):
+    from tests.helpers.cli import graft
+    from tests.helpers.hostile import png_bomb
+
+    for name in ("forest", "river"):
+        (tmp_path / "ucm" / name).mkdir(parents=True)
+        Image.new("RGB", (20, 20), (0, 90, 0)).save(tmp_path / "ucm" / name / "a.png")
+    command = ["eval", "--model", model_dir, "--data", tmp_path / "ucm", "-o", tmp_path / "out", "--no-progress"]
+    for side, message in [
+        (20_000, "b.png): DecompressionBombError: Image size (400000000 pixels) exceeds limit"),  # Pillow's limit
+        (5_000, "b.png) is 5000 x 5000 = 25,000,000 pixels, over the limit of 16,777,216"),  # below it: ours
+    ]:
+        png_bomb(tmp_path / "ucm" / "forest" / "b.png", side=side)
+        done = graft(*command)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert message in done.stderr

@@ -1,4 +1,6 @@
-"""`graft index` over pairs shards and a GeoTIFF folder, searched with `graft search`; errors that name the flag."""
+"""`graft index` over pairs shards and a GeoTIFF folder, searched with `graft search`; errors that name the flag;
+hostile files (a raster declaring 100000 x 100000 pixels, a decompression bomb) refused with their name.
+"""
 
 from __future__ import annotations
 
@@ -110,3 +112,21 @@ def test_index_and_search_errors_name_flags(model_dir, tmp_path, capsys):
     capsys.readouterr()
     assert graft_main(["search", str(index_dir), "-q", "lake", "--approximate"]) == 1
     assert "rebuild it with --approximate 'ivf' or 'hnsw'" in capsys.readouterr().err
+
+
+def test_index_refuses_hostile_files_naming_them(model_dir, tmp_path, capsys):
+    from tests.helpers.hostile import huge_tiff, png_bomb
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), (10, 120, 10)).save(folder / "ok.png")
+    huge = huge_tiff(folder)
+    argv = ["index", "--model", str(model_dir), "--data", str(folder), "-o", str(tmp_path / "i"), "--no-progress"]
+    assert graft_main(argv) == 1
+    assert f"{huge} is 100000 x 100000 = 10,000,000,000 pixels, over the image processor's limit" in (
+        capsys.readouterr().err
+    )
+    huge.unlink()
+    bomb = png_bomb(folder / "bomb.png")
+    assert graft_main(argv) == 1
+    assert f"cannot decode image file {bomb}: Image size (400000000 pixels) exceeds limit" in capsys.readouterr().err

@@ -29,6 +29,21 @@ def test_cli_fills_config_in_one_place() -> None:
         config_from_args(argparse.Namespace(**{**vars(args), "column": ["nonsense"]}))
     with pytest.raises(ValueError, match="shard_index: must be in"):
         config_from_args(argparse.Namespace(**{**vars(args), "shard_index": 4}))
+    # The resolution, ablation and strictness flags.
+    args = build_parser().parse_args(
+        "pairs build --photos p.csv --raster a.tif -o out --gsd 0.6 --resampling cubic --tile-placement random "
+        "--random-tiles 50 --unknown-cloud-cover clear --strict-rasters --column image_hash=phash".split()
+    )
+    config = config_from_args(args)
+    assert (config.output_gsd, config.resampling, config.tile_placement, config.random_tiles) == (
+        0.6,
+        "cubic",
+        "random",
+        50,
+    )
+    assert config.unknown_cloud_cover_is_clear and config.strict_rasters and config.columns.image_hash == "phash"
+    default = config_from_args(build_parser().parse_args("pairs build --photos p.csv --raster a.tif -o out".split()))
+    assert default.output_gsd == 1.0 and not default.native_gsd and default.tile_placement == "photos"
 
 
 def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -47,6 +62,8 @@ def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "--raster: no imagery given" in capsys.readouterr().err
     assert main([*base, "--raster", raster, "--crop-size", "8"]) == 1
     assert "--crop-size: must be >= footprint_size" in capsys.readouterr().err
+    assert main([*base, "--raster", raster, "--gsd", "2", "--native-gsd"]) == 1
+    assert "--native-gsd: native_gsd keeps each scene's own pixel size" in capsys.readouterr().err
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
     assert main([*base, "--raster", raster, "--no-progress"]) == 1
@@ -55,4 +72,4 @@ def test_cli_errors_name_the_flags(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main([*base, "--raster", raster, "--no-progress", *columns]) == 0
     assert main([*base, "--raster", raster, "--no-progress", *columns, "--seed", "1"]) == 1
     err = capsys.readouterr().err
-    assert "--output: " in err and "holds a build made with different settings" in err
+    assert "--output: " in err and "made with different settings (config.seed 0 -> 1" in err

@@ -26,6 +26,7 @@ def test_push_dry_run_stages_everything_without_network(tmp_path, capsys):
     staged = {line.split("\t")[0] for line in out.splitlines() if "\t" in line}
     assert {"README.md", "processor_config.json", "model.safetensors", "modeling_graft.py"} <= staged
     assert "would be pushed to me/graft-naip-vit-w32-d2-p8" in out
+    assert "not uploaded" not in out
     assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
         "config.json",
         "configuration_graft.py",
@@ -75,3 +76,15 @@ def test_cli_push_of_a_train_output_fills_the_recipe_from_train_config(hub_serve
     card = hub_server.files(f"{USER}/{MODEL_NAME}-trained")["README.md"].decode()
     assert check_model_card(card)["datasets"] == ["graft-tester/pairs"]
     assert "| epochs | 3 |" in card
+
+
+def test_push_dry_run_lists_what_it_skips(tmp_path, capsys):
+    import os
+
+    tiny_graft_model().save_pretrained(tmp_path / "model")
+    os.symlink("/etc/passwd", tmp_path / "model" / "passwd")
+    code = main(["push", str(tmp_path / "model"), "--namespace", "me", "--dry-run"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "not uploaded (symbolic link (links are never followed)): passwd" in out
+    assert "passwd\t" not in out

@@ -1,5 +1,5 @@
 """Every limit of the demo (`DemoLimits` and its checks), mostly met through the backend as a user meets it:
-queries, k, uploads, region maps.
+queries, k, uploads (hostile ones too: many bands, pixel types, sizes declared in a small file), region maps.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.demo_data import with_limits
+from tests.helpers.hostile import huge_tiff, many_bands_tiff, measure
 
 pytest.importorskip("gradio")
 
@@ -23,6 +24,10 @@ from graft_hf.demo import DemoInputError, DemoLimits  # noqa: E402
         ("forest", 0, "k_min=1"),
         ("forest", 2.5, "whole number"),
         ("forest", None, "whole number"),
+        ("forest", float("nan"), "whole number"),
+        ("forest", float("inf"), "whole number"),
+        ("forest", float("-inf"), "whole number"),
+        ("forest", True, "whole number"),
     ],
 )
 def test_retrieval_limits_name_the_limit(backend, query, k, message):
@@ -133,3 +138,41 @@ def test_limits_validate_themselves():
         DemoLimits(max_pixels=0)
     with pytest.raises(ValueError, match="k_min <= k_default <= k_max"):
         DemoLimits(k_default=30, k_max=24)
+
+
+def test_hostile_rasters_are_refused_from_their_header(backend, tmp_path):
+    import rasterio
+
+    roomy = with_limits(backend, max_upload_bytes=20_971_520, max_pixels=4_194_304, max_map_pixels=16_777_216)
+    bands = many_bands_tiff(tmp_path)
+    with pytest.raises(DemoInputError, match="the image has 300 bands; the limit is max_bands=16"):
+        roomy.segment(str(bands), "water, road", background=True)
+    with pytest.raises(DemoInputError, match="max_bands=16"):
+        roomy.region_map(str(bands), "farmland", "native")
+    # Past the demo's band limit, the image processor refuses the band count before reading a pixel.
+    with pytest.raises(DemoInputError, match="expected 4 bands .* got 300"):
+        with_limits(roomy, max_bands=1000).segment(str(bands), "water, road", background=True)
+    with pytest.raises(DemoInputError, match="is 100000 x 100000 = 10,000,000,000 pixels; the limit is max_pixels"):
+        roomy.segment(str(huge_tiff(tmp_path)), "water, road", background=True)
+    complex_tif = tmp_path / "complex.tif"
+    with rasterio.open(complex_tif, "w", driver="GTiff", width=8, height=8, count=3, dtype="complex64") as dst:
+        dst.write(np.ones((3, 8, 8), dtype=np.complex64))
+    with pytest.raises(DemoInputError, match="the raster holds complex64 pixels; upload one of uint8, uint16"):
+        roomy.segment(str(complex_tif), "water, road", background=True)
+
+
+def test_a_300_band_upload_costs_little(tiny_model_dir, gallery_dir, tmp_path):
+    """The reported case: a 300-band GeoTIFF within the default limits took 3.6 GB and 11.5 s before rejection."""
+    bands = many_bands_tiff(tmp_path)
+    setup = (
+        "import rasterio, PIL.Image\n"
+        "from graft_hf.demo import DemoBackend, DemoLimits\n"
+        f"backend = DemoBackend.from_paths({str(tiny_model_dir)!r}, {str(gallery_dir)!r}, DemoLimits(),"
+        f" workdir={str(tmp_path / 'work')!r})\n"
+        "lenient = DemoBackend.from_paths("
+        f"{str(tiny_model_dir)!r}, {str(gallery_dir)!r}, DemoLimits(max_bands=1000), workdir={str(tmp_path / 'w2')!r})"
+    )
+    for name, message in [("backend", "max_bands=16"), ("lenient", "expected 4 bands")]:
+        result = measure(setup, f"{name}.segment({str(bands)!r}, 'water, road')")
+        assert result["outcome"].startswith("DemoInputError") and message in result["outcome"], result
+        assert result["growth_mb"] < 300 and result["seconds"] < 1.0, result

@@ -116,9 +116,28 @@ def test_errors_name_the_fix(tmp_path):
 
 def test_offline_hub_id_fails_fast_naming_a_local_copy():
     started = time.perf_counter()
-    with pytest.raises(RuntimeError, match="path: .*pass path=DIR"):
+    with pytest.raises(RuntimeError, match="path: .*there is no folder 'blanchon/EuroSAT_RGB' here.*pass path=DIR"):
         load_eval_dataset("blanchon/EuroSAT_RGB")
     assert time.perf_counter() - started < 15
+
+
+@pytest.mark.parametrize("path", ["runs/data/eurosat", "./eurosat", "../eurosat", "~/no-such-eurosat"])
+def test_a_missing_folder_is_named_not_blamed_on_offline_mode(path):
+    with pytest.raises(FileNotFoundError, match=f"dataset folder {path!r} does not exist; pass an existing folder"):
+        load_eval_dataset(path)
+
+
+def test_a_bad_image_stops_the_evaluation_naming_it(tmp_path):
+    from graft_hf.evaluation.images import ImageReadError
+    from tests.helpers.hostile import png_bomb
+
+    for name in ("forest", "river"):
+        (tmp_path / "ucm" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), (0, 90, 0)).save(tmp_path / "ucm" / name / "a.png")
+    png_bomb(tmp_path / "ucm" / "river" / "b.png")
+    data = load_eval_dataset(tmp_path / "ucm")
+    with pytest.raises(ImageReadError, match=r"image row \d \(.*b.png\): DecompressionBombError"):
+        list(data.batches(8))
 
 
 def test_readable_class_names():

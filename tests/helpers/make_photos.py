@@ -63,8 +63,9 @@ def make_photo_table(
         seed: Seed.
         cluster: ``(x, y, radius, count)``: extra photos in a square of half-side ``radius`` around ``(x, y)``.
         times: Capture times are drawn uniformly between these dates.
-        bad_rows: Append one row per skip reason (duplicate id, duplicate coordinates, invalid coordinates,
-            missing image file).
+        bad_rows: Append one row per skip reason (duplicate id, empty id, invalid coordinates, missing image file,
+            a file that is not an image) and one distinct photo taken where another was (kept: photos may share a
+            geotag).
         outside: Photos placed far away from ``bounds`` (outside every raster).
         extra: Extra photos at these ``(x, y)`` in ``crs`` (ids follow the uniform and cluster photos).
         with_images: Write a tiny JPEG per photo and reference it in the ``image`` column.
@@ -122,8 +123,14 @@ def make_photo_table(
     spec.expected_drops["outside_rasters"] = outside
     if bad_rows:
         rows.append({**rows[1], "latitude": repr(float(rows[1]["latitude"]) + 1e-6)})  # same id
-        rows.append({**rows[2], "photo_id": "dupcoord"})  # same coordinates
+        same_spot = {**rows[2], "photo_id": "samespot", "title": "another photo taken there"}
+        if with_images:
+            (images / "samespot.jpg").write_bytes(_jpeg(rng))
+            same_spot["image"] = f"{images.name}/samespot.jpg"
+        rows.append(same_spot)  # a distinct photo at the same coordinates: kept
+        spec.valid_ids.append("samespot")
         rows.append({**rows[3], "photo_id": "badcoord", "latitude": "123.0"})
+        rows.append({**rows[3], "photo_id": ""})
         rows.append(
             {
                 **rows[4],
@@ -132,9 +139,12 @@ def make_photo_table(
                 "image": "missing/none.jpg",
             }
         )
-        spec.expected_drops.update(
-            duplicate_photo_id=1, duplicate_coordinates=1, invalid_coordinates=1, missing_image_file=1
-        )
+        drops = {"duplicate_photo_id": 1, "invalid_photo_id": 1, "invalid_coordinates": 1, "missing_image_file": 1}
+        if with_images:
+            (images / "notes.jpg").write_text("not an image, whatever its name says\n")
+            rows.append({**rows[5], "photo_id": "notimage", "image": f"{images.name}/notes.jpg"})
+            drops["not_an_image"] = 1
+        spec.expected_drops.update(drops)
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()

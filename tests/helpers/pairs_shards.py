@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.pairs.schema import pairs_features, pairs_table
 
 TILES_PER_SHARD = 3
 
@@ -22,8 +22,22 @@ def _png(seed: int, size: int = 20) -> bytes:
     return buffer.getvalue()
 
 
-def write_shard(path: Path, shard: int) -> None:
-    """Tiles with 0-3 photos; shard 0 tile 0 has a corrupt photo and one without bytes."""
+def legacy_photo_bytes_schema() -> pa.Schema:
+    """The pairs schema as shards had it before photo images were typed: ``photos.image`` plain ``binary`` (in the
+    Arrow type and in the ``huggingface`` features metadata)."""
+    from datasets import Features, List, Value
+
+    features = pairs_features()
+    photo = dict(features["photos"].feature)
+    photo["image"] = Value("binary")
+    return Features({**features, "photos": List(photo)}).arrow_schema
+
+
+def write_shard(path: Path, shard: int, legacy: bool = False) -> None:
+    """Tiles with 0-3 photos; shard 0 tile 0 has a corrupt photo and one without bytes.
+
+    With ``legacy``, written with photo images as plain ``binary`` (:func:`legacy_photo_bytes_schema`).
+    """
     rows = []
     for t in range(TILES_PER_SHARD):
         photos = []
@@ -69,7 +83,8 @@ def write_shard(path: Path, shard: int) -> None:
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     # Two row groups per shard so the batched rewrite crosses a row-group boundary.
-    pq.write_table(pa.Table.from_pylist(rows, schema=pairs_arrow_schema()), path, row_group_size=2)
+    table = pa.Table.from_pylist(rows, schema=legacy_photo_bytes_schema()) if legacy else pairs_table(rows)
+    pq.write_table(table, path, row_group_size=2)
 
 
 def shard_photos(path: Path) -> list[dict]:

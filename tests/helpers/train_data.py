@@ -11,7 +11,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from PIL import Image
@@ -49,7 +48,7 @@ def write_pairs(
     root: Path, teacher_dir: Path, num_shards: int = 2, tiles_per_shard: int = 16, val_tiles: int = 6, seed: int = 0
 ) -> Path:
     """Write train/validation parquet shards with photos, photo bytes and precomputed teacher embeddings."""
-    from graft_hf.pairs.schema import pairs_arrow_schema
+    from graft_hf.pairs.schema import pairs_table
     from graft_hf.training.task import ClipPhotoPreprocess, GraftTrainingTask, load_teacher_clip
 
     teacher = load_teacher_clip(teacher_dir)
@@ -111,7 +110,7 @@ def write_pairs(
                     "photos": photos,
                 }
             )
-        table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
+        table = pairs_table(rows)
         pq.write_table(table, data / "data" / f"{split}-{shard:05d}-of-{total:05d}.parquet")
     return data
 

@@ -27,7 +27,7 @@ from graft_hf.hub import (
     push_model,
     render_model_card,
 )
-from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.pairs.schema import pairs_table
 from graft_hf.testing import tiny_graft_model
 from tests.helpers.data import REPO_ROOT
 from tests.helpers.hub_inputs import EVAL, MODEL_NAME, saved_model
@@ -164,9 +164,7 @@ def _write_pairs(folder: Path) -> None:
         for i in range(2)
     ]
     (folder / "data").mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=pairs_arrow_schema()), folder / "data" / "train-00000-of-00001.parquet"
-    )
+    pq.write_table(pairs_table(rows), folder / "data" / "train-00000-of-00001.parquet")
     (folder / "README.md").write_text(
         "---\nlicense: other\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
         "    path: data/train-*.parquet\n---\n\n# tiny pairs\n"
@@ -399,3 +397,59 @@ def test_foreign_readme_in_folder_is_reported_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"README.md: model card must start with.*card="):
         with stage_model_files(tmp_path):
             pass
+
+
+def test_model_staging_skips_links_and_refuses_pickles(tmp_path):
+    import os
+    import pickle
+
+    from graft_hf.hub import stage_model_files
+
+    folder = saved_model(tmp_path / "model")
+    os.symlink("/etc/passwd", folder / "passwd.txt")
+    with stage_model_files(folder, repo_id="me/graft-naip-vit-w32-d2-p8") as files:
+        assert "passwd.txt" not in files and all(not p.is_symlink() for p in files.values())
+        assert files.skipped == {"passwd.txt": "symbolic link (links are never followed)"}
+    (folder / "optimizer.pkl").write_bytes(pickle.dumps({"lr": 1e-5}))
+    with pytest.raises(HubPushError, match=r"refusing to push pickle files \['optimizer.pkl'\]"):
+        with stage_model_files(folder):
+            pass
+    (folder / "optimizer.pkl").unlink()
+    (folder / "extra.json").write_bytes(pickle.dumps({"lr": 1e-5}, protocol=4))  # a pickle by content
+    with pytest.raises(HubPushError, match=r"pickle files \['extra.json'\]"):
+        with stage_model_files(folder):
+            pass
+
+
+def test_a_cache_snapshot_of_links_is_explained(tmp_path):
+    import os
+
+    from graft_hf.hub import stage_model_files
+
+    real = saved_model(tmp_path / "blobs")
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    for path in real.iterdir():
+        os.symlink(path, snapshot / path.name)  # how the Hugging Face cache lays out a snapshot
+    with pytest.raises(HubPushError, match=r"are symbolic links, which are never uploaded"):
+        with stage_model_files(snapshot):
+            pass
+
+
+def test_dataset_push_uploads_regular_files_only(hub_server, online):
+    import os
+
+    from graft_hf.hub import push_dataset
+
+    folder = online / "pairs"
+    _write_pairs(folder)
+    secret = online / "secret.txt"
+    secret.write_text("token")
+    os.symlink(secret, folder / "notes.txt")
+    os.symlink(folder / "data" / "train-00000-of-00001.parquet", folder / "data" / "train-00001-of-00001.parquet")
+    result = push_dataset(folder, "linked-pairs", endpoint=hub_server.endpoint, token=HUB_TOKEN)
+    files = hub_server.files(result.repo_id, repo_type="dataset")
+    assert set(files) == {".gitattributes", "README.md", "build_report.json", "data/train-00000-of-00001.parquet"}
+    assert result.skipped["notes.txt"].startswith("symbolic link")
+    assert result.skipped["data/train-00001-of-00001.parquet"].startswith("symbolic link")
+    assert result.skipped["_build/plan.json"].startswith("ignored")

@@ -36,3 +36,15 @@ def test_config_round_trip_and_presets(tmp_path):
         512,
     )
     assert default.text_config.hidden_size == 512 and default.sensor == "naip"
+
+
+def test_configs_saved_before_the_patch_head_bias_and_untrained_flag_load_as_before(tmp_path):
+    config = GraftConfig()
+    config.save_pretrained(tmp_path)
+    raw = (tmp_path / "config.json").read_text()
+    for key in ("patch_head_bias", "image_embeds_trained"):
+        assert f'"{key}"' in raw
+        raw = "\n".join(line for line in raw.splitlines() if f'"{key}"' not in line)
+    (tmp_path / "config.json").write_text(raw)
+    loaded = GraftConfig.from_pretrained(tmp_path)
+    assert loaded.patch_head_bias is False and loaded.image_embeds_trained is True

@@ -1,8 +1,10 @@
 """GraftImageProcessor on real NAIP and Sentinel-2 data against the documented pipeline written out; layouts,
-nodata and bad inputs.
+nodata and bad inputs; hostile files refused from their header (bounded memory and time, measured in a subprocess).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from graft_hf import GraftImageProcessor
 from tests.helpers.data import s2_stack, shared_data
+from tests.helpers.hostile import huge_tiff, many_bands_tiff, measure, png_bomb
 
 
 def _reference(rgb_unit: np.ndarray, size: int = 224) -> torch.Tensor:
@@ -128,3 +131,77 @@ def test_unknown_sensor_needs_metadata():
         sensor="worldview3", band_names=["c", "b", "g", "y", "r"], rgb_bands=[4, 2, 1], value_scale=2047
     )
     assert custom(np.full((5, 8, 8), 100, dtype=np.uint16))["pixel_values"].shape == (1, 3, 224, 224)
+
+
+# ------------------------------------------------------------------------------- hostile files: the header decides
+# rasterio and Pillow are imported by the processor's first read: imported here so that only the read is measured.
+_PROCESSOR = (
+    "import rasterio, PIL.Image\n"
+    "from graft_hf.modeling import GraftImageProcessor\n"
+    "processor = GraftImageProcessor(sensor='naip')"
+)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (many_bands_tiff, r"bands300.tif: expected 4 bands \(red, green, blue, nir\) or 3 RGB bands .* got 300"),
+        (huge_tiff, r"huge.tif is 100000 x 100000 = 10,000,000,000 pixels, over .* max_image_pixels=16,777,216.*"
+                    r"`graft map`"),
+        (lambda folder: png_bomb(folder / "bomb.png"), r"cannot decode image file .*bomb.png"),
+    ],
+    ids=["300-bands", "100000x100000", "png-bomb"],
+)  # fmt: skip
+def test_hostile_files_are_refused_within_bounded_memory_and_time(tmp_path, make, message):
+    path = make(tmp_path)
+    assert path.stat().st_size < 500_000  # a small file declaring gigabytes
+    result = measure(_PROCESSOR, f"processor({str(path)!r})")
+    assert result["outcome"].startswith("ValueError: ") and re.search(message, result["outcome"])
+    assert result["growth_mb"] < 300, result
+    assert result["seconds"] < 1.0, result
+
+
+def test_only_the_sensors_rgb_bands_are_read(tmp_path, monkeypatch):
+    from rasterio.io import DatasetReader
+
+    path = shared_data("naip-nd", "m_4709963_se_14_1_20200831.tif")
+    stack = tmp_path / "s2.tif"
+    data = s2_stack()
+    with rasterio.open(stack, "w", driver="GTiff", width=120, height=120, count=12, dtype="uint16") as dst:
+        dst.write(data)
+    reads = []
+    original = DatasetReader.read
+
+    def spy(self, indexes=None, *args, **kwargs):
+        reads.append(indexes)
+        return original(self, indexes, *args, **kwargs)
+
+    monkeypatch.setattr(DatasetReader, "read", spy)
+    GraftImageProcessor(sensor="naip")(str(path))
+    assert reads == [[1, 2, 3]]  # never the near-infrared band
+    reads.clear()
+    out = GraftImageProcessor(sensor="sentinel2", do_resize=False, do_normalize=False)(str(stack))["pixel_values"]
+    assert reads == [[4, 3, 2]]  # B04, B03, B02 of the 12 L2A bands
+    expected = np.clip(data[[3, 2, 1]].astype(np.float32) / 3000.0, 0, 1)
+    torch.testing.assert_close(out[0], torch.from_numpy(expected))
+
+
+def test_the_pixel_limit_is_a_setting_and_unsupported_pixel_types_are_refused_first(tmp_path):
+    path = shared_data("naip-nd", "m_4709963_se_14_1_20200831.tif")
+    with rasterio.open(path) as src:
+        pixels = src.width * src.height
+    with pytest.raises(ValueError, match=f"over the image processor's limit max_image_pixels={pixels - 1:,}"):
+        GraftImageProcessor(sensor="naip", max_image_pixels=pixels - 1)(str(path))
+    assert GraftImageProcessor(sensor="naip", max_image_pixels=None)(str(path))["pixel_values"].shape[0] == 1
+    complex_tif = tmp_path / "complex.tif"
+    with rasterio.open(complex_tif, "w", driver="GTiff", width=8, height=8, count=3, dtype="complex64") as dst:
+        dst.write(np.ones((3, 8, 8), dtype=np.complex64))
+    with pytest.raises(ValueError, match=r"complex.tif holds complex64 pixels"):
+        GraftImageProcessor(sensor="naip")(str(complex_tif))
+    big_png = tmp_path / "big.png"
+    Image.new("L", (300, 200)).save(big_png)
+    with pytest.raises(ValueError, match="big.png is 300 x 200 = 60,000 pixels"):
+        GraftImageProcessor(sensor="rgb", max_image_pixels=50_000)(str(big_png))
+    saved = GraftImageProcessor(sensor="naip", max_image_pixels=1234)
+    saved.save_pretrained(tmp_path / "processor")
+    assert GraftImageProcessor.from_pretrained(tmp_path / "processor").max_image_pixels == 1234

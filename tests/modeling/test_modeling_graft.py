@@ -354,3 +354,32 @@ def test_zero_shot_classify_equals_clip_logits(model_and_processor):
         model.zero_shot_classify(images, CLASSES, processor.image_processor)
     with pytest.raises(ValueError, match="empty"):
         model.zero_shot_classify(images, [], processor)
+
+
+def test_patch_head_bias_starts_at_zero_and_round_trips(tmp_path):
+    clip = tiny_clip_model(seed=3)
+    model = GraftModel.from_clip(clip, patch_head_bias=True)
+    assert torch.equal(model.patch_head.proj.bias, torch.zeros(16))
+    with torch.no_grad():
+        model.patch_head.proj.bias.fill_(0.25)
+    model.save_pretrained(tmp_path)
+    loaded = GraftModel.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.patch_head.proj.bias, model.patch_head.proj.bias)
+    pixels = _pixels()
+    torch.testing.assert_close(loaded.get_patch_features(pixels), model.eval().get_patch_features(pixels))
+    assert tiny_graft_model(patch_head_bias=True).patch_head.proj.bias.abs().sum() == 0  # fresh init: zero bias
+
+
+def test_untrained_image_embeddings_warn_once(caplog):
+    model = tiny_graft_model(image_embeds_trained=False)
+    pixels = _pixels()
+    with caplog.at_level("WARNING"):
+        model.get_image_features(pixels)
+        model(pixel_values=pixels)
+        model(pixel_values=pixels, output_patch_embeds=True)
+    assert caplog.text.count("image embedding was never trained") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        tiny_graft_model(image_embeds_trained=False)(pixel_values=pixels, output_patch_embeds=True)
+        tiny_graft_model().get_image_features(pixels)
+    assert "never trained" not in caplog.text

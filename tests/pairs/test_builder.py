@@ -1,6 +1,7 @@
-"""`build_pairs` (what `graft pairs build` runs) on real rasters: NAIP crops, pixel locations, scene choice, skip
-counts and streaming; Sentinel-2 cloud filter and scaling; photo-table inputs; a rotated raster; byte-identical
-shards for any workers or shard split, and after a SIGKILL.
+"""`build_pairs` (what `graft pairs build` runs) on real rasters: NAIP crops warped to the 1 m training GSD, pixel
+locations, scene choice, skip counts and streaming; Sentinel-2 cloud filter, scene choice and scaling; photo-table
+inputs; a rotated raster (native grid and warped); corrupt and missing rasters; the random-tile ablation;
+byte-identical shards for any workers or shard split, and after a SIGKILL, for both tile placements.
 """
 
 from __future__ import annotations
@@ -8,14 +9,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +62,7 @@ def naip_build(tmp_path_factory: pytest.TempPathFactory):
         (486900, 5205900, 490300, 5208200),
         25,
         seed=11,
-        cluster=(488500, 5207000, 120, 40),
+        cluster=(488500, 5207000, 40, 40),
         bad_rows=True,
         outside=2,
         extra=[CORNER],
@@ -91,10 +90,12 @@ def test_report_counts_every_skip_reason(naip_build) -> None:
     assert photos["read"] == photos["kept"] + sum(photos["dropped"].values())
     for reason, count in spec.expected_drops.items():
         assert photos["dropped"][reason] == count, reason
-    assert photos["dropped"]["over_tile_cap"] > 0  # the 40-photo cluster
+    assert photos["dropped"]["over_tile_cap"] > 0  # the 40-photo cluster (80 m square, inside one 224 m footprint)
+    assert "duplicate_coordinates" not in photos["dropped"], "distinct photos taken at one spot are all kept"
     assert report["tiles"]["dropped"] == {"mostly_nodata": 1}  # the corner photo's tile, in all three years
     assert photos["dropped"]["tile_dropped"] == 1
     assert report["tiles"]["kept"] == report["tiles"]["sampled"] - 1
+    assert report["gsd"] == [1.0] and report["source_gsd"] == [5.0] and report["tile_placement"] == {"mode": "photos"}
 
 
 def test_streaming_rows_pixels_and_locations(naip_build) -> None:
@@ -102,54 +103,82 @@ def test_streaming_rows_pixels_and_locations(naip_build) -> None:
     from datasets import load_dataset
     from rasterio.crs import CRS
     from rasterio.warp import transform as warp
-    from rasterio.windows import Window
 
-    _, report, out = naip_build
+    spec, report, out = naip_build
     rows = list(load_dataset(str(out), split="train", streaming=True))
     assert len(rows) == report["tiles"]["kept"]
     assert len({r["tile_id"] for r in rows}) == len(rows)
+    together = [r for r in rows if {"samespot", "p00002"} <= {p["photo_id"] for p in r["photos"]}]
+    assert together, "two photos taken at one spot are both in its tile"
     centres = []
     for row in rows:
         assert row["image"].size == (448, 448) and row["image"].mode == "RGB"
-        assert row["sensor"] == "naip" and row["crs"] == "EPSG:26914" and row["gsd"] == 5.0
+        # Warped to NAIP's 1 m training GSD from the 5 m source: the stored grid is the output grid.
+        assert row["sensor"] == "naip" and row["crs"] == "EPSG:26914" and row["gsd"] == 1.0
+        assert row["source_gsd"] == 5.0
         # NAIP: the newest acquisition covering the tile.
         assert row["acquisition_date"] == "2020-08-31" and row["raster"].endswith("20200831.tif")
         assert 1 <= len(row["photos"]) <= 25
         a, b, c, d, e, f = row["transform"]
+        assert (a, b, d, e) == (1.0, 0.0, 0.0, -1.0)
         cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
         rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
         # Back to lon/lat through the crop's affine transform and the raster CRS.
         lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), (c + cols * a).tolist(), (f + rws * e).tolist())
         np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
         np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
-        # The centre photo sits in the crop's centre pixel; the others inside the 224 px footprint.
-        assert 224 <= cols[0] < 225 and 224 <= rws[0] < 225
-        assert np.all(np.abs(cols - cols[0]) < 112) and np.all(np.abs(rws - rws[0]) < 112)
-        centres.append((c + cols[0] * a, f + rws[0] * e))
-        assert abs(row["center_lon"] - lon[0]) < 1e-4 and abs(row["center_lat"] - lat[0]) < 1e-4
+        # The tile's centre photo (named by the tile id) sits in the centre pixel; every photo inside the footprint.
+        centre = [p["photo_id"] for p in row["photos"]].index(row["tile_id"][len("naip-") :])
+        assert 224 <= cols[centre] < 225 and 224 <= rws[centre] < 225
+        assert np.all(np.abs(cols - cols[centre]) < 112) and np.all(np.abs(rws - rws[centre]) < 112)
+        centres.append((c + cols[centre] * a, f + rws[centre] * e))
+        assert abs(row["center_lon"] - lon[centre]) < 1e-4 and abs(row["center_lat"] - lat[centre]) < 1e-4
         photo = row["photos"][0]
         assert photo["license"] in ("CC-BY-2.0", "CC-BY-SA-2.0", "CC0-1.0") and photo["owner"].startswith("user")
-        assert photo["image"][:2] == b"\xff\xd8" and photo["text"].startswith("photo ")
+        assert photo["image"].format == "JPEG" and photo["text"].startswith(("photo ", "another photo"))
     centres = np.array(centres)
     d = np.max(np.abs(centres[:, None] - centres[None]), axis=-1) + np.eye(len(centres)) * 1e9
-    assert d.min() >= 112 * 5.0
+    assert d.min() >= 112 * 1.0
 
-    # Crop pixels are the raster's bands 1-3 at the crop's window.
-    row = rows[0]
-    with rasterio.open(row["raster"]) as src:
-        col_off = round((row["transform"][2] - src.transform.c) / src.transform.a)
-        row_off = round((row["transform"][5] - src.transform.f) / src.transform.e)
-        expected = src.read([1, 2, 3], window=Window(col_off, row_off, 448, 448), boundless=True, fill_value=0)
-    np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
+    # The 1 m grid is anchored on the 5 m source grid, so every 5th output pixel is centred on a source pixel and
+    # holds its bands 1-3 exactly (bilinear interpolation is exact at the source pixel centres).
+    with rasterio.open(RASTER) as src:
+        for row in rows:
+            x_off = round(row["transform"][2] - src.transform.c)  # metres from the source origin, whole
+            y_off = round(src.transform.f - row["transform"][5])
+            first_col, first_row = (2 - x_off) % 5, (2 - y_off) % 5
+            source_col, source_row = (x_off + first_col - 2) // 5, (y_off + first_row - 2) // 5
+            window = rasterio.windows.Window(source_col, source_row, 90, 90)
+            source = src.read([1, 2, 3], window=window, boundless=True, fill_value=0)
+            pixels = np.asarray(row["image"])[first_row::5, first_col::5]
+            np.testing.assert_array_equal(pixels, np.moveaxis(source, 0, -1)[: pixels.shape[0], : pixels.shape[1]])
 
 
-def test_card_has_configs_and_counts(naip_build) -> None:
+def test_card_has_configs_counts_licence_block_and_features(naip_build) -> None:
+    from datasets import Features, load_dataset
+    from huggingface_hub import DatasetCard
+
+    from graft_hf.pairs.schema import pairs_features
+
     _, report, out = naip_build
     card = (out / "README.md").read_text()
     assert "configs:" in card and "path: data/train-*.parquet" in card
     assert f"| tiles | {report['tiles']['kept']} " in card
     assert "CC-BY-SA-2.0" in card and "mostly_nodata 1" in card
+    assert "warped to 1 m/px" in card and "from scenes at 5 m/px" in card
     assert not list((out / "data").glob(".*tmp*")), "no temporary shard files left behind"
+    # Mixed photo licences (CC-BY-SA-2.0 is no Hub licence id): `other`, named, linked to the licence file.
+    data = DatasetCard.load(out / "README.md").data
+    assert (data.license, data.license_name, data.license_link) == ("other", "per-photo-licences", "LICENSE.md")
+    licence_file = (out / "LICENSE.md").read_text()
+    assert "US public domain" in licence_file and "| CC-BY-SA-2.0 | not a Hub licence id |" in licence_file
+    assert data.task_categories == ["zero-shot-image-classification", "image-feature-extraction"]
+    # dataset_info: the shard features (photo images typed as Image) and the split's size.
+    info = data.dataset_info
+    assert Features._from_yaml_list(info["features"]) == pairs_features()
+    assert {"name": "image", "dtype": "image"} in next(f for f in info["features"] if f["name"] == "photos")["list"]
+    assert info["splits"] == [{"name": "train", "num_bytes": report["data_bytes"], "num_examples": len(
+        load_dataset(str(out), split="train"))}]  # fmt: skip
 
 
 # ----------------------------- Sentinel-2 from real BigEarthNet bands: cloud filter, closest-in-time scene, scaling
@@ -197,19 +226,20 @@ def s2_build(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("s2")
     metadata = json.loads((BEN / PATCH / f"{PATCH}_labels_metadata.json").read_text())
     acquired = metadata["acquisition_date"].replace(" ", "T")  # 2017-06-13T10:10:31, the real date
-    for name in ("a", "b", "c"):
+    for name in ("a", "b", "c", "d"):
         _stack(PATCH, root / f"{name}.tif")
     _stack(OTHER, root / "elsewhere.tif")
     scenes = [
         ("a.tif", acquired, 0.4),  # clear, June 2017
         ("b.tif", "2017-08-01T10:00:00", 5.0),  # closest to the summer-2017 photos but cloudy: never used
         ("c.tif", "2018-06-01T10:00:00", 0.0),  # clear, June 2018
+        ("d.tif", "2017-07-30T10:00:00", None),  # closest to the west photos but no cloud value: never taken as clear
         ("elsewhere.tif", "2017-06-17T11:33:21", 30.0),  # the only scene over the far photos: too cloudy
     ]
     with (root / "catalog.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "datetime", "cloud_cover", "bands"])
-        writer.writerows([(p, d, c, ",".join(BANDS)) for p, d, c in scenes])
+        writer.writerows([(p, d, "" if c is None else c, ",".join(BANDS)) for p, d, c in scenes])
     west = make_photo_table(
         root / "west.csv", "EPSG:32633", (404450, 5341250, 404850, 5342350), 30, seed=1,
         times=("2017-07-20", "2017-08-10"), with_images=False, id_prefix="west-",
@@ -252,6 +282,13 @@ def test_cloud_filter_and_closest_acquisition(s2_build) -> None:
 
     report, out = s2_build
     assert report["photos"]["dropped"]["only_cloudy_scenes"] == 3
+    scenes = report["scenes"]
+    assert (scenes["clear"], scenes["cloudy"], scenes["no_cloud_cover"], scenes["no_cloud_cover_used"]) == (
+        2,
+        2,
+        1,
+        False,
+    )
     table = pq.read_table(
         sorted((out / "data").glob("train-*.parquet")), columns=["raster", "acquisition_date", "photos"]
     )
@@ -261,7 +298,8 @@ def test_cloud_filter_and_closest_acquisition(s2_build) -> None:
         west = all("west-" in p["photo_id"] for p in row["photos"])
         east = all("east-" in p["photo_id"] for p in row["photos"])
         assert west != east, "footprints are 160 m wide; the two photo groups are 300 m apart"
-        # West photos were taken in summer 2017: scene b is closer but 5% cloudy, so the June 2017 scene wins.
+        # West photos were taken in summer 2017: scenes b (5% cloudy) and d (no cloud value) are closer in time but
+        # not clear, so the June 2017 scene wins.
         assert (row["raster"].endswith("a.tif"), row["acquisition_date"]) == (
             (True, "2017-06-13") if west else (False, "2018-06-01")
         )
@@ -275,7 +313,8 @@ def test_rgb_scaling_and_raw_bands(s2_build) -> None:
 
     _, out = s2_build
     row = next(iter(load_dataset(str(out), split="train", streaming=True)))
-    assert row["sensor"] == "sentinel2" and row["crs"] == "EPSG:32633" and row["gsd"] == 10.0
+    # 10 m bands at Sentinel-2's 10 m training GSD: copied pixel for pixel, no resampling.
+    assert row["sensor"] == "sentinel2" and row["crs"] == "EPSG:32633" and row["gsd"] == row["source_gsd"] == 10.0
     assert row["band_names"] == list(BANDS)
     raw = _window(PATCH, row["transform"], 32)
     bands = decode_bands(row["bands"])
@@ -284,6 +323,25 @@ def test_rgb_scaling_and_raw_bands(s2_build) -> None:
     # RGB = B4, B3, B2 as clip(round(dn / 3000 * 255), 0, 255).
     expected = np.clip(np.rint(raw[[2, 1, 0]].astype(np.float64) / 3000 * 255), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
+
+
+def test_sentinel2_rasters_without_cloud_values_say_what_to_do(s2_build, caplog) -> None:
+    """Plain raster paths carry no cloud cover: for Sentinel-2 nothing is taken as clear, and the log says why."""
+    from graft_hf.pairs.builder import build_pairs
+    from graft_hf.pairs.config import PairsBuildConfig
+
+    _, out = s2_build
+    root = out.parent
+    raster = root / "a_20170613.tif"  # the date in the name, as plain raster paths are dated
+    raster.write_bytes((root / "a.tif").read_bytes())
+    config = PairsBuildConfig(photos=str(root / "west.csv"), output_dir=str(root / "nocloud"), rasters=(str(raster),),
+                              sensor="sentinel2", crop_size=32, footprint_size=16, progress=False)  # fmt: skip
+    with caplog.at_level("WARNING", logger="graft_hf.pairs.builder"):
+        report = build_pairs(config)
+    assert report["tiles"]["sampled"] == 0 and report["photos"]["dropped"]["only_scenes_without_cloud_cover"] == 30
+    assert "unknown_cloud_cover='clear'" in caplog.text
+    config = dataclasses.replace(config, output_dir=str(root / "assumed-clear"), unknown_cloud_cover="clear")
+    assert build_pairs(config)["tiles"]["kept"] > 0
 
 
 def test_scaling_defaults_and_card_come_from_the_sensor_registry(s2_build) -> None:
@@ -297,150 +355,12 @@ def test_scaling_defaults_and_card_come_from_the_sensor_registry(s2_build) -> No
     assert (config.s2_rgb_max, config.s2_offset) == (sentinel2.value_scale, sentinel2.value_offset)
     report, out = s2_build
     card = DatasetCard.load(out / "README.md")
-    assert card.data.license == "other" and card.data.configs[0]["data_files"][0]["path"] == "data/train-*.parquet"
+    assert card.data.configs[0]["data_files"][0]["path"] == "data/train-*.parquet"
+    # Copernicus imagery has no Hub licence id: `other`, named after what it combines.
+    assert card.data.license == "other" and card.data.license_name.startswith("copernicus-sentinel-data-and-")
+    assert "Copernicus Sentinel data" in (out / "LICENSE.md").read_text()
     assert card.data.pretty_name == f"GRAFT {sentinel2.display_name} ground-satellite pairs"
     assert "`clip(round(DN / 3000 * 255), 0, 255)`" in card.text and "reflectance\n0.3 is white" in card.text
-
-
-# ---------------------------------- photo-table inputs: Parquet bytes, embeddings, timestamps, URLs, column mapping
-def _jpeg(value: int) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (4, 4), (value, 0, 0)).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-def test_parquet_photos_with_bytes_embeddings_and_urls(tmp_path: Path) -> None:
-    if not RASTER.is_file():
-        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from datasets import load_dataset
-    from rasterio.crs import CRS
-    from rasterio.warp import transform
-
-    from graft_hf.pairs.builder import build_pairs
-    from graft_hf.pairs.config import PairsBuildConfig, PhotoColumns
-
-    # Four photos 2 km apart (separate tiles): table bytes, a file:// URL, a broken URL, nothing.
-    xs, ys = [486500.0, 488500.0, 486500.0, 488500.0], [5206500.0, 5206500.0, 5208500.0, 5208500.0]
-    lons, lats = transform(CRS.from_epsg(26914), CRS.from_epsg(4326), xs, ys)
-    (tmp_path / "p1.jpg").write_bytes(_jpeg(10))
-    rng = np.random.default_rng(0)
-    embeddings = rng.normal(size=(4, 8)).astype(np.float32)
-    table = pa.table(
-        {
-            "pid": ["a", "b", "c", "d"],
-            "latitude": lats,
-            "longitude": lons,
-            "taken": pa.array([datetime(2019, 5, d, 12, tzinfo=UTC) for d in (1, 2, 3, 4)]),
-            "img": pa.array([_jpeg(0), None, None, None], type=pa.binary()),
-            "url": [None, (tmp_path / "p1.jpg").as_uri(), (tmp_path / "missing.jpg").as_uri(), None],
-            "emb": pa.array(embeddings.tolist(), type=pa.list_(pa.float32())),
-            "licence": ["CC0-1.0"] * 4,
-        }
-    )
-    pq.write_table(table, tmp_path / "photos.parquet")
-    config = PairsBuildConfig(
-        photos=str(tmp_path / "photos.parquet"),
-        output_dir=str(tmp_path / "out"),
-        rasters=(str(RASTER),),
-        crop_size=32,
-        footprint_size=16,
-        download_photo_urls=True,
-        columns=PhotoColumns(photo_id="pid", time="taken", image="img", embedding="emb"),
-        progress=False,
-    )
-    report = build_pairs(config)
-    assert report["photo_download_failed"] == 1 and report["photos"]["kept"] == 4 and report["tiles"]["kept"] == 4
-
-    rows = {r["photos"][0]["photo_id"]: r["photos"][0] for r in load_dataset(str(tmp_path / "out"), split="train")}
-    assert rows["a"]["image"] == _jpeg(0) and rows["b"]["image"] == _jpeg(10)
-    assert rows["c"]["image"] is None and rows["c"]["url"].endswith("missing.jpg") and rows["d"]["image"] is None
-    assert rows["a"]["time"] == "2019-05-01T12:00:00+00:00" and rows["a"]["license"] == "CC0-1.0"
-    for i, key in enumerate("abcd"):
-        np.testing.assert_array_equal(np.float16(rows[key]["embedding"]), embeddings[i].astype(np.float16))
-
-
-# --------------------------------- a rotated raster (rotation terms in the affine): crops, photo positions, centres
-SIZE, CROP, FOOTPRINT = 400, 64, 32
-
-
-def _rotated_raster(path: Path):
-    """Real NAIP pixels written with a 30 degree rotated 5 m grid (EPSG:26914)."""
-    import rasterio
-    from affine import Affine
-    from rasterio.windows import Window
-
-    with rasterio.open(RASTER) as src:
-        pixels = src.read([1, 2, 3], window=Window(100, 100, SIZE, SIZE))
-        crs = src.crs
-    transform = Affine.translation(487000.0, 5208500.0) @ Affine.rotation(30.0) @ Affine.scale(5.0, -5.0)
-    profile = {"driver": "GTiff", "width": SIZE, "height": SIZE, "count": 3, "dtype": "uint8", "crs": crs}
-    with rasterio.open(path, "w", transform=transform, **profile) as dst:
-        dst.write(pixels)
-    return transform, pixels
-
-
-def _photos(path: Path, transform) -> None:
-    """Photos at chosen pixels of the rotated raster (well inside, so every crop is mostly valid)."""
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp
-
-    rng = np.random.default_rng(3)
-    cols, rows = rng.uniform(60, SIZE - 60, 40), rng.uniform(60, SIZE - 60, 40)
-    xs, ys = transform @ (cols, rows)
-    lons, lats = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), xs.tolist(), ys.tolist())
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["photo_id", "lat", "lon"])
-        writer.writerows([(f"p{i}", repr(lat), repr(lon)) for i, (lon, lat) in enumerate(zip(lons, lats, strict=True))])
-
-
-def test_rotated_raster_crops_and_photo_positions(tmp_path: Path) -> None:
-    if not RASTER.is_file():
-        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
-    from affine import Affine
-    from datasets import load_dataset
-    from rasterio.crs import CRS
-    from rasterio.warp import transform as warp
-
-    from graft_hf.pairs.builder import build_pairs
-    from graft_hf.pairs.config import PairsBuildConfig
-
-    transform, pixels = _rotated_raster(tmp_path / "rotated_20200831.tif")
-    _photos(tmp_path / "photos.csv", transform)
-    config = PairsBuildConfig(
-        photos=str(tmp_path / "photos.csv"),
-        output_dir=str(tmp_path / "out"),
-        rasters=(str(tmp_path / "rotated_20200831.tif"),),
-        crop_size=CROP,
-        footprint_size=FOOTPRINT,
-        progress=False,
-    )
-    report = build_pairs(config)
-    assert report["photos"]["kept"] == 40 and report["tiles"]["dropped"] == {}
-    rows = list(load_dataset(str(tmp_path / "out"), split="train", streaming=True))
-    assert len(rows) == report["tiles"]["kept"] > 3
-    for row in rows:
-        crop = Affine(*row["transform"])
-        assert row["gsd"] == pytest.approx(5.0) and crop.b != 0, "the crop keeps the raster's rotation"
-        # Photos' crop pixel positions map back to their geotags through the stored crop transform.
-        cols = np.array([p["col"] for p in row["photos"]], dtype=np.float64)
-        rws = np.array([p["row"] for p in row["photos"]], dtype=np.float64)
-        xs, ys = crop @ (cols, rws)
-        lon, lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), xs.tolist(), ys.tolist())
-        np.testing.assert_allclose(lon, [p["lon"] for p in row["photos"]], atol=2e-7)
-        np.testing.assert_allclose(lat, [p["lat"] for p in row["photos"]], atol=2e-7)
-        assert CROP // 2 <= cols[0] < CROP // 2 + 1 and CROP // 2 <= rws[0] < CROP // 2 + 1
-        # The crop's centre and pixels: the raster's window at the crop's offset.
-        x, y = crop @ (CROP / 2, CROP / 2)
-        centre_lon, centre_lat = warp(CRS.from_epsg(26914), CRS.from_epsg(4326), [x], [y])
-        assert (row["center_lon"], row["center_lat"]) == pytest.approx((centre_lon[0], centre_lat[0]), abs=1e-9)
-        col_off, row_off = (round(v) for v in ~transform @ (crop.c, crop.f))
-        expected = pixels[:, row_off : row_off + CROP, col_off : col_off + CROP]
-        np.testing.assert_array_equal(np.asarray(row["image"]), np.moveaxis(expected, 0, -1))
 
 
 # ------------------------------------------- determinism: any workers, any num_shards split, resume after a SIGKILL
@@ -448,14 +368,15 @@ def _shards(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((out / "data").glob("train-*.parquet"))}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory):
+@pytest.fixture(scope="module", params=["photos", "random"], ids=["photo_tiles", "random_tiles"])
+def reference(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A reference build (warped to 1 m) with tiles centred on photos, and one with the random-tile ablation."""
     if not NAIP.is_dir():
         pytest.skip(f"real NAIP rasters not found at {NAIP} (../shared/data/naip-nd)")
     from graft_hf.pairs.builder import build_pairs
     from graft_hf.pairs.config import PairsBuildConfig
 
-    root = tmp_path_factory.mktemp("resume")
+    root = tmp_path_factory.mktemp(f"resume-{request.param}")
     make_photo_table(
         root / "photos.csv", "EPSG:26914", (486500, 5206200, 489900, 5208700), 120, seed=4, with_images=False
     )
@@ -467,10 +388,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory):
         footprint_size=32,
         tiles_per_shard=4,
         seed=9,
+        tile_placement=request.param,
+        random_tiles=60 if request.param == "random" else 0,
         progress=False,
     )
     report = build_pairs(config)
-    assert report["complete"] and report["shards"] >= 20
+    assert report["complete"] and report["shards"] >= 15
+    assert report["tile_placement"]["mode"] == request.param
     return config, report, _shards(root / "ref"), root
 
 
@@ -506,7 +430,7 @@ def test_changed_settings_refuse_to_resume(reference) -> None:
     from graft_hf.pairs.builder import build_pairs
 
     config, *_ = reference
-    with pytest.raises(ValueError, match="different settings"):
+    with pytest.raises(ValueError, match=r"different settings \(config.seed 9 -> 10; the inputs"):
         build_pairs(dataclasses.replace(config, seed=10))
 
 
@@ -519,6 +443,7 @@ def test_resume_after_sigkill_is_byte_identical(reference) -> None:
     for raster in config.rasters:
         command += ["--raster", raster]
     command += ["--crop-size", "128", "--footprint-size", "32", "--tiles-per-shard", "4", "--seed", "9"]
+    command += ["--tile-placement", config.tile_placement, "--random-tiles", str(config.random_tiles)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([*command, "--no-progress"], env=env, stderr=subprocess.PIPE)
     manifest = out / "_build" / "manifest"

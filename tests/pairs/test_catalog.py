@@ -123,3 +123,34 @@ def test_points_in_polygon_matches_box() -> None:
     box = ((-1.0, -0.5), (1.0, -0.5), (1.0, 1.5), (-1.0, 1.5))
     expected = (x > -1) & (x < 1) & (y > -0.5) & (y < 1.5)
     np.testing.assert_array_equal(points_in_polygon(x, y, box), expected)
+
+
+def test_unusable_scenes_are_skipped_and_counted(tmp_path: Path) -> None:
+    """A missing, a corrupt, a CRS-less and an undated raster: each skipped with its reason and file; strict raises."""
+    if not RASTER.is_file():
+        pytest.skip(f"real NAIP raster not found at {RASTER} (../shared/data/naip-nd)")
+    import rasterio
+
+    from graft_hf.pairs.catalog import SceneError, read_catalog
+
+    nocrs = tmp_path / "nocrs.tif"
+    with rasterio.open(nocrs, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
+        dst.write(np.zeros((3, 8, 8), dtype=np.uint8))
+    (tmp_path / "garbage.tif").write_bytes(b"II*\x00 this is not a tiff")
+    rows = [
+        f"{RASTER},2020-08-31",
+        "missing.tif,2020-01-01",
+        "garbage.tif,2020-01-01",
+        f"{nocrs},2020-01-01",
+        f"{RASTER.parent / 'm_4709963_se_14_1_20140720.tif'},",  # no date in the row, none in the TIFF tags
+        f"{RASTER},2020-08-31",  # listed twice
+    ]
+    (tmp_path / "catalog.csv").write_text("path,datetime\n" + "\n".join(rows) + "\n")
+    catalogue = read_catalog(str(tmp_path / "catalog.csv"), (), "naip")
+    assert [s.href for s in catalogue.scenes] == [str(RASTER)] and catalogue.listed == 6
+    assert dict(catalogue.skipped) == {"cannot_open": 2, "no_crs": 1, "no_date": 1, "duplicate_href": 1}
+    assert any("missing.tif" in e for e in catalogue.errors) and any("garbage.tif" in e for e in catalogue.errors)
+    with pytest.raises(SceneError, match=r"cannot open raster .*missing\.tif"):
+        read_catalog(str(tmp_path / "catalog.csv"), (), "naip", strict=True)
+    with pytest.raises(ValueError, match=r"none of the 1 scenes .*cannot_open.*missing\.tif"):
+        read_catalog(None, [str(tmp_path / "missing.tif")], "naip")

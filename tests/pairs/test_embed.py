@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from graft_hf.pairs.embed import EMBED_METADATA_KEY, EmbedConfig, embed_pairs, load_teacher, shard_embedding_record
-from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.pairs.schema import pairs_table
 from graft_hf_cli import main as graft_main
 from tests.helpers.pairs_shards import shard_photos, write_shard
 
@@ -64,7 +64,9 @@ def test_embed_command_end_to_end_with_tiny_clip(pairs_dir: Path, clip_dir: Path
             stored = np.asarray(photo["embedding"], dtype=np.float32)
             assert np.linalg.norm(stored) == pytest.approx(1.0, abs=2e-3)
             with torch.no_grad():
-                pixels = processor(images=Image.open(io.BytesIO(photo["image"])).convert("RGB"), return_tensors="pt")
+                pixels = processor(
+                    images=Image.open(io.BytesIO(photo["image"]["bytes"])).convert("RGB"), return_tensors="pt"
+                )
                 reference = model.get_image_features(pixel_values=pixels["pixel_values"]).pooler_output[0]
             reference = torch.nn.functional.normalize(reference, dim=-1).numpy()
             np.testing.assert_allclose(stored, reference, atol=2e-3)
@@ -148,7 +150,7 @@ def test_repeated_texts_are_embedded_once_with_the_same_vectors(tmp_path: Path) 
         for row in table:
             for k, photo in enumerate(row["photos"]):
                 photo["text"] = None if photo["text"] is None else f"repeated text {k % 2}"
-        pq.write_table(pa.Table.from_pylist(table, schema=pairs_arrow_schema()), path)
+        pq.write_table(pairs_table(table), path)
     teacher = _CountingTextTeacher()
     report = embed_pairs(EmbedConfig(pairs=str(tmp_path), teacher="counting", text=True, batch_size=1), teacher)
     assert sorted(teacher.seen) == ["repeated text 0"]  # the only text at an even index: embedded exactly once
@@ -157,3 +159,18 @@ def test_repeated_texts_are_embedded_once_with_the_same_vectors(tmp_path: Path) 
     vectors = [p["text_embedding"] for path in (tmp_path / "data").glob("*.parquet") for p in shard_photos(path)]
     filled = [torch.tensor(v, dtype=torch.float16) for v in vectors if v is not None]
     assert len(filled) == 4 and all(torch.equal(v, expected) for v in filled)
+
+
+def test_shards_with_untyped_photo_bytes_still_embed(tmp_path: Path, clip_dir: Path) -> None:
+    """Shards written before photo images became an Image feature (plain binary) embed the same and keep their type."""
+    typed, legacy = tmp_path / "typed" / "data" / "train-0.parquet", tmp_path / "legacy" / "data" / "train-0.parquet"
+    write_shard(typed, 1)
+    write_shard(legacy, 1, legacy=True)
+    assert pq.read_schema(legacy).field("photos").type.value_type.field("image").type == pa.binary()
+    teacher = load_teacher(str(clip_dir), device="cpu")
+    for path in (typed, legacy):
+        report = embed_pairs(EmbedConfig(pairs=str(path.parent.parent), teacher=str(clip_dir), device="cpu"), teacher)
+        assert report.photos_embedded == 3 and report.photos_skipped == {}
+    assert pq.read_schema(legacy).field("photos").type.value_type.field("image").type == pa.binary()
+    embeddings = [[p["embedding"] for p in shard_photos(path)] for path in (typed, legacy)]
+    assert embeddings[0] == embeddings[1]

@@ -22,7 +22,7 @@ from graft_hf.pairs.loader import (
     collate_pairs,
     open_pairs_stream,
 )
-from graft_hf.pairs.schema import pairs_arrow_schema
+from graft_hf.pairs.schema import pairs_arrow_schema, pairs_table
 
 CROP = 448
 DIM = 8
@@ -111,7 +111,7 @@ def write_tiny_pairs(root: Path, num_shards: int = 4, tiles_per_shard: int = 5, 
                     "photos": [photos[i] for i in keep],
                     "colours": np.stack([colours[i] for i in keep]),
                 }
-        table = pa.Table.from_pylist(rows, schema=pairs_arrow_schema())
+        table = pairs_table(rows)
         pq.write_table(table, root / "data" / f"train-{shard:05d}-of-{num_shards:05d}.parquet")
     return expected
 
@@ -281,6 +281,26 @@ def test_on_the_fly_pixels_target_and_bad_photo_bytes(tiny_pairs) -> None:
         PairsIterableDataset(stream, config, None)
 
 
+def test_photo_images_typed_or_untyped_give_the_same_pixel_targets(tmp_path: Path) -> None:
+    """Image-typed photo bytes (new shards) and plain binary ones (older shards) both feed on-the-fly targets."""
+    from tests.helpers.pairs_shards import write_shard
+
+    def preprocess(image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(image.resize((8, 8)), dtype=np.float32)).permute(2, 0, 1) / 255
+
+    samples = {}
+    for legacy in (False, True):
+        root = tmp_path / f"legacy{legacy}"
+        write_shard(root / "data" / "train-00000-of-00001.parquet", 1, legacy=legacy)
+        (root / "README.md").write_text(README)
+        config = _config(root, target="auto", train=False, batch_size=1, view_size=16)
+        loader = build_pairs_dataloader(config, preprocess)
+        samples[legacy] = [batch["ground_pixel_values"] for batch in loader]
+        assert loader.dataset.config.target == "pixels" and len(samples[legacy]) == 2
+    for typed, untyped in zip(samples[False], samples[True], strict=True):
+        torch.testing.assert_close(typed, untyped, rtol=0, atol=0)
+
+
 def test_auto_target_without_embeddings_names_the_fix(tmp_path: Path) -> None:
     root = tmp_path / "pairs"
     write_tiny_pairs(root, num_shards=1, tiles_per_shard=1)  # its only tile has no embedding
@@ -342,7 +362,7 @@ def test_arrow_rows_skip_null_photo_lists_and_null_embeddings(tiny_pairs) -> Non
         {**base, "row": 10.0 + k, "col": 20.0, "text_embedding": None if k == 1 else [float(k)] * DIM} for k in range(3)
     ]
     dataset = PairsIterableDataset(None, config)
-    table = pa.Table.from_pylist([row], schema=pairs_arrow_schema())
+    table = pairs_table([row])
     sample = dataset.prepare_arrow(table)
     assert sample["ground_embeds"][:, 0].tolist() == [0.0, 2.0]
     assert sample["ground_pixel_coords"][:, 0].tolist() == [10.0 - (CROP - 224) / 2, 12.0 - (CROP - 224) / 2]
@@ -368,7 +388,7 @@ def test_image_and_text_targets_side_by_side(tiny_pairs, arrow: bool) -> None:
         for k in range(4)
     ]
     dataset = PairsIterableDataset(None, _config(root, target="image+text", train=False))
-    table = pa.Table.from_pylist([row], schema=pairs_arrow_schema())
+    table = pairs_table([row])
     sample = dataset.prepare_arrow(table) if arrow else dataset.prepare(row)
     assert sample["ground_embeds"][:, 0].tolist() == [0.0, 3.0]
     assert sample["ground_text_embeds"][:, 0].tolist() == [0.0, -3.0]
@@ -407,7 +427,7 @@ def test_right_angle_views_of_a_whole_small_tile(tmp_path: Path) -> None:
         "raster": "x",
         "photos": [photo],
     }
-    pq.write_table(pa.Table.from_pylist([row], schema=pairs_arrow_schema()), tmp_path / "data" / "train-0.parquet")
+    pq.write_table(pairs_table([row]), tmp_path / "data" / "train-0.parquet")
     config = _config(tmp_path, target="embedding", view_size=64, right_angles=True, translate=True)
     dataset = PairsIterableDataset(None, config)
     mean, std = np.asarray(OPENAI_CLIP_MEAN), np.asarray(OPENAI_CLIP_STD)

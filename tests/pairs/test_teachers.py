@@ -53,7 +53,9 @@ def test_tiny_open_clip_teacher(pairs_dir: Path, tmp_path: Path) -> None:
     photos = {p["photo_id"]: p for p in shard_photos(pairs_dir / "data" / "train-00001-of-00002.parquet")}
     photo = photos["s1t1p1"]
     with torch.no_grad():
-        reference = model.eval().encode_image(preprocess(Image.open(io.BytesIO(photo["image"])).convert("RGB"))[None])
+        reference = model.eval().encode_image(
+            preprocess(Image.open(io.BytesIO(photo["image"]["bytes"])).convert("RGB"))[None]
+        )
     reference = torch.nn.functional.normalize(reference, dim=-1)[0].numpy()
     np.testing.assert_allclose(np.asarray(photo["embedding"], np.float32), reference, atol=2e-3)
     record = shard_embedding_record(pairs_dir / "data" / "train-00001-of-00002.parquet")["embedding"]

@@ -267,7 +267,9 @@ def test_rerun_needs_resume_or_overwrite_and_matching_settings(model_dir, tmp_pa
     run_region_map(_config(tmp_path / "scene.tif", model_dir, out, gsd="native", png=False))
     with pytest.raises(ValueError, match="resume=True.*overwrite=True"):
         run_region_map(_config(tmp_path / "scene.tif", model_dir, out, gsd="native", png=False))
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(
+        ValueError, match=r"different settings \(queries \[\"farmland\", \"a road\"\] -> \[\"x\", \"y\"\]\)"
+    ):
         run_region_map(
             _config(tmp_path / "scene.tif", model_dir, out, gsd="native", png=False, queries=("x", "y"), resume=True)
         )

@@ -94,3 +94,10 @@ def test_check_run_sees_later_changes() -> None:
 
 def test_parse_overrides_nests() -> None:
     assert parse_overrides(["a.b=1", "a.c=x", "d=[1, 2]"]) == {"a": {"b": 1, "c": "x"}, "d": [1, 2]}
+
+
+def test_a_file_that_is_not_yaml_is_named(tmp_path) -> None:
+    for name, content in (("bad.yaml", b"train: [unclosed\n"), ("binary.yaml", b"\xff\xfe\x00bad")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ConfigError, match=f"cannot read {tmp_path / name} as YAML"):
+            load_train_config(tmp_path / name)

@@ -207,7 +207,7 @@ def test_two_process_run_keeps_replicas_equal(tmp_path: Path, train_pairs) -> No
     assert max(r["image_num_ground"] for r in records) > 6
     assert all(r["image_num_anchors"] == 2 for r in records)  # per-rank anchors, averaged over ranks
     assert (run / "model" / "model.safetensors").is_file()
-    assert (run / "checkpoints" / "step-00000004" / "random_states_1.pkl").is_file()
+    assert (run / "checkpoints" / "step-00000004" / "rng_state_1.json").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------- LR schedule
