@@ -48,7 +48,12 @@ def _add_photos(commands: argparse._SubParsersAction) -> None:
         ),
     )
     where = parser.add_argument_group("region, dates and source")
-    where.add_argument("--bbox", type=_bbox, metavar="WEST,SOUTH,EAST,NORTH", help="region as a box in degrees (WGS84); write --bbox=... when WEST is negative")
+    where.add_argument(
+        "--bbox",
+        type=_bbox,
+        metavar="WEST,SOUTH,EAST,NORTH",
+        help="region as a box in degrees (WGS84); write --bbox=... when WEST is negative",
+    )
     add_fields(
         parser, _MODULE, "CollectPhotosConfig", only=("region", "start", "end", "yfcc", "output"), flags=_OUTPUT,
         required=("output", "start", "end"), metavars={"region": "FILE.geojson", "yfcc": "PATH"}, group=where,

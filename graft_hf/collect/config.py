@@ -17,6 +17,7 @@ from graft_hf.config import config_dataclass, require
 
 __all__ = ["CollectPhotosConfig", "DownloadConfig", "ImageryConfig"]
 
+
 @config_dataclass
 class CollectPhotosConfig:
     """What ``graft collect photos`` collects and how (Flickr API or a YFCC100M dump).

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from graft_hf.collect.licenses import DEFAULT_LICENSE_IDS
-from tests.helpers.flickr_server import API_KEY, API_SECRET, FlickrState, build_app, make_population
-from tests.helpers.loopback import LoopbackServer
+from tests.helpers.flickr_server import API_KEY, API_SECRET, make_population, serve_flickr
 
 #: A 0.1 x 0.05 degree box over the real NAIP rasters of ../shared/data/naip-nd (North Dakota).
 BBOX = (-99.2, 47.0, -99.1, 47.05)
@@ -35,9 +34,7 @@ def expected_ids(photos: list[dict], bbox=BBOX, licenses=DEFAULT_LICENSE_IDS, mi
 def flickr():
     """A running Flickr API over 2,000 photos (a dense "town" of 1,200 in a 0.004 degree box), cap 200."""
     photos = make_population(800, BBOX, seed=3, cluster=(-99.15, 47.02, 0.002, 1200), noise=False)
-    state = FlickrState(photos, cap=200)
-    with LoopbackServer(build_app(state), "flickr") as server:
-        state.endpoint = f"{server.url}/services/rest/"
+    with serve_flickr(photos, cap=200) as state:
         yield state
 
 

@@ -13,8 +13,7 @@ import pytest
 
 from graft_hf_cli import main
 from tests.helpers.data import shared_data
-from tests.helpers.flickr_server import API_KEY, API_SECRET, FlickrState, make_population
-from tests.helpers.flickr_server import build_app as flickr_app
+from tests.helpers.flickr_server import API_KEY, API_SECRET, make_population, serve_flickr
 from tests.helpers.loopback import LoopbackServer
 from tests.helpers.photo_server import PhotoHost
 from tests.helpers.photo_server import build_app as photo_app
@@ -39,9 +38,7 @@ def servers(tmp_path):
         photos = make_population(180, BBOX, seed=11, image_base=f"{host.url}/photos", noise=False)
         for copy, original in zip(photos[:3], photos[3:6], strict=True):  # same picture, another id and spot
             copy["url_z"] = original["url_z"]
-        state = FlickrState(photos, cap=60)
-        with LoopbackServer(flickr_app(state), "flickr") as flickr, StacServer(tmp_path / "stac-root") as stac:
-            state.endpoint = f"{flickr.url}/services/rest/"
+        with serve_flickr(photos, cap=60) as state, StacServer(tmp_path / "stac-root") as stac:
             items = [naip_item(p, stac.href(p)) for p in naip_cogs(tmp_path / "stac-root" / "stac")]
             write_catalog(tmp_path / "stac-root", {"naip": items})
             yield state, stac

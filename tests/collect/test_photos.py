@@ -16,8 +16,7 @@ import pytest
 
 from graft_hf.collect.photos import collect_photos, report_paths
 from tests.collect.conftest import BBOX, CREDENTIALS, DATES, collect_config, expected_ids, ids_of
-from tests.helpers.flickr_server import API_KEY, API_SECRET, FlickrState, build_app, make_population
-from tests.helpers.loopback import LoopbackServer
+from tests.helpers.flickr_server import API_KEY, API_SECRET, make_population, serve_flickr
 from tests.helpers.yfcc_dump import write_dump
 
 
@@ -25,9 +24,7 @@ from tests.helpers.yfcc_dump import write_dump
 def noisy():
     """A population with every kind of photo a real one has: other licences, coarse geotags, videos, unknown dates."""
     photos = make_population(1500, BBOX, seed=5, cluster=(-99.15, 47.02, 0.003, 1500), noise=True)
-    state = FlickrState(photos, cap=200)
-    with LoopbackServer(build_app(state), "flickr-noisy") as server:
-        state.endpoint = f"{server.url}/services/rest/"
+    with serve_flickr(photos, cap=200, name="flickr-noisy") as state:
         yield state
 
 

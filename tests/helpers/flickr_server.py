@@ -14,10 +14,12 @@ a body that is not JSON, or blocking until released (to kill a client mid-run).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl
@@ -262,3 +264,14 @@ def build_app(state: FlickrState) -> Starlette:
         return Response(json.dumps(search(state, params)), media_type="application/json")
 
     return Starlette(routes=[Route("/services/rest/", rest, methods=["POST", "GET"])])
+
+
+@contextlib.contextmanager
+def serve_flickr(photos: list[dict], cap: int = 4000, name: str = "flickr") -> Iterator[FlickrState]:
+    """``with serve_flickr(photos, cap) as state:`` a running API; ``state.endpoint`` is its REST URL."""
+    from tests.helpers.loopback import LoopbackServer
+
+    state = FlickrState(photos, cap=cap)
+    with LoopbackServer(build_app(state), name) as server:
+        state.endpoint = f"{server.url}/services/rest/"
+        yield state
