@@ -104,3 +104,5 @@ def test_region_and_dates_to_three_training_steps(tmp_path, servers, capsys, mon
         np.isfinite(s["loss"]) for s in steps if "loss" in s
     )
     assert (run / "model" / "model.safetensors").is_file()
+    written = [f for f in tmp_path.rglob("*") if f.is_file()]  # tables, state, reports, shards, card, run
+    assert not [f for f in written if API_KEY.encode() in f.read_bytes() or API_SECRET.encode() in f.read_bytes()]
