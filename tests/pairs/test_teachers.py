@@ -96,3 +96,16 @@ def test_sentence_transformers_teacher_matches_mean_pooling() -> None:
     stored = torch.nn.functional.normalize(teacher.embed_texts(texts), dim=-1).half()
     reference = torch.nn.functional.normalize(_mean_pooled(str(minilm), texts), dim=-1).half()
     torch.testing.assert_close(stored, reference, atol=1e-3, rtol=0)
+
+
+def test_clip_teacher_batch_preprocessing_equals_per_image(tmp_path: Path) -> None:
+    from tests.helpers.tiny_clip import save_tiny_clip
+
+    teacher = load_teacher(str(save_tiny_clip(tmp_path / "clip", image_size=64, patch_size=16)), device="cpu")
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(48, 80), (200, 90), (64, 64)]
+    ]
+    batch = teacher.preprocess_batch(images)
+    assert batch.shape == (3, 3, 64, 64)
+    assert torch.equal(batch, torch.stack([teacher.preprocess(image) for image in images]))
