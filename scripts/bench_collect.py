@@ -15,6 +15,8 @@ not share this process's GIL):
 * ``filter``: ``filter_photos`` over the downloaded photos: pHash + zero-shot outdoor score with a tiny random
   224 px CLIP teacher (what the tests use), and pHash alone. A real ViT-B/16 teacher costs what ``graft pairs
   embed`` costs per photo (``scripts/bench_encoder.py``): the image-decode part measured here stays the same.
+  The teacher runs once with torch's default threads and once with one: on a machine whose cores are busy with
+  other work, torch's thread pool oversubscribes them and small per-image ops slow down many times over.
 
 Usage::
 
@@ -46,6 +48,7 @@ if str(ROOT) not in sys.path:  # the loopback servers live in the test suite (te
     sys.path.insert(0, str(ROOT))
 
 import pyarrow.parquet as pq  # noqa: E402
+import torch  # noqa: E402
 
 from graft_hf.collect.config import CollectPhotosConfig, DownloadConfig  # noqa: E402
 from graft_hf.collect.download import download_photos  # noqa: E402
@@ -158,8 +161,8 @@ def _download(cfg: BenchConfig, photos: Path, work: Path, workers: int, round_: 
     return _timed(download_photos, config)
 
 
-def _filter(photos: Path, work: Path, teacher: Path | None, round_: int) -> tuple[float, dict]:
-    name = "teacher" if teacher is not None else "phash"
+def _filter(photos: Path, work: Path, teacher: Path | None, round_: int, torch_threads: int) -> tuple[float, dict]:
+    name = f"teacher-{torch_threads}" if teacher is not None else "phash"
     config = FilterConfig(
         photos=str(photos), output=str(work / f"filter-{name}-{round_}" / "kept.parquet"),
         teacher=None if teacher is None else str(teacher), outdoor_threshold=0.0, device="cpu", threads=2,
@@ -192,9 +195,16 @@ def _stage_rates(cfg: BenchConfig, work: Path) -> tuple[dict[str, list[float]], 
                     result["photos_downloaded"] / seconds
                 )
                 downloaded = work / f"download-{workers}-{r}" / "photos.parquet"
-            for name, scorer in (("filter (pHash + tiny teacher)", teacher), ("filter (pHash only)", None)):
-                seconds, report = _filter(downloaded, work, scorer, r)
+            threads = torch.get_num_threads()
+            for name, scorer, torch_threads in (
+                ("filter (pHash + tiny teacher)", teacher, threads),
+                ("filter (pHash + tiny teacher, 1 torch thread)", teacher, 1),
+                ("filter (pHash only)", None, threads),
+            ):
+                torch.set_num_threads(torch_threads)
+                seconds, report = _filter(downloaded, work, scorer, r, torch_threads)
                 rates.setdefault(name, []).append(report["photos_read"] / seconds)
+            torch.set_num_threads(threads)
     return rates, facts
 
 
@@ -221,8 +231,9 @@ def run(cfg: BenchConfig) -> dict:
         f"a million photos take {flickr_hours:.2f} h of API time per key"
     )
     d1, d2 = medians["download (1 worker)"], medians["download (2 workers)"]
+    teacher, single = medians["filter (pHash + tiny teacher)"], medians["filter (pHash + tiny teacher, 1 torch thread)"]
     print(f"download 2 workers / 1 worker = {d2 / d1:.2f}; filter teacher / pHash only = "
-          f"{medians['filter (pHash + tiny teacher)'] / medians['filter (pHash only)']:.2f}")  # fmt: skip
+          f"{teacher / medians['filter (pHash only)']:.2f}; teacher 1 torch thread / default = {single / teacher:.2f}")  # fmt: skip
     return out
 
 
