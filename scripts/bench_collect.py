@@ -222,9 +222,9 @@ def run(cfg: BenchConfig) -> dict:
         for name, rate in medians.items()
     }
     out["flickr_rate_limited_hours_per_million"] = flickr_hours
-    print(f"\n{'stage':34s} {'photos/s':>10s} {'x slowest':>10s} {'h / 1M photos':>14s}")
+    print(f"\n{"stage":46s} {'photos/s':>10s} {'x slowest':>10s} {'h / 1M photos':>14s}")
     for name, row in out["stages"].items():
-        print(f"{name:34s} {row['photos_per_s']:10.1f} {row['x_slowest']:10.2f} {row['hours_per_million']:14.2f}")
+        print(f"{name:46s} {row['photos_per_s']:10.1f} {row['x_slowest']:10.2f} {row['hours_per_million']:14.2f}")
     print(
         f"\ncollect: {facts['photos_found']} photos in {facts['api_calls']} API calls ({calls_per_photo:.4f} per "
         f"photo, {facts['query_cells_split']} cells split over the cap of {FLICKR_CAP}); at Flickr's 3,600 calls/h "
