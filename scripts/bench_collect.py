@@ -222,7 +222,7 @@ def run(cfg: BenchConfig) -> dict:
         for name, rate in medians.items()
     }
     out["flickr_rate_limited_hours_per_million"] = flickr_hours
-    print(f"\n{"stage":46s} {'photos/s':>10s} {'x slowest':>10s} {'h / 1M photos':>14s}")
+    print(f"\n{'stage':46s} {'photos/s':>10s} {'x slowest':>10s} {'h / 1M photos':>14s}")
     for name, row in out["stages"].items():
         print(f"{name:46s} {row['photos_per_s']:10.1f} {row['x_slowest']:10.2f} {row['hours_per_million']:14.2f}")
     print(
