@@ -130,6 +130,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_build_arguments(build)
     build.set_defaults(handler=_run_build)
 
+    from graft_hf_cli import _pairs_filter
+
+    filter_parser = commands.add_parser("filter", help="drop duplicate, indoor and near-duplicate photos (optional)")
+    _pairs_filter.add_arguments(filter_parser)
+    filter_parser.set_defaults(handler=_pairs_filter.run)
+
     if importlib.util.find_spec(f"{__package__}._pairs_embed") is not None:
         embed_module = importlib.import_module(f"{__package__}._pairs_embed")
         embed = commands.add_parser("embed", help="compute frozen CLIP embeddings of the shards' ground photos")

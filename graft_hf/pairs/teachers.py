@@ -76,10 +76,14 @@ class Teacher:
         """Text embeddings, ``batch`` strings -> ``(batch, dim)`` float32 on the CPU (not necessarily normalised)."""
         raise ValueError(f"teacher {self.teacher_id!r} has no text tower; use a CLIP, open_clip or text encoder")
 
+    def preprocess_batch(self, images: list[Image.Image]) -> torch.Tensor:
+        """RGB photos to the teacher's input, shape ``(batch, 3, height, width)`` (equal to stacked ``preprocess``)."""
+        return torch.stack([self.preprocess(image) for image in images])
+
     @torch.inference_mode()
     def embed_images(self, images: list[Image.Image]) -> torch.Tensor:
         """Image embeddings of RGB photos, ``(batch, dim)`` float32 on the CPU, not normalised."""
-        pixel_values = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        pixel_values = self.preprocess_batch(images).to(self.device)
         return self.embed_pixel_values(pixel_values).float().cpu()
 
 
@@ -124,6 +128,10 @@ class ClipTeacher(Teacher):
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self._image_processor()(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def preprocess_batch(self, images: list[Image.Image]) -> torch.Tensor:
+        # One processor call per batch (same-size images are normalised as one tensor): the values of per-image calls.
+        return self._image_processor()(images=images, return_tensors="pt")["pixel_values"]
 
     def embed_pixel_values(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return _features(self.model.get_image_features(pixel_values=pixel_values))

@@ -86,3 +86,16 @@ def test_sentence_teacher_is_a_graft_text_tower(tmp_path: Path) -> None:
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_max_tokens": True}))
     with pytest.raises(RuntimeError, match="teacher: .*exactly one of mean or cls"):
         load_teacher(str(folder), "sentence", device="cpu")
+
+
+def test_clip_teacher_batch_preprocessing_equals_per_image(tmp_path: Path) -> None:
+    from tests.helpers.tiny_clip import save_tiny_clip
+
+    teacher = load_teacher(str(save_tiny_clip(tmp_path / "clip", image_size=64, patch_size=16)), device="cpu")
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(48, 80), (200, 90), (64, 64)]
+    ]
+    batch = teacher.preprocess_batch(images)
+    assert batch.shape == (3, 3, 64, 64)
+    assert torch.equal(batch, torch.stack([teacher.preprocess(image) for image in images]))
