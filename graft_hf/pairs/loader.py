@@ -6,10 +6,12 @@ Data flow::
       -> .shuffle(seed, buffer_size)                   # shard order + example buffer (train only)
       -> split_dataset_by_node(rank, world_size)       # whole shards per node when they divide evenly
       -> PairsIterableDataset                          # DataLoader workers read distinct shards
+           rows read as Arrow tables of ARROW_ROWS rows (precomputed targets), in the stream's order
            decode crop; draw a random rotated/translated 224 view (or the centre view); targets per photo
            geometry="batched" (default): keep the 8-bit crop and the view's parameters
            geometry="per_sample": resample the view with PIL, CLIP-normalise, photo (row, col) -> view coordinates
-      -> collate_pairs                                 # ragged photo counts packed with masks
+      -> collate_pairs                                 # ragged photo counts packed with masks; crops stacked
+                                                       # channels-last, as decoded (one contiguous copy)
       -> render_batch_views (geometry="batched")       # on the training device: one grid_sample per batch
 
 The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
@@ -67,6 +69,7 @@ from graft_hf.pairs.schema import photo_image_bytes
 from graft_hf.workers import exit_with_parent
 
 __all__ = [
+    "ARROW_ROWS",
     "PRECOMPUTED_TARGETS",
     "LoaderConfig",
     "PairsIterableDataset",
