@@ -6,10 +6,12 @@ Data flow::
       -> .shuffle(seed, buffer_size)                   # shard order + example buffer (train only)
       -> split_dataset_by_node(rank, world_size)       # whole shards per node when they divide evenly
       -> PairsIterableDataset                          # DataLoader workers read distinct shards
+           rows read as Arrow tables of ARROW_ROWS rows (precomputed targets), in the stream's order
            decode crop; draw a random rotated/translated 224 view (or the centre view); targets per photo
            geometry="batched" (default): keep the 8-bit crop and the view's parameters
            geometry="per_sample": resample the view with PIL, CLIP-normalise, photo (row, col) -> view coordinates
-      -> collate_pairs                                 # ragged photo counts packed with masks
+      -> collate_pairs                                 # ragged photo counts packed with masks; crops stacked
+                                                       # channels-last, as decoded (one contiguous copy)
       -> render_batch_views (geometry="batched")       # on the training device: one grid_sample per batch
 
 The batch (the contract between loader and training task): ``pixel_values (batch, 3, 224, 224)``, ``ground_embeds
@@ -67,6 +69,7 @@ from graft_hf.pairs.schema import photo_image_bytes
 from graft_hf.workers import exit_with_parent
 
 __all__ = [
+    "ARROW_ROWS",
     "PRECOMPUTED_TARGETS",
     "LoaderConfig",
     "PairsIterableDataset",
@@ -89,6 +92,8 @@ PRECOMPUTED_TARGETS: dict[str, dict[str, str]] = {
     "text_embedding": {"ground_embeds": "text_embedding"},
     "image+text": {"ground_embeds": "embedding", "ground_text_embeds": "text_embedding"},
 }
+#: Rows of an Arrow stream read as one table by :meth:`PairsIterableDataset.prepare_arrow_rows`.
+ARROW_ROWS = 64
 #: A kept photo: ``(row, col, targets)`` with one tensor per batch key of the target.
 _Photo = tuple[float, float, tuple[torch.Tensor, ...]]
 
@@ -332,8 +337,7 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.stats = Counter()
-        for row in self.stream:
-            sample = self.prepare_arrow(row) if isinstance(row, pa.Table) else self.prepare(row)
+        for sample in self._stream_samples():
             if sample is not None:
                 yield sample
         worker = torch.utils.data.get_worker_info()
@@ -379,31 +383,68 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
                 kept.append((float(photo["row"]), float(photo["col"]), targets))
         return self._sample(str(row["tile_id"]), row["image"], kept)
 
+    def _stream_samples(self) -> Iterator[dict[str, Any] | None]:
+        """Samples (``None`` for a skipped tile) of the stream's rows, in the stream's order.
+
+        One-row tables (a stream opened with ``arrow=True``) are gathered :data:`ARROW_ROWS` at a time and read as
+        one table by :meth:`prepare_arrow_rows`, which pays the Arrow calls per group instead of per row. The
+        stream, its order, its shuffle buffer and its sharding are untouched: the samples are those of the
+        one-row path, in its order.
+        """
+        pending: list[pa.Table] = []
+        for row in self.stream:
+            if not isinstance(row, pa.Table):
+                yield self.prepare(row)
+                continue
+            pending.append(row)
+            if len(pending) == ARROW_ROWS:
+                yield from self.prepare_arrow_rows(pa.concat_tables(pending))
+                pending = []
+        if pending:
+            yield from self.prepare_arrow_rows(pa.concat_tables(pending))
+
     def prepare_arrow(self, table: pa.Table) -> dict[str, Any] | None:
         """:meth:`prepare` for a one-row ``pyarrow.Table`` (a stream opened with ``arrow=True``).
-
-        Precomputed targets are read from the Arrow buffers as one array per column; decoded photos go through
-        :meth:`prepare`. The sample is identical to the one :meth:`prepare` builds.
 
         Args:
             table: One shard row as a table.
 
         Returns:
-            The sample dict, or ``None``.
+            The sample dict (identical to the one :meth:`prepare` builds), or ``None``.
+        """
+        return self.prepare_arrow_rows(table)[0]
+
+    def prepare_arrow_rows(self, table: pa.Table) -> list[dict[str, Any] | None]:
+        """:meth:`prepare` for each row of a ``pyarrow.Table`` of shard rows, in order.
+
+        Precomputed targets are read from the Arrow buffers as one array per column for the whole table; decoded
+        photos go through :meth:`prepare`. Each sample is identical to the one :meth:`prepare` builds.
+
+        Args:
+            table: Shard rows (any number).
+
+        Returns:
+            One sample dict, or ``None`` (counted in :attr:`stats`), per row.
         """
         if self._columns is None:
-            return self.prepare(table.to_pylist()[0])
-        photos = table.column("photos").combine_chunks()
-        kept: list[_Photo] = []
-        if len(photos) and photos.is_valid()[0].as_py():
-            structs = photos.flatten()  # (num_photos,) struct array of this row's photos
-            if len(structs):
-                kept = self._arrow_targets(structs)
-        image = table.column("image")[0].as_py()
-        return self._sample(str(table.column("tile_id")[0].as_py()), image, kept)
+            return [self.prepare(row) for row in table.to_pylist()]
+        photos = table.column("photos").combine_chunks()  # (rows,) list of photo structs
+        counts = pc.fill_null(pc.list_value_length(photos), 0).to_numpy(zero_copy_only=False)
+        structs = photos.flatten()  # (photos of all rows,) struct array; null lists contribute none
+        per_photo = self._arrow_targets(structs) if len(structs) else []
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        tile_ids = table.column("tile_id").to_pylist()
+        images = table.column("image").to_pylist()
+        return [
+            self._sample(
+                str(tile_ids[i]), images[i], [p for p in per_photo[bounds[i] : bounds[i + 1]] if p is not None]
+            )
+            for i in range(table.num_rows)
+        ]
 
-    def _arrow_targets(self, structs: pa.StructArray) -> list[_Photo]:
-        """The photos of one row (a struct array) that carry every target column, with their targets."""
+    def _arrow_targets(self, structs: pa.StructArray) -> list[_Photo | None]:
+        """Per photo of a struct array of photos: the photo with its targets, or ``None`` (counted) when it lacks
+        one of the target columns."""
         assert self._columns is not None
         usable = np.asarray(structs.is_valid(), dtype=bool)
         columns = []  # per target column: (all values, start offset of each photo)
@@ -422,10 +463,12 @@ class PairsIterableDataset(torch.utils.data.IterableDataset):
             (
                 float(rows[i]),
                 float(cols[i]),
-                # Views into the row's own float32 arrays: _sample stacks them once.
+                # Views into the table's own float32 arrays: _sample stacks them once.
                 tuple(torch.from_numpy(values[starts[i] : starts[i + 1]]) for values, starts in columns),
             )
-            for i in np.flatnonzero(usable)
+            if usable[i]
+            else None
+            for i in range(len(structs))
         ]
 
     def _sample(self, tile_id: str, image: Any, kept: list[_Photo]) -> dict[str, Any] | None:
@@ -510,7 +553,7 @@ def collate_pairs(samples: list[dict[str, Any]]) -> dict[str, Any]:
                 f"crops of different sizes in one batch ({sorted(shapes)}): batched geometry stacks the crops; "
                 "build the pairs with one crop_size or use geometry='per_sample'"
             )
-        batch["crops"] = _stack([s["crop"] for s in samples])
+        batch["crops"] = _stack_crops([s["crop"] for s in samples])
         batch["views"] = torch.stack([s["view"] for s in samples])
         batch["render"] = samples[0]["render"]
     else:
@@ -536,6 +579,20 @@ def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
     storage = first.untyped_storage()._new_shared(len(tensors) * first.numel() * first.element_size())
     out = first.new(storage).resize_(len(tensors), *first.shape)
     return torch.stack(tensors, out=out)
+
+
+def _stack_crops(crops: list[torch.Tensor]) -> torch.Tensor:
+    """Stack ``(3, height, width)`` uint8 crops into ``(batch, 3, height, width)`` with one memory copy each.
+
+    Decoders give channels-last memory (``decode_image`` returns a ``(3, height, width)`` view of its ``(height,
+    width, 3)`` output); those are stacked as ``(batch, height, width, 3)`` and returned as a ``(batch, 3, height,
+    width)`` view (channels-last strides), which :func:`render_views` reads as is, instead of a strided gather per
+    pixel (4x slower, measured by ``scripts/bench_input.py``).
+    """
+    channels_last = [crop.permute(1, 2, 0) for crop in crops]
+    if all(crop.is_contiguous() for crop in channels_last):
+        return _stack(channels_last).permute(0, 3, 1, 2)
+    return _stack(crops)
 
 
 def _padded(samples: list[dict[str, Any]], key: str, counts: list[int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import graft_hf.pairs.loader as loader_module
 from graft_hf.pairs.loader import (
     OPENAI_CLIP_MEAN,
     OPENAI_CLIP_STD,
@@ -353,6 +354,52 @@ def test_arrow_rows_give_the_same_samples_as_python_rows(tiny_pairs, train: bool
         compared += 1
     assert compared == len(expected)
     assert slow.stats == fast.stats  # skipped tiles, photos without embedding, photos over max_photos
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_arrow_tables_of_many_rows_give_the_one_row_samples(tiny_pairs, monkeypatch, train: bool) -> None:
+    """The loader reads its Arrow stream in groups of rows: the same samples, stats and order as row by row."""
+    root, _ = tiny_pairs
+    config = _config(root, target="embedding", train=train, max_photos=2, geometry="batched")
+    tables = list(open_pairs_stream(config, arrow=True))
+    row = tables[0].to_pylist()[0]
+    odd = [
+        pa.Table.from_pylist([{**row, "tile_id": "no-photos", "photos": None}], schema=tables[0].schema),
+        pairs_table([{**row, "tile_id": "null-embedding", "photos": [{**row["photos"][0], "embedding": None}]}]),
+    ]
+    tables = [tables[0], *odd, *tables[1:]]
+    one_by_one, grouped = PairsIterableDataset(None, config), PairsIterableDataset(None, config)
+    expected = [one_by_one.prepare_arrow(table) for table in tables]
+    got = grouped.prepare_arrow_rows(pa.concat_tables([t.cast(tables[0].schema) for t in tables]))
+    assert len(got) == len(expected) and got[1] is None and got[2] is None
+    for a, b in zip(expected, got, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a["tile_id"] == b["tile_id"] and a.keys() == b.keys()
+            for key in ("crop", "view", "ground_embeds", "ground_crop_coords"):
+                assert torch.equal(a[key], b[key]), key
+    assert one_by_one.stats == grouped.stats
+    monkeypatch.setattr(loader_module, "ARROW_ROWS", 3)  # groups end inside the stream
+    rows = PairsIterableDataset(open_pairs_stream(config), config)
+    groups = PairsIterableDataset(open_pairs_stream(config, arrow=True), config)
+    for epoch in (0, 1):
+        rows.set_epoch(epoch)
+        groups.set_epoch(epoch)
+        assert [s["tile_id"] for s in rows] == [s["tile_id"] for s in groups]
+
+
+def test_collate_stacks_decoded_crops_channels_last(tiny_pairs) -> None:
+    """Decoded crops (channels-last memory) are stacked with one contiguous copy and equal a plain stack."""
+    root, _ = tiny_pairs
+    dataset = PairsIterableDataset(None, _config(root, target="embedding", geometry="batched", train=False))
+    rows = [row for row, _ in zip(open_pairs_stream(_config(root, train=False)), range(3), strict=False)]
+    samples = [dataset.prepare(row) for row in rows]
+    assert all(s["crop"].permute(1, 2, 0).is_contiguous() for s in samples)
+    crops = collate_pairs(samples)["crops"]
+    assert crops.shape == (3, 3, CROP, CROP) and crops.permute(0, 2, 3, 1).is_contiguous()
+    assert torch.equal(crops, torch.stack([s["crop"].contiguous() for s in samples]))
+    planar = [{**s, "crop": s["crop"].contiguous()} for s in samples]  # (3, H, W) memory: a plain stack
+    assert torch.equal(collate_pairs(planar)["crops"], crops)
 
 
 def test_arrow_rows_skip_null_photo_lists_and_null_embeddings(tiny_pairs) -> None:
